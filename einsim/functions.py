@@ -1,0 +1,164 @@
+"""The element-wise functions, reduction operators and mask predicates of the Einsum language.
+
+One table serves the parser (names and arities), the executor (NumPy implementations) and the
+op counter (the operation type each function costs as).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+def _safe_subtract(a, b):
+    """``a - b`` where the difference of two ``-inf`` logits is ``-inf`` (not NaN).
+
+    A running maximum over a fully masked prefix is ``-inf``; ``exp(-inf - -inf)`` must then
+    contribute nothing instead of poisoning the row with NaN (the FlashAttention convention).
+    """
+    result = np.subtract(a, b)
+    if np.ndim(result) == 0:
+        if np.isnan(result) and np.isneginf(a) and np.isneginf(b):
+            return np.asarray(-np.inf, dtype=np.result_type(result))
+        return result
+    nan = np.isnan(result)
+    if nan.any():
+        both = nan & np.isneginf(a) & np.isneginf(b)
+        result = np.where(both, -np.inf, result)
+    return result
+
+
+def _safe_divide(a, b):
+    """``a / b`` where ``0 / 0`` is 0: a query that attends no key outputs 0, not NaN."""
+    result = np.divide(a, b)
+    nan = np.isnan(result)
+    if np.any(nan):
+        result = np.where(nan & (np.asarray(a) == 0) & (np.asarray(b) == 0), 0.0, result)
+    return result
+
+
+def _elu(x):
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+@dataclass(frozen=True)
+class MapFunction:
+    """An element-wise function: its arity, NumPy implementation and op type for counting."""
+
+    name: str
+    arity: int
+    numpy: Callable
+    operation: str
+
+
+MAP_FUNCTIONS: dict[str, MapFunction] = {
+    f.name: f
+    for f in [
+        MapFunction("exp", 1, np.exp, "exp"),
+        MapFunction("log", 1, np.log, "log"),
+        MapFunction("sqrt", 1, np.sqrt, "sqrt"),
+        MapFunction("neg", 1, np.negative, "neg"),
+        MapFunction("abs", 1, np.abs, "abs"),
+        MapFunction("recip", 1, lambda x: _safe_divide(1.0, x), "div"),
+        MapFunction("square", 1, np.square, "mul"),
+        MapFunction("tanh", 1, np.tanh, "tanh"),
+        MapFunction("sigmoid", 1, _sigmoid, "sigmoid"),
+        MapFunction("relu", 1, lambda x: np.maximum(x, 0), "max"),
+        MapFunction("elu", 1, _elu, "exp"),
+        MapFunction("max", 2, np.maximum, "max"),
+        MapFunction("min", 2, np.minimum, "min"),
+        MapFunction("where", 3, np.where, "select"),
+    ]
+}
+
+BINARY_OPERATORS: dict[str, tuple[Callable, str]] = {
+    "+": (np.add, "add"),
+    "-": (_safe_subtract, "add"),
+    "*": (np.multiply, "mul"),
+    "/": (_safe_divide, "div"),
+}
+
+COMPARISONS: dict[str, Callable] = {
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "==": np.equal,
+    "!=": np.not_equal,
+}
+
+
+@dataclass(frozen=True)
+class ReduceOperator:
+    """A reduction: its NumPy ufunc, identity (the value of an empty fiber) and op type."""
+
+    name: str
+    ufunc: np.ufunc
+    identity: float
+    operation: str
+
+
+REDUCE_OPERATORS: dict[str, ReduceOperator] = {
+    r.name: r
+    for r in [
+        ReduceOperator("sum", np.add, 0.0, "add"),
+        ReduceOperator("max", np.maximum, -np.inf, "max"),
+        ReduceOperator("min", np.minimum, np.inf, "min"),
+        ReduceOperator("prod", np.multiply, 1.0, "mul"),
+        ReduceOperator("any", np.maximum, 0.0, "max"),
+    ]
+}
+
+
+def neighborhood(query, key, length, window, stride=1, dilation=1, causal=0):
+    """True where ``key`` is in the GNA neighbourhood of ``query`` along one axis (NATTEN rules).
+
+    Works element-wise on broadcast integer arrays.  Dilation splits the axis into groups
+    ``x mod D`` of length ``ceil((L - g) / D)``; strided queries share their group leader's
+    window; non-causal windows shift inward at the edges and never shrink.
+    """
+    query = np.asarray(query)
+    key = np.asarray(key)
+    length, window, stride, dilation = int(length), int(window), int(stride), int(dilation)
+    group = query % dilation
+    same_group = (key % dilation) == group
+    group_length = -(-(length - group) // dilation)
+    i = query // dilation
+    j = key // dilation
+    first = (i // stride) * stride
+    if causal:
+        leader = np.minimum(first + stride - 1, group_length - 1)
+        start = np.maximum(leader - window + 1, 0)
+        end = i + 1
+    else:
+        leader = np.minimum(first + stride // 2, group_length - 1)
+        start = np.clip(leader - window // 2, 0, np.maximum(group_length - window, 0))
+        end = start + window
+    return same_group & (j >= start) & (j < end)
+
+
+def within(a, b, radius):
+    """True where ``|a - b| <= radius`` (a symmetric band, e.g. sliding-window attention)."""
+    return np.abs(np.asarray(a) - np.asarray(b)) <= radius
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """A mask predicate usable in ``where`` filters; ``min_args``/``max_args`` bound its arity."""
+
+    name: str
+    min_args: int
+    max_args: int
+    numpy: Callable
+
+
+PREDICATES: dict[str, Predicate] = {
+    "neighborhood": Predicate("neighborhood", 4, 7, neighborhood),
+    "within": Predicate("within", 3, 3, within),
+}

@@ -1,0 +1,447 @@
+"""The typed, immutable intermediate representation of a cascade of extended Einsums.
+
+Every node is a frozen dataclass.  Source positions (``line``, ``column``) are kept for error
+messages but excluded from equality, so ``parse(str(cascade)) == cascade``.  ``str()`` of any
+node prints valid cascade text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Iterator, Union
+
+from einsim.affine import Affine
+
+# ----------------------------------------------------------------------------------- expressions
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+
+
+def _position():
+    return field(default=0, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Number:
+    """A numeric literal (``inf`` and ``-inf`` allowed)."""
+
+    value: float
+
+    def __str__(self) -> str:
+        if math.isinf(self.value):
+            return "inf" if self.value > 0 else "-inf"
+        if float(self.value).is_integer() and abs(self.value) < 1e15:
+            return str(int(self.value)) if isinstance(self.value, int) else repr(float(self.value))
+        return repr(float(self.value))
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A bare name: a rank variable (lower case, its coordinate) or a size/parameter (upper case)."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Access:
+    """``T[i, j, ...]`` with affine indices."""
+
+    tensor: str
+    indices: tuple[Affine, ...]
+    line: int = _position()
+    column: int = _position()
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for index in self.indices:
+            for variable in index.variables:
+                seen.setdefault(variable, None)
+        return tuple(seen)
+
+    def __str__(self) -> str:
+        return f"{self.tensor}[{', '.join(str(i) for i in self.indices)}]"
+
+
+@dataclass(frozen=True)
+class Call:
+    """``f(a, b, ...)``: an element-wise map function (see :mod:`einsim.functions`)."""
+
+    function: str
+    args: tuple["Expression", ...]
+    line: int = _position()
+    column: int = _position()
+
+    def __str__(self) -> str:
+        return f"{self.function}({', '.join(str(a) for a in self.args)})"
+
+
+@dataclass(frozen=True)
+class BinaryOp:
+    """``left op right`` with op one of ``+ - * /``."""
+
+    op: str
+    left: "Expression"
+    right: "Expression"
+
+    def __str__(self) -> str:
+        mine = _PRECEDENCE[self.op]
+        left = _wrap(self.left, mine, strict=False)
+        right = _wrap(self.right, mine, strict=True)
+        return f"{left} {self.op} {right}"
+
+
+@dataclass(frozen=True)
+class Compare:
+    """A value comparison, only valid as the first argument of ``where(cond, a, b)``."""
+
+    op: str
+    left: "Expression"
+    right: "Expression"
+
+    def __str__(self) -> str:
+        return f"{self.left} {self.op} {self.right}"
+
+
+Expression = Union[Number, Symbol, Access, Call, BinaryOp, Compare]
+
+
+def _wrap(node: Expression, parent_precedence: int, strict: bool) -> str:
+    text = str(node)
+    if isinstance(node, BinaryOp):
+        child = _PRECEDENCE[node.op]
+        if child < parent_precedence or (strict and child == parent_precedence):
+            return f"({text})"
+    if isinstance(node, Number) and node.value < 0 and not math.isinf(node.value):
+        return f"({text})"
+    return text
+
+
+def walk(node: Expression) -> Iterator[Expression]:
+    """Every node of an expression tree, parents before children."""
+    yield node
+    if isinstance(node, Call):
+        for arg in node.args:
+            yield from walk(arg)
+    elif isinstance(node, (BinaryOp, Compare)):
+        yield from walk(node.left)
+        yield from walk(node.right)
+
+
+def accesses(node: Expression) -> list[Access]:
+    return [n for n in walk(node) if isinstance(n, Access)]
+
+
+# ------------------------------------------------------------------------------------ conditions
+
+
+@dataclass(frozen=True)
+class IndexComparison:
+    """``a <= b`` between affine index expressions (a static mask)."""
+
+    op: str
+    left: Affine
+    right: Affine
+
+    def __str__(self) -> str:
+        return f"{self.left} {self.op} {self.right}"
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """A mask predicate call such as ``neighborhood(p, m, P, W)`` or ``within(m, p, 4)``."""
+
+    name: str
+    args: tuple[Affine, ...]
+    line: int = _position()
+    column: int = _position()
+
+    def __str__(self) -> str:
+        return f"{self.name}({', '.join(str(a) for a in self.args)})"
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    """``left and right`` / ``left or right``."""
+
+    op: str
+    left: "Condition"
+    right: "Condition"
+
+    def __str__(self) -> str:
+        def side(c: Condition) -> str:
+            if isinstance(c, BoolOp) and c.op != self.op:
+                return f"({c})"
+            return str(c)
+
+        right = str(self.right)
+        if isinstance(self.right, BoolOp):
+            right = f"({right})"
+        return f"{side(self.left)} {self.op} {right}"
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: "Condition"
+
+    def __str__(self) -> str:
+        inner = str(self.operand)
+        return f"not ({inner})" if isinstance(self.operand, BoolOp) else f"not {inner}"
+
+
+Condition = Union[IndexComparison, Predicate, BoolOp, Not]
+
+
+def condition_parts(condition: Condition) -> Iterator[Union[IndexComparison, Predicate]]:
+    if isinstance(condition, BoolOp):
+        yield from condition_parts(condition.left)
+        yield from condition_parts(condition.right)
+    elif isinstance(condition, Not):
+        yield from condition_parts(condition.operand)
+    else:
+        yield condition
+
+
+def condition_variables(condition: Condition) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for part in condition_parts(condition):
+        indices = (part.left, part.right) if isinstance(part, IndexComparison) else part.args
+        for index in indices:
+            for variable in index.variables:
+                seen.setdefault(variable, None)
+    return tuple(seen)
+
+
+# ------------------------------------------------------------------------------------ statements
+
+
+@dataclass(frozen=True)
+class RankDecl:
+    """``rank M = 4096`` (a default size) or ``rank M`` (declared, sized by the workload)."""
+
+    name: str
+    size: int | None = None
+    line: int = _position()
+    column: int = _position()
+
+    def __str__(self) -> str:
+        return f"rank {self.name}" + ("" if self.size is None else f" = {self.size}")
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    """``param W = 7``: a named constant usable in indices, predicates and expressions."""
+
+    name: str
+    value: float
+    line: int = _position()
+    column: int = _position()
+
+    def __str__(self) -> str:
+        return f"param {self.name} = {Number(self.value)}"
+
+
+@dataclass(frozen=True)
+class Partition:
+    """``partition M -> M1, M0 by 256``: ``m = m1*M0 + m0``; sizes of all parts but the first."""
+
+    rank: str
+    parts: tuple[str, ...]
+    sizes: tuple[int | str, ...]
+    line: int = _position()
+    column: int = _position()
+
+    def reconstruction(self) -> Affine:
+        """The parent index in terms of the parts, e.g. ``m1*M0 + m0``."""
+        from einsim.affine import Term
+
+        terms = []
+        for position, part in enumerate(self.parts):
+            inner = tuple(self.parts[position + 1:])
+            terms.append(Term(1, inner, part.lower()))
+        return Affine(tuple(terms))
+
+    def __str__(self) -> str:
+        return (f"partition {self.rank} -> {', '.join(self.parts)} by "
+                f"{', '.join(str(s) for s in self.sizes)}")
+
+
+@dataclass(frozen=True)
+class TensorDecl:
+    """``input Q[E, P]``: an input tensor and the rank of each axis."""
+
+    name: str
+    ranks: tuple[str, ...]
+    line: int = _position()
+    column: int = _position()
+
+    def __str__(self) -> str:
+        return f"{self.name}[{', '.join(self.ranks)}]"
+
+
+@dataclass(frozen=True)
+class Init:
+    """``init RM[0, p] = -inf``: the start value of a recurrence."""
+
+    target: Access
+    value: Expression
+    line: int = _position()
+    column: int = _position()
+
+    def __str__(self) -> str:
+        return f"init {self.target} = {self.value}"
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """An explicit reduction ``op[v, ...]`` in front of an Einsum's expression."""
+
+    op: str
+    variables: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.op}[{', '.join(self.variables)}]"
+
+
+@dataclass(frozen=True)
+class Einsum:
+    """``OUT[...] = [op[vars]] expression [where condition]``.
+
+    Variables on the right but not on the left are reduced (``sum`` unless ``reduction`` says
+    otherwise); points where ``condition`` is false are empty.
+    """
+
+    output: Access
+    expression: Expression
+    reduction: Reduction | None = None
+    condition: Condition | None = None
+    line: int = _position()
+    column: int = _position()
+
+    @property
+    def name(self) -> str:
+        return self.output.tensor
+
+    @cached_property
+    def inputs(self) -> tuple[Access, ...]:
+        return tuple(accesses(self.expression))
+
+    @cached_property
+    def variables(self) -> tuple[str, ...]:
+        """All iteration variables: output's first, then the rest in order of appearance."""
+        seen: dict[str, None] = {v: None for v in self.output.variables}
+        for node in walk(self.expression):
+            if isinstance(node, Access):
+                for v in node.variables:
+                    seen.setdefault(v, None)
+            elif isinstance(node, Symbol) and node.name[0].islower():
+                seen.setdefault(node.name, None)
+        if self.condition is not None:
+            for v in condition_variables(self.condition):
+                seen.setdefault(v, None)
+        return tuple(seen)
+
+    @cached_property
+    def reduced(self) -> tuple[str, ...]:
+        out = set(self.output.variables)
+        return tuple(v for v in self.variables if v not in out)
+
+    @property
+    def reduce_op(self) -> str:
+        return self.reduction.op if self.reduction else "sum"
+
+    def __str__(self) -> str:
+        reduction = f"{self.reduction} " if self.reduction else ""
+        condition = f" where {self.condition}" if self.condition is not None else ""
+        return f"{self.output} = {reduction}{self.expression}{condition}"
+
+
+Statement = Union[RankDecl, ParamDecl, Partition, TensorDecl, Init, Einsum]
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """A cascade: declarations, recurrence initialisations and Einsums (in dataflow, not text, order)."""
+
+    ranks: tuple[RankDecl, ...] = ()
+    params: tuple[ParamDecl, ...] = ()
+    partitions: tuple[Partition, ...] = ()
+    inputs: tuple[TensorDecl, ...] = ()
+    inits: tuple[Init, ...] = ()
+    einsums: tuple[Einsum, ...] = ()
+    name: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        lines = [str(r) for r in self.ranks]
+        lines += [str(p) for p in self.params]
+        lines += [str(p) for p in self.partitions]
+        if self.inputs:
+            lines.append("input " + ", ".join(str(t) for t in self.inputs))
+        lines += [str(i) for i in self.inits]
+        lines += [str(e) for e in self.einsums]
+        return "\n".join(lines) + "\n"
+
+    # ---- derived views (computed once) ----
+
+    @cached_property
+    def producers(self) -> dict[str, Einsum]:
+        """Tensor name → the Einsum that writes it."""
+        return {e.name: e for e in self.einsums}
+
+    @cached_property
+    def input_names(self) -> tuple[str, ...]:
+        """Tensors read but never written, in order of first read (or declaration)."""
+        seen: dict[str, None] = {t.name: None for t in self.inputs}
+        for einsum in self.einsums:
+            for access in einsum.inputs:
+                if access.tensor not in self.producers:
+                    seen.setdefault(access.tensor, None)
+        for init in self.inits:
+            for access in accesses(init.value):
+                if access.tensor not in self.producers:
+                    seen.setdefault(access.tensor, None)
+        return tuple(seen)
+
+    @cached_property
+    def outputs(self) -> tuple[str, ...]:
+        """Computed tensors that no Einsum reads: the cascade's results."""
+        read = {a.tensor for e in self.einsums for a in e.inputs}
+        return tuple(e.name for e in self.einsums if e.name not in read)
+
+    @cached_property
+    def partition_of(self) -> dict[str, Partition]:
+        """Rank name (parent or part) → its partition."""
+        table: dict[str, Partition] = {}
+        for partition in self.partitions:
+            table[partition.rank] = partition
+            for part in partition.parts:
+                table[part] = partition
+        return table
+
+    @cached_property
+    def init_of(self) -> dict[str, tuple[Init, ...]]:
+        table: dict[str, list[Init]] = {}
+        for init in self.inits:
+            table.setdefault(init.target.tensor, []).append(init)
+        return {k: tuple(v) for k, v in table.items()}
+
+    def einsum(self, name: str) -> Einsum:
+        return self.producers[name]
+
+    @cached_property
+    def rank_variables(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for einsum in self.einsums:
+            for v in einsum.variables:
+                seen.setdefault(v, None)
+        return tuple(seen)
+
+
+def rank_of(variable: str) -> str:
+    """The rank a variable iterates: ``m1`` → ``M1``."""
+    return variable.upper()

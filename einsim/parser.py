@@ -1,0 +1,280 @@
+"""Parse cascade text into the IR (:mod:`einsim.ir`) with a lark LALR grammar.
+
+Lark errors are translated into :class:`~einsim.errors.CascadeSyntaxError` naming the line,
+the column and what was expected; the parsed cascade is then checked by
+:func:`einsim.semantics.check`.  Nothing in the text is ever evaluated as Python.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from importlib import resources
+
+import lark
+from lark import Token, Transformer, v_args
+
+from einsim import ir
+from einsim.affine import Affine, Term
+from einsim.errors import CascadeSyntaxError, IndexExpressionError
+from einsim.semantics import check
+
+_READABLE = {
+    "LSQB": "'['", "RSQB": "']'", "LPAR": "'('", "RPAR": "')'", "COMMA": "','",
+    "EQUAL": "'='", "_NL": "end of line", "SEMICOLON": "';'", "UNAME": "upper-case name",
+    "LNAME": "lower-case name", "INT": "integer", "FLOAT": "number", "ADD_OP": "'+' or '-'",
+    "MUL_OP": "'*' or '/'", "NEG": "'-'", "COMPARE": "comparison", "REDUCE_OP": "reduction operator",
+    "STAR": "'*'", "$END": "end of input", "MORETHAN": "'>'",
+}
+
+
+@lru_cache(maxsize=1)
+def _parser() -> lark.Lark:
+    grammar = resources.files("einsim").joinpath("grammar.lark").read_text()
+    return lark.Lark(grammar, start="program", parser="lalr", propagate_positions=True,
+                     maybe_placeholders=False)
+
+
+def _expected(names) -> str:
+    readable = sorted({_READABLE.get(n, n.strip('"').lower()) for n in names})
+    if len(readable) > 8:
+        readable = readable[:8] + ["..."]
+    return ", ".join(readable)
+
+
+def _pos(item) -> dict:
+    meta = getattr(item, "meta", None)
+    if isinstance(item, Token):
+        return {"line": item.line or 0, "column": item.column or 0}
+    if meta is not None and not getattr(meta, "empty", True):
+        return {"line": meta.line, "column": meta.column}
+    return {}
+
+
+class _Builder(Transformer):
+    """Turns the lark parse tree into IR nodes."""
+
+    # ---- declarations
+    def rank_decl(self, items):
+        name = items[0]
+        size = int(items[1]) if len(items) > 1 else None
+        return ir.RankDecl(str(name), size, **_pos(name))
+
+    def param_decl(self, items):
+        return ir.ParamDecl(str(items[0]), items[1], **_pos(items[0]))
+
+    def partition_decl(self, items):
+        names = [str(t) for t in items if isinstance(t, Token) and t.type == "UNAME"]
+        sizes_start = 1 + sum(1 for t in items[1:] if isinstance(t, Token) and t.type == "UNAME")
+        # The grammar guarantees: parent, >= 2 parts, then sizes (INT or UNAME).
+        tokens = list(items)
+        parent = str(tokens[0])
+        # Sizes are the trailing len(parts) - 1 tokens.
+        rest = tokens[1:]
+        count = len(rest)
+        # parts k, sizes s with k + s = count and s = k - 1  ->  k = (count + 1) / 2
+        parts_count = (count + 1) // 2
+        parts = tuple(str(t) for t in rest[:parts_count])
+        sizes = tuple(int(t) if t.type == "INT" else str(t) for t in rest[parts_count:])
+        del names, sizes_start
+        if len(sizes) != len(parts) - 1:
+            raise CascadeSyntaxError(
+                f"partition of {parent} into {len(parts)} parts needs {len(parts) - 1} "
+                f"size(s) after 'by', got {len(sizes)}", **_pos(tokens[0]))
+        return ir.Partition(parent, parts, sizes, **_pos(tokens[0]))
+
+    def tensor_shape(self, items):
+        return ir.TensorDecl(str(items[0]), tuple(str(t) for t in items[1:]), **_pos(items[0]))
+
+    def input_decl(self, items):
+        return ("input", tuple(items))
+
+    def init_stmt(self, items):
+        target, value = items
+        return ir.Init(target, value, line=target.line, column=target.column)
+
+    @v_args(meta=True)
+    def einsum(self, meta, items):
+        output, *rest = items
+        reduction = next((r for r in rest if isinstance(r, ir.Reduction)), None)
+        condition = next((r for r in rest if isinstance(r, _Filter)), None)
+        expression = next(r for r in rest if not isinstance(r, (ir.Reduction, _Filter)))
+        return ir.Einsum(output, expression, reduction,
+                         condition.condition if condition else None,
+                         line=output.line, column=output.column)
+
+    def reduction(self, items):
+        return ir.Reduction(str(items[0]), tuple(str(t) for t in items[1:]))
+
+    def filter(self, items):
+        return _Filter(items[0])
+
+    # ---- conditions
+    def or_cond(self, items):
+        return ir.BoolOp("or", items[0], items[1])
+
+    def and_cond(self, items):
+        return ir.BoolOp("and", items[0], items[1])
+
+    def not_cond(self, items):
+        return ir.Not(items[0])
+
+    def index_compare(self, items):
+        return ir.IndexComparison(str(items[1]), items[0], items[2])
+
+    def predicate(self, items):
+        name = items[0]
+        return ir.Predicate(str(name), tuple(items[1:]), **_pos(name))
+
+    # ---- indices
+    def index(self, items):
+        terms: list[Term] = []
+        sign = 1
+        for item in items:
+            if isinstance(item, Token):
+                sign = -1 if str(item) == "-" else 1
+            else:
+                terms.append(Term(sign * item.coefficient, item.sizes, item.variable))
+                sign = 1
+        return Affine.of(terms)
+
+    def index_term(self, items):
+        coefficient, sizes, variable = 1, [], None
+        for factor in items:
+            if factor.type == "INT":
+                coefficient *= int(factor)
+            elif factor.type == "UNAME":
+                sizes.append(str(factor))
+            elif variable is None:
+                variable = str(factor)
+            else:
+                raise IndexExpressionError(
+                    f"index term multiplies two rank variables ({variable}*{factor}); "
+                    "indices must be affine in the rank variables", **_pos(factor))
+        return Term(coefficient, tuple(sizes), variable)
+
+    def access(self, items):
+        name = items[0]
+        return ir.Access(str(name), tuple(items[1:]), **_pos(name))
+
+    # ---- expressions
+    def binary(self, items):
+        left, op, right = items
+        return ir.BinaryOp(str(op), left, right)
+
+    def negate(self, items):
+        operand = items[1]
+        if isinstance(operand, ir.Number):
+            return ir.Number(-operand.value)
+        return ir.Call("neg", (operand,), **_pos(items[0]))
+
+    def infinity(self, _items):
+        return ir.Number(math.inf)
+
+    def number(self, items):
+        return ir.Number(_number(items[0]))
+
+    def signed_number(self, items):
+        value = math.inf if not items or items[-1] == "inf" else _number(items[-1])
+        if items and isinstance(items[0], Token) and items[0].type == "NEG":
+            value = -value
+        return value
+
+    def function_name(self, items):
+        return items[0]
+
+    def call(self, items):
+        name = items[0]
+        return ir.Call(str(name), tuple(items[1:]), **_pos(name))
+
+    def where_call(self, items):
+        left, op, right, a, b = items
+        return ir.Call("where", (ir.Compare(str(op), left, right), a, b))
+
+    def symbol(self, items):
+        return ir.Symbol(str(items[0]))
+
+    def program(self, items):
+        return [i for i in items if not isinstance(i, Token)]
+
+
+class _Filter:
+    def __init__(self, condition):
+        self.condition = condition
+
+
+def _number(token: Token):
+    text = str(token)
+    if token.type == "INT":
+        return int(text)
+    value = float(text)
+    if math.isinf(value):
+        raise CascadeSyntaxError(f"number {text} is too large; write inf for infinity", **_pos(token))
+    return value
+
+
+def parse(text: str, name: str = "", source: str = "") -> ir.Cascade:
+    """Parse cascade text into a checked, immutable :class:`~einsim.ir.Cascade`.
+
+    Parameters
+    ----------
+    text : str
+        The cascade, one statement per line (``#`` starts a comment).
+    name : str, optional
+        A name to attach to the cascade (not part of its equality).
+    source : str, optional
+        Where the text came from (a file name), used in error messages.
+
+    Raises
+    ------
+    CascadeSyntaxError
+        For text that does not follow the grammar; other :class:`~einsim.errors.CascadeError`
+        subclasses for semantic mistakes (unknown tensor, missing init, ...).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"parse() takes cascade text (str), got {type(text).__name__}")
+    statements = parse_statements(text, source)
+    return build_cascade(statements, name=name, source=source)
+
+
+def parse_statements(text: str, source: str = "") -> list:
+    """Parse text into a list of IR statements without semantic checks."""
+    try:
+        tree = _parser().parse(text if text.endswith("\n") else text + "\n")
+    except lark.exceptions.UnexpectedCharacters as error:
+        char = text.splitlines()[error.line - 1][error.column - 1:error.column] if error.line else ""
+        raise CascadeSyntaxError(
+            f"unexpected character {char!r}; expected {_expected(error.allowed)}",
+            error.line, error.column, source) from None
+    except lark.exceptions.UnexpectedEOF as error:
+        raise CascadeSyntaxError(f"unexpected end of input; expected {_expected(error.expected)}",
+                                 0, 0, source) from None
+    except lark.exceptions.UnexpectedToken as error:
+        found = "end of line" if error.token.type == "_NL" else repr(str(error.token))
+        if error.token.type == "$END":
+            found = "end of input"
+        raise CascadeSyntaxError(f"unexpected {found}; expected {_expected(error.expected)}",
+                                 error.line if error.line != -1 else 0,
+                                 error.column if error.column != -1 else 0, source) from None
+    try:
+        return _Builder().transform(tree)
+    except lark.exceptions.VisitError as error:
+        if isinstance(error.orig_exc, CascadeSyntaxError | IndexExpressionError):
+            raise error.orig_exc from None
+        raise
+
+
+def build_cascade(statements: list, name: str = "", source: str = "") -> ir.Cascade:
+    """Group statements into a :class:`~einsim.ir.Cascade` and run the semantic checks."""
+    groups: dict[str, list] = {k: [] for k in ("ranks", "params", "partitions", "inputs", "inits",
+                                                "einsums")}
+    kinds = {ir.RankDecl: "ranks", ir.ParamDecl: "params", ir.Partition: "partitions",
+             ir.Init: "inits", ir.Einsum: "einsums", ir.TensorDecl: "inputs"}
+    for statement in statements:
+        if isinstance(statement, tuple) and statement[0] == "input":
+            groups["inputs"].extend(statement[1])
+        else:
+            groups[kinds[type(statement)]].append(statement)
+    cascade = ir.Cascade(**{k: tuple(v) for k, v in groups.items()}, name=name)
+    check(cascade, source)
+    return cascade

@@ -1,0 +1,1 @@
+"""Mapping strategies: functions from (cascade, hardware, workload, free parameters) to a Mapping."""
