@@ -185,40 +185,33 @@ def _is_reconstruction(index, cascade: ir.Cascade) -> bool:
     return any(index == p.reconstruction() for p in cascade.partitions)
 
 
-def recurrence_axis(einsum: ir.Einsum, cascade: ir.Cascade):
-    """For a recurrence Einsum: (axis, variable, write offset, read offsets) of its own-tensor reads.
+def recurrence_axis(einsum: ir.Einsum):
+    """(axis, variable, offset) if the output steps a variable, as in ``RD[m1 + 1, p]``.
 
-    A recurrence writes ``T[..., v + c, ...]`` and reads ``T[..., v + d, ...]`` with d < c.
-    Returns None when the Einsum does not read its own output.
+    An output index ``v + c`` with a non-zero integer ``c`` makes the Einsum a recurrence over
+    ``v``: it reads earlier iterates (directly or through other Einsums) at ``v``.
     """
-    own = [a for a in einsum.inputs if a.tensor == einsum.name]
-    if not own:
-        return None
     for axis, index in enumerate(einsum.output.indices):
-        variables = index.variables
-        if len(variables) != 1:
+        if len(index.variables) != 1:
             continue
-        variable = variables[0]
-        write = index.split_variable(variable)
-        reads = [a.indices[axis].split_variable(variable) for a in own]
-        if write[0] == 1 and all(r[0] == 1 for r in reads):
-            return axis, variable, write[1], tuple(r[1] for r in reads)
+        variable = index.variables[0]
+        coefficient, rest = index.split_variable(variable)
+        if coefficient == 1 and not rest.variables and not rest.size_symbols \
+                and rest.offset({}) != 0:
+            return axis, variable, rest.offset({})
     return None
 
 
 def _check_recurrences(cascade: ir.Cascade, source: str) -> None:
     for einsum in cascade.einsums:
+        found = recurrence_axis(einsum)
         own = [a for a in einsum.inputs if a.tensor == einsum.name]
-        if not own:
-            continue
-        found = recurrence_axis(einsum, cascade)
-        if found is None:
+        if own and found is None:
             raise IndexExpressionError(
-                f"{einsum.name} reads itself but no output index has the form v + c with the "
-                "reads at v + d (d < c); a recurrence steps one variable", einsum.line,
-                einsum.column, source)
-        if einsum.name not in cascade.init_of:
-            access = own[0]
+                f"{einsum.name} reads itself but its output index has no step v + c; a "
+                "recurrence writes T[v + 1] from T[v]", einsum.line, einsum.column, source)
+        if found is not None and found[2] > 0 and einsum.name not in cascade.init_of:
             raise MissingInitError(
-                f"recurrence {einsum.name} reads {access} but has no start value; expected a "
-                f"statement like 'init {einsum.name}[...] = 0'", access.line, access.column, source)
+                f"recurrence {einsum.name} writes {einsum.output} but has no start value; "
+                f"expected a statement like 'init {einsum.name}[...] = 0'",
+                einsum.line, einsum.column, source)

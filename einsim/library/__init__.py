@@ -1,0 +1,133 @@
+"""The cascade library: named attention cascades, each with a description, a citation and the
+plain-NumPy reference it must match.
+
+The cascade texts are data (``*.einsum`` files beside this module); this module only says what
+each one is.
+
+>>> import einsim
+>>> "fusemax" in einsim.library.names()
+True
+>>> einsim.passes(einsim.library.get("fusemax"), "m")
+1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Callable
+
+from einsim.errors import EinsimError
+from einsim.ir import Cascade
+from einsim.library import references
+
+_FUSEMAX = "Nayak et al., FuseMax: Leveraging Extended Einsums to Optimize Attention " \
+           "Accelerator Design, MICRO 2024"
+_FLASH2 = "Dao, FlashAttention-2: Faster Attention with Better Parallelism and Work " \
+          "Partitioning, ICLR 2024"
+_NATTEN = "Hassani et al., Generalized Neighborhood Attention: Multi-dimensional Sparse " \
+          "Attention at the Speed of Light, 2025"
+
+_DENSE = {"E": 16, "F": 16, "M0": 32}
+_SEQUENCE = {"M": 100, "P": 100}
+
+
+@dataclass(frozen=True)
+class LibraryEntry:
+    """One library cascade: what it is, where it comes from, and how to check it."""
+
+    name: str
+    description: str
+    citation: str
+    reference: Callable
+    sizes: dict = field(default_factory=dict)
+    sequence_rank: str = "m"
+
+    def sizes_for(self, sequence_length: int | None = None) -> dict:
+        """Default validation sizes; ``sequence_length`` sets every sequence rank."""
+        sizes = dict(self.sizes)
+        if sequence_length is not None:
+            for rank in ("M", "P", "MX", "PX"):
+                if rank in sizes:
+                    sizes[rank] = sequence_length
+        return sizes
+
+    @property
+    def text(self) -> str:
+        return resources.files(__name__).joinpath(f"{self.name}.einsum").read_text()
+
+
+def _entry(name, description, citation, reference, sizes=None, sequence_rank="m"):
+    return LibraryEntry(name, description, citation, reference,
+                        {**_DENSE, **_SEQUENCE, **(sizes or {})}, sequence_rank)
+
+
+_ENTRIES = [
+    _entry("attention-3pass", "Numerically stable softmax attention: global max, exp, sum, "
+           "divide, AV — three passes over M (unfused and FLAT)", _FUSEMAX, references.attention),
+    _entry("attention-2pass", "Deferred division: the numerator is multiplied by V before "
+           "dividing — two passes over M", _FUSEMAX, references.attention),
+    _entry("attention-2pass-tiled", "Tile-local maxima with a correction factor exp(LM - GM); "
+           "two passes over M", _FUSEMAX, references.attention),
+    _entry("attention-1pass", "Online softmax with running max, denominator and numerator over "
+           "KV tiles (FlashAttention-2 style) — one pass", _FLASH2, references.attention),
+    _entry("fusemax", "The FuseMax 1-pass cascade: BK, BV, BQK, LM, RM, SLN, SLD, SLNV, PRM, SPD, "
+           "RD, SPNV, RNV, AV — one pass over M, two over the tile rank M0", _FUSEMAX,
+           references.attention),
+    _entry("causal-attention-3pass", "attention-3pass with a causal filter m <= p", _FUSEMAX,
+           references.causal_attention),
+    _entry("causal-attention-2pass", "attention-2pass with a causal filter m <= p", _FUSEMAX,
+           references.causal_attention),
+    _entry("causal-attention-1pass", "attention-1pass with a causal filter m <= p", _FLASH2,
+           references.causal_attention),
+    _entry("causal-fusemax", "fusemax with a causal filter m1*M0 + m0 <= p", _FUSEMAX,
+           references.causal_attention),
+    _entry("attention-naive", "Softmax without subtracting the maximum: one pass, overflows in "
+           "float16 for logits above ~11", "Milakov and Gimelshein, Online normalizer "
+           "calculation for softmax, 2018", references.attention),
+    _entry("gna", "Generalized neighborhood attention in 1-D (window W, stride S, dilation D, "
+           "causal C), 1-pass over KV tiles", _NATTEN, references.gna_attention,
+           {"M": 64, "P": 64, "M0": 16, "W": 9, "S": 2, "D": 2, "C": 0}),
+    _entry("gna-2d", "Generalized neighborhood attention in 2-D, per-axis window, stride, "
+           "dilation and causality", _NATTEN, references.gna_attention_2d,
+           {"MX": 12, "PX": 12, "MY": 10, "PY": 10, "MX0": 5, "WX": 5, "WY": 3, "SX": 2,
+            "DY": 2, "CX": 0, "CY": 1}, sequence_rank="mx"),
+    _entry("gna-3d", "Generalized neighborhood attention in 3-D (video tokens), per-axis "
+           "window, stride, dilation and causality", _NATTEN, references.gna_attention_3d,
+           {"MX": 6, "PX": 6, "MY": 6, "PY": 6, "MZ": 8, "PZ": 8, "MX0": 4, "WX": 3, "WY": 5,
+            "WZ": 3, "SY": 2, "DZ": 2, "CX": 1}, sequence_rank="mx"),
+    _entry("decode-split", "Split-KV decode: partial (max, sum, numerator) states per KV split "
+           "merged associatively (FlashDecoding, LeanAttention)", "Dao et al., Flash-Decoding "
+           "for long-context inference, 2023; Sanovar et al., Lean Attention, 2024",
+           references.attention, {"P": 4, "M": 1000, "M0": 96}),
+    _entry("linear-attention", "Causal kernelized linear attention, phi = elu + 1, computed as "
+           "intra-block masked products plus an inter-block running state (Lightning "
+           "Attention-2)", "Qin et al., Lightning Attention-2, 2024; Katharopoulos et al., "
+           "Transformers are RNNs, ICML 2020", references.causal_linear_attention),
+    _entry("attention-scan", "Attention of every query over every key prefix as a scan of "
+           "(max, sum, numerator) states (Aaren)", "Feng et al., Attention as an RNN, 2024",
+           references.attention_scan, {"M": 48, "P": 8}),
+]
+
+ENTRIES: dict[str, LibraryEntry] = {e.name: e for e in _ENTRIES}
+
+
+def names() -> list[str]:
+    """Names of every library cascade."""
+    return list(ENTRIES)
+
+
+def entry(name: str) -> LibraryEntry:
+    """The :class:`LibraryEntry` (description, citation, reference) of a library cascade."""
+    if name not in ENTRIES:
+        raise EinsimError(f"unknown cascade {name!r}; expected one of {', '.join(ENTRIES)}")
+    return ENTRIES[name]
+
+
+@lru_cache(maxsize=None)
+def get(name: str) -> Cascade:
+    """The parsed library cascade ``name``."""
+    from einsim.parser import parse
+
+    return parse(entry(name).text, name=name, source=f"{name}.einsum")

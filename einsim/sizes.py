@@ -1,0 +1,159 @@
+"""Resolve every rank size and parameter a cascade needs, and the extent of every tensor.
+
+Sizes come from, in order of authority: the ``sizes`` argument and the input shapes (which
+must agree), then ``rank``/``param`` declarations in the text (defaults), then partitions
+(``M1 = ceil(M / M0)``).  Two sources disagreeing is a :class:`RankSizeConflictError`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+from einsim import ir
+from einsim.affine import Affine
+from einsim.errors import (IndexRangeError, InputError, MissingSizeError,
+                           RankSizeConflictError)
+
+
+def axis_rank(index: Affine, cascade: ir.Cascade) -> str | None:
+    """The rank an index walks: ``m`` → M, ``m1*M0 + m0`` → M; None for other affine forms."""
+    variable = index.plain_variable()
+    if variable is not None:
+        return ir.rank_of(variable)
+    for partition in cascade.partitions:
+        if index == partition.reconstruction():
+            return partition.rank
+    return None
+
+
+def input_axis_ranks(cascade: ir.Cascade, tensor: str) -> tuple[str | None, ...]:
+    """Rank of each axis of an input, from its declaration or the first access that names it."""
+    for decl in cascade.inputs:
+        if decl.name == tensor:
+            return decl.ranks
+    ranks: list[str | None] | None = None
+    for einsum in cascade.einsums:
+        for access in einsum.inputs:
+            if access.tensor != tensor:
+                continue
+            found = [axis_rank(i, cascade) for i in access.indices]
+            if ranks is None:
+                ranks = found
+            else:
+                ranks = [r if r is not None else f for r, f in zip(ranks, found)]
+    return tuple(ranks or ())
+
+
+def resolve_sizes(cascade: ir.Cascade, shapes: Mapping[str, tuple[int, ...]],
+                  sizes: Mapping[str, float] | None = None) -> dict[str, float]:
+    """All sizes (ranks, partition parts, parameters) as a dict; raises on conflicts and gaps."""
+    known: dict[str, float] = {}
+    origin: dict[str, str] = {}
+
+    def give(name: str, value: float, source: str, line: int = 0, column: int = 0) -> None:
+        if name in known and known[name] != value:
+            raise RankSizeConflictError(
+                f"rank {name} has size {_fmt(value)} from {source} but {_fmt(known[name])} from "
+                f"{origin[name]}", line, column)
+        known[name] = value
+        origin[name] = source
+
+    for name, value in (sizes or {}).items():
+        give(name, value, "sizes")
+    for tensor, shape in shapes.items():
+        ranks = input_axis_ranks(cascade, tensor)
+        if len(shape) != len(ranks):
+            raise InputError(f"input {tensor} has {len(shape)} axes but the cascade indexes it "
+                             f"with {len(ranks)} ({', '.join(r or '?' for r in ranks)})")
+        for axis, (rank, extent) in enumerate(zip(ranks, shape)):
+            if rank is not None:
+                give(rank, extent, f"input {tensor} axis {axis}")
+    for decl in cascade.ranks:
+        if decl.size is not None and decl.name not in known:
+            give(decl.name, decl.size, f"line {decl.line}")
+    for param in cascade.params:
+        if param.name not in known:
+            give(param.name, param.value, f"line {param.line}")
+    _resolve_partitions(cascade, known, give)
+    _require(cascade, known)
+    return known
+
+
+def _resolve_partitions(cascade, known, give) -> None:
+    for _ in range(len(cascade.partitions) + 1):
+        for partition in cascade.partitions:
+            where = f"partition on line {partition.line}"
+            inner = partition.parts[1:]
+            for part, size in zip(inner, partition.sizes):
+                if isinstance(size, int):
+                    give(part, size, where, partition.line, partition.column)
+                elif size in known and size != part:
+                    give(part, known[size], where, partition.line, partition.column)
+            if partition.rank in known and all(p in known for p in inner):
+                tile = math.prod(int(known[p]) for p in inner)
+                give(partition.parts[0], -(-int(known[partition.rank]) // tile), where,
+                     partition.line, partition.column)
+
+
+def _require(cascade: ir.Cascade, known: Mapping[str, float]) -> None:
+    def need(name: str, what: str, node) -> None:
+        if name not in known:
+            raise MissingSizeError(
+                f"size of {name} ({what}, line {getattr(node, 'line', 0)}) is not given; pass it "
+                f"in sizes, e.g. sizes={{'{name}': ...}}, or declare 'rank {name} = ...'")
+
+    for einsum in cascade.einsums:
+        for variable in einsum.variables:
+            need(ir.rank_of(variable), f"rank of variable {variable}", einsum)
+        for node in ir.walk(einsum.expression):
+            if isinstance(node, ir.Access):
+                for index in node.indices:
+                    for symbol in index.size_symbols:
+                        need(symbol, f"used in {node}", node)
+            elif isinstance(node, ir.Symbol) and node.name[0].isupper():
+                need(node.name, "used as a value", einsum)
+        if einsum.condition is not None:
+            for part in ir.condition_parts(einsum.condition):
+                indices = (part.left, part.right) if isinstance(part, ir.IndexComparison) \
+                    else part.args
+                for index in indices:
+                    for symbol in index.size_symbols:
+                        need(symbol, f"used in the filter of {einsum.name}", einsum)
+
+
+def index_bounds(index: Affine, sizes: Mapping[str, float]) -> tuple[int, int]:
+    """Smallest and largest value an index takes over its variables' ranges."""
+    low = high = index.offset(sizes)
+    for term in index.terms:
+        if term.variable is None:
+            continue
+        span = term.coefficient * math.prod(int(sizes[s]) for s in term.sizes)
+        last = int(sizes[ir.rank_of(term.variable)]) - 1
+        low += min(0, span * last)
+        high += max(0, span * last)
+    return low, high
+
+
+def tensor_extents(cascade: ir.Cascade, sizes: Mapping[str, float],
+                   shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """Logical extent of every tensor: inputs from their arrays, others from all their writes."""
+    extents: dict[str, list[int]] = {name: list(shape) for name, shape in shapes.items()}
+    writes = [(e.output, e) for e in cascade.einsums] + [(i.target, i) for i in cascade.inits]
+    for target, statement in writes:
+        current = extents.setdefault(target.tensor, [0] * len(target.indices))
+        for axis, index in enumerate(target.indices):
+            rank = axis_rank(index, cascade)
+            low, high = index_bounds(index, sizes)
+            if low < 0:
+                raise IndexRangeError(
+                    f"{target} writes index {low} on axis {axis}; indices start at 0",
+                    statement.line, statement.column)
+            if rank is not None and len(index.variables) > 1:
+                high = int(sizes[rank]) - 1  # a partition reconstruction: padding is dropped
+            current[axis] = max(current[axis], high + 1)
+    return {name: tuple(extent) for name, extent in extents.items()}
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
