@@ -175,7 +175,7 @@ def _windows(cascade: ir.Cascade, schedule: list[Step], keep: set[str]) -> dict[
     loop_of = {m: step for step in schedule if isinstance(step, Loop) for m in step.members}
     for einsum in cascade.einsums:
         step = loop_of.get(einsum.name)
-        if step is None or einsum.name in keep:
+        if step is None or einsum.name in keep or einsum.name in cascade.outputs:
             continue
         axes = [k for k, index in enumerate(einsum.output.indices)
                 if step.variable in index.variables]
