@@ -1,7 +1,26 @@
-"""einsim: a design-space explorer for attention written as cascades of extended Einsums."""
+"""einsim: a design-space explorer for attention written as cascades of extended Einsums.
 
-from einsim.errors import EinsimError
+The core API::
+
+    cascade = einsim.parse(text)               # or einsim.library.get("fusemax")
+    outputs = einsim.execute(cascade, {"Q": q, "K": k, "V": v}, sizes={"M0": 64})
+    einsim.passes(cascade, "m")                 # 1 for FuseMax, 3 for the unfused softmax
+    einsim.validate(cascade)                    # against plain NumPy attention
+"""
+
+from einsim import library
+from einsim.errors import CascadeError, CascadeSyntaxError, EinsimError
+from einsim.execute import execute
+from einsim.footprint import buffer_growth, footprint, op_counts
+from einsim.graph import dependency_graph
+from einsim.ir import Cascade
 from einsim.parser import parse
+from einsim.passes import passes
+from einsim.validate import ValidationResult, validate
+from einsim.yaml_form import load_yaml, to_yaml
 
 __version__ = "0.1.0"
-__all__ = ["parse", "EinsimError", "__version__"]
+__all__ = ["parse", "load_yaml", "to_yaml", "execute", "validate", "passes", "footprint",
+           "buffer_growth", "op_counts", "dependency_graph", "library", "Cascade",
+           "ValidationResult", "EinsimError", "CascadeError", "CascadeSyntaxError",
+           "__version__"]
