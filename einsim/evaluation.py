@@ -68,7 +68,7 @@ def _extent_of(variable: str, env: Environment) -> int:
     return int(env.sizes[ir.rank_of(variable)])
 
 
-def _grids(free: list[str], env: Environment) -> dict[str, np.ndarray]:
+def variable_grids(free: list[str], env: Environment) -> dict[str, np.ndarray]:
     count = len(free)
     return {v: np.arange(_extent_of(v, env)).reshape([-1 if i == k else 1 for i in range(count)])
             for k, v in enumerate(free)}
@@ -150,7 +150,7 @@ def _empty(free: list[str], env: Environment):
 
 
 def _gather_general(access, stored: Stored, env: Environment, bindings, free):
-    grids = _grids(free, env)
+    grids = variable_grids(free, env)
     variables = {**grids, **bindings}
     indices, valid = [], None
     for axis, original in enumerate(access.indices):
@@ -290,7 +290,7 @@ def evaluate_einsum(einsum: ir.Einsum, env: Environment, bindings: Mapping[str, 
     out_free = [v for v in einsum.output.variables if v not in bindings]
     reduced = [v for v in einsum.reduced if v not in bindings]
     shape = [_extent_of(v, env) for v in free]
-    grids = _grids(free, env)
+    grids = variable_grids(free, env)
     mask = None
     if einsum.condition is not None:
         mask = np.asarray(condition_mask(einsum.condition, env, {**grids, **bindings}), bool)
@@ -436,7 +436,7 @@ def write(einsum_or_init, target: ir.Access, values, present, env: Environment,
 
 
 def _scatter(target, stored, values, present, env, bindings, out_free):
-    grids = _grids(out_free, env)
+    grids = variable_grids(out_free, env)
     variables = {**grids, **bindings}
     shape = values.shape
     coordinates, valid = [], np.ones(shape, bool)

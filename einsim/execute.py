@@ -17,7 +17,9 @@ import numpy as np
 
 from einsim import ir
 from einsim.errors import InputError, PrecisionOverflowWarning
-from einsim.evaluation import Environment, Stored, evaluate_einsum, evaluate_expression, write
+from einsim.functions import REDUCE_OPERATORS
+from einsim.evaluation import (Environment, Stored, evaluate_einsum, evaluate_expression,
+                               variable_grids, write)
 from einsim.precision import NumberFormat, number_format, round_in_place
 from einsim.schedule import Loop, Step, Whole, tiled_schedule, untiled_schedule
 from einsim.sizes import resolve_sizes, tensor_extents
@@ -135,16 +137,12 @@ def _check_inputs(cascade: ir.Cascade, inputs: Mapping[str, np.ndarray]) -> dict
 
 
 def _identity(einsum: ir.Einsum) -> float:
-    from einsim.functions import REDUCE_OPERATORS
-
     return REDUCE_OPERATORS[einsum.reduce_op].identity
 
 
 def _initialise(init: ir.Init, env: Environment) -> None:
     free = list(init.target.variables)
-    from einsim.evaluation import _grids
-
-    values, _ = evaluate_expression(init.value, env, {}, free, _grids(free, env))
+    values, _ = evaluate_expression(init.value, env, {}, free, variable_grids(free, env))
     shape = [int(env.sizes[ir.rank_of(v)]) for v in free]
     write(init, init.target, np.broadcast_to(np.asarray(values, env.dtype), shape), None, env, {})
 

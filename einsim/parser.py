@@ -64,24 +64,16 @@ class _Builder(Transformer):
         return ir.ParamDecl(str(items[0]), items[1], **_pos(items[0]))
 
     def partition_decl(self, items):
-        names = [str(t) for t in items if isinstance(t, Token) and t.type == "UNAME"]
-        sizes_start = 1 + sum(1 for t in items[1:] if isinstance(t, Token) and t.type == "UNAME")
-        # The grammar guarantees: parent, >= 2 parts, then sizes (INT or UNAME).
-        tokens = list(items)
-        parent = str(tokens[0])
-        # Sizes are the trailing len(parts) - 1 tokens.
-        rest = tokens[1:]
-        count = len(rest)
-        # parts k, sizes s with k + s = count and s = k - 1  ->  k = (count + 1) / 2
-        parts_count = (count + 1) // 2
+        # Grammar: parent, two or more parts, then the sizes of every part but the first.
+        parent, *rest = items
+        parts_count = (len(rest) + 1) // 2
         parts = tuple(str(t) for t in rest[:parts_count])
         sizes = tuple(int(t) if t.type == "INT" else str(t) for t in rest[parts_count:])
-        del names, sizes_start
         if len(sizes) != len(parts) - 1:
             raise CascadeSyntaxError(
                 f"partition of {parent} into {len(parts)} parts needs {len(parts) - 1} "
-                f"size(s) after 'by', got {len(sizes)}", **_pos(tokens[0]))
-        return ir.Partition(parent, parts, sizes, **_pos(tokens[0]))
+                f"size(s) after 'by', got {len(sizes)}", **_pos(parent))
+        return ir.Partition(str(parent), parts, sizes, **_pos(parent))
 
     def tensor_shape(self, items):
         return ir.TensorDecl(str(items[0]), tuple(str(t) for t in items[1:]), **_pos(items[0]))

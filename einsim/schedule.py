@@ -19,6 +19,7 @@ import networkx as nx
 from einsim import ir
 from einsim.errors import ScheduleError
 from einsim.graph import dependency_graph, einsum_order, recurrences
+from einsim.passes import pass_assignment
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,6 @@ def _component_steps(cascade: ir.Cascade, graph: nx.DiGraph, names: list[str]) -
 
 def tiled_schedule(cascade: ir.Cascade, variable: str) -> list[Step]:
     """One loop over ``variable`` per pass; Einsums not iterating it run between the loops."""
-    from einsim.passes import pass_assignment
-
     if variable not in cascade.rank_variables:
         raise ScheduleError(f"cannot tile along {variable!r}: no Einsum iterates it; expected one "
                             f"of {', '.join(cascade.rank_variables)}")
