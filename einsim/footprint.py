@@ -103,26 +103,32 @@ def footprint(cascade: ir.Cascade, rank: str) -> Footprint:
     assignment = pass_assignment(cascade, rank)
     root = partition_root(cascade, rank)
     outside = frozenset(rank_leaves(cascade, root) - rank_leaves(cascade, rank))
+    family = rank_leaves(cascade, root)
+    carried = {name for name, r in recurrences(cascade).items()
+               if ir.rank_of(r.variable) in family}
     count = max((p.pass_number for p in assignment.values() if p.traversal), default=0)
-    live: dict[int, dict[str, sympy.Expr]] = {k: {} for k in range(1, count)}
+    # A tensor is live from when it is ready until the last Einsum that reads it later runs
+    # (times: k = during pass k, k + 0.5 = after it).
+    last_use: dict[str, float] = {}
     for consumer in cascade.einsums:
         info = assignment[consumer.name]
-        if not info.traversal:
-            continue
+        when = float(info.pass_number) if info.traversal else info.start
         for access in consumer.inputs:
             producer = assignment.get(access.tensor)
-            if producer is None:
-                continue  # an input streams from memory
-            made = producer.pass_number if producer.traversal else int(producer.start)
-            for boundary in range(max(made, 1), info.pass_number):
-                live[boundary][access.tensor] = tensor_elements(cascade, access.tensor, outside)
-    worst = max(live.values(), key=lambda t: _size_key(sum(t.values())), default={})
-    family = rank_leaves(cascade, root)
+            if producer is not None and access.tensor not in carried and when > producer.ready:
+                last_use[access.tensor] = max(last_use.get(access.tensor, 0.0), when)
+    moments = sorted({assignment[name].ready for name in last_use})
+    worst: dict[str, sympy.Expr] = {}
+    for moment in moments:
+        live = {name: tensor_elements(cascade, name, outside) for name, end in last_use.items()
+                if assignment[name].ready <= moment < end}
+        if _size_key(sum(live.values())) > _size_key(sum(worst.values())):
+            worst = live
     state = {}
-    for name, recurrence in recurrences(cascade).items():
-        if ir.rank_of(recurrence.variable) in family:
-            drop = outside | {ir.rank_of(recurrence.variable)}
-            state[name] = tensor_elements(cascade, name, frozenset(drop))
+    for name in carried:
+        recurrence = recurrences(cascade)[name]
+        drop = outside | {ir.rank_of(recurrence.variable)}
+        state[name] = tensor_elements(cascade, name, frozenset(drop))
     words = sympy.Add(*worst.values(), *state.values())
     return Footprint(rank.lower(), count, worst, state, words)
 

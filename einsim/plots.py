@@ -158,7 +158,8 @@ def dependency_graph_figure(cascade: ir.Cascade, rank: str | None = "m") -> go.F
         if data["kind"] == "input":
             label, colour, symbol, key = "input", _INPUT_COLOUR, "circle", -1.0
         else:
-            label, colour, symbol, key = _group(assignment and assignment[node], rank)
+            info = assignment[node] if assignment is not None else None
+            label, colour, symbol, key = _group(info, rank)
         group = groups.setdefault(label, dict(colour=colour, symbol=symbol, key=key, nodes=[]))
         group["nodes"].append(node)
     fig = go.Figure(_edge_traces(graph, positions))

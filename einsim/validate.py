@@ -82,6 +82,8 @@ def validate(cascade: ir.Cascade, sizes: Mapping[str, float] | None = None, dtyp
     tile : str, optional
         Execute tile by tile along this rank variable (see :func:`einsim.execute`).
 
+    Notes
+    -----
     The result is ``ok`` when the largest error is within the format's relative tolerance
     (1e-9 for float64) of the reference's largest magnitude and nothing overflowed.
     """
