@@ -187,9 +187,11 @@ _UNION_FILL = {"+": 0.0, "max": -np.inf, "min": np.inf}
 
 def _both(a, b):
     """Intersection of presences (None = every point present)."""
-    if a is None or a is CONSTANT:
+    if a is CONSTANT:
         return b
-    if b is None or b is CONSTANT:
+    if b is CONSTANT or a is None:
+        return a if b is CONSTANT else b
+    if b is None:
         return a
     return a & b
 
@@ -418,7 +420,7 @@ def write(einsum_or_init, target: ir.Access, values, present, env: Environment,
             present = present[tuple(kept)] if present is not None else None
             low, high = max(low, 0), min(high, extent)
         basic.append(slice(low - stored.origin[axis], high - stored.origin[axis]))
-    region = stored.data[tuple(basic)]
+    region = stored.data[tuple(basic)] if basic else stored.data  # 0-d stays an array
     if accumulate is not None:  # a partial reduction over the tile variable
         operator = REDUCE_OPERATORS[accumulate]
         if present is not None:

@@ -32,8 +32,8 @@ class Number:
     def __str__(self) -> str:
         if math.isinf(self.value):
             return "inf" if self.value > 0 else "-inf"
-        if float(self.value).is_integer() and abs(self.value) < 1e15:
-            return str(int(self.value)) if isinstance(self.value, int) else repr(float(self.value))
+        if isinstance(self.value, int):
+            return str(self.value)
         return repr(float(self.value))
 
 

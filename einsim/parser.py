@@ -167,10 +167,9 @@ class _Builder(Transformer):
         return ir.Number(_number(items[0]))
 
     def signed_number(self, items):
-        value = math.inf if not items or items[-1] == "inf" else _number(items[-1])
-        if items and isinstance(items[0], Token) and items[0].type == "NEG":
-            value = -value
-        return value
+        numbers = [t for t in items if t.type in ("INT", "FLOAT")]
+        value = _number(numbers[0]) if numbers else math.inf  # the keyword inf leaves no token
+        return -value if any(t.type == "NEG" for t in items) else value
 
     def function_name(self, items):
         return items[0]
@@ -234,9 +233,8 @@ def parse_statements(text: str, source: str = "") -> list:
     try:
         tree = _parser().parse(text if text.endswith("\n") else text + "\n")
     except lark.exceptions.UnexpectedCharacters as error:
-        char = text.splitlines()[error.line - 1][error.column - 1:error.column] if error.line else ""
         raise CascadeSyntaxError(
-            f"unexpected character {char!r}; expected {_expected(error.allowed)}",
+            f"unexpected character {error.char!r}; expected {_expected(error.allowed)}",
             error.line, error.column, source) from None
     except lark.exceptions.UnexpectedEOF as error:
         raise CascadeSyntaxError(f"unexpected end of input; expected {_expected(error.expected)}",

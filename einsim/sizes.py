@@ -103,6 +103,12 @@ def _require(cascade: ir.Cascade, known: Mapping[str, float]) -> None:
                 f"size of {name} ({what}, line {getattr(node, 'line', 0)}) is not given; pass it "
                 f"in sizes, e.g. sizes={{'{name}': ...}}, or declare 'rank {name} = ...'")
 
+    for partition in cascade.partitions:  # name the tile size, not the derived tile count
+        need(partition.rank, f"partitioned into {', '.join(partition.parts)}", partition)
+        for size in partition.sizes:
+            if isinstance(size, str):
+                need(size, f"tile size in '{partition}'", partition)
+
     for einsum in cascade.einsums:
         for variable in einsum.variables:
             need(ir.rank_of(variable), f"rank of variable {variable}", einsum)

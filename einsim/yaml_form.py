@@ -68,9 +68,9 @@ def load_yaml(text: str, source: str = "") -> ir.Cascade:
     for position, statement in enumerate(_sequence(document, "einsums")):
         add(str(statement), f"einsums[{position}]")
     statements = []
-    for text_line, field in zip(lines, fields):
-        try:
-            statements.extend(parse_statements(text_line))
+    for number, (text_line, field) in enumerate(zip(lines, fields)):
+        try:  # padded with newlines so each statement's line number finds its field again
+            statements.extend(parse_statements("\n" * number + text_line))
         except CascadeError as error:
             raise type(error)(f"{field}: {error.message}", 0, error.column, source) from None
     try:

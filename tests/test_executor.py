@@ -1,0 +1,625 @@
+"""Tests for the NumPy executor: classic Einsums, the library, masks, precision and tiling."""
+
+from __future__ import annotations
+
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import einsim
+from einsim import library
+from einsim.errors import (IndexRangeError, InputError, MissingSizeError,
+                           PrecisionOverflowWarning, ScheduleError)
+from einsim.execute import run
+from einsim.library.references import masked_attention, neighborhood_mask_1d
+from einsim.schedule import Loop, Whole
+from einsim.validate import random_inputs
+
+SETTINGS = settings(max_examples=150, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def _qkv(rng, E, P, M, F):
+    return {"Q": rng.standard_normal((E, P)), "K": rng.standard_normal((E, M)),
+            "V": rng.standard_normal((F, M))}
+
+
+# ------------------------------------------------------------------- (a) classic Einsums
+
+
+@st.composite
+def classic_einsums(draw):
+    letters = draw(st.lists(st.sampled_from("ijkl"), min_size=1, max_size=4, unique=True))
+    sizes = {x: draw(st.integers(1, 5)) for x in letters}
+    operands = []
+    for _ in range(draw(st.integers(2, 3))):
+        operands.append(draw(st.lists(st.sampled_from(letters), min_size=1, max_size=3)))
+    used = sorted({x for operand in operands for x in operand})
+    # Scalar outputs (``OUT[] = ...``) have their own test below.
+    output = draw(st.permutations(used).flatmap(
+        lambda order: st.integers(1, len(order)).map(lambda n: order[:n])))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return sizes, operands, list(output), seed
+
+
+def _classic_case(sizes, operands, output, seed):
+    rng = np.random.default_rng(seed)
+    names = ["A", "B", "C"][:len(operands)]
+    arrays = {n: rng.standard_normal([sizes[x] for x in op]) for n, op in zip(names, operands)}
+    reads = [f"{n}[{', '.join(op)}]" for n, op in zip(names, operands)]
+    return names, arrays, reads
+
+
+@SETTINGS
+@given(classic_einsums())
+def test_classic_einsum_matches_numpy(case):
+    sizes, operands, output, seed = case
+    names, arrays, reads = _classic_case(sizes, operands, output, seed)
+    text = f"OUT[{', '.join(output)}] = {' * '.join(reads)}"
+    result = einsim.execute(einsim.parse(text), arrays)["OUT"]
+    spec = ",".join("".join(op) for op in operands) + "->" + "".join(output)
+    expected = np.einsum(spec, *(arrays[n] for n in names))
+    assert result.shape == expected.shape
+    np.testing.assert_allclose(result, expected, rtol=1e-10, atol=1e-12)
+
+
+@SETTINGS
+@given(classic_einsums(), st.sampled_from(["sum", "max", "min", "prod"]),
+       st.floats(-3, 3, allow_nan=False))
+def test_explicit_reductions_of_scaled_products_match_numpy(case, op, scale):
+    sizes, operands, output, seed = case
+    names, arrays, reads = _classic_case(sizes, operands, output, seed)
+    used = sorted({x for operand in operands for x in operand})
+    reduced = [x for x in used if x not in output]
+    reduction = f"{op}[{', '.join(reduced)}] " if reduced else ""
+    text = f"OUT[{', '.join(output)}] = {reduction}{scale!r} * {' * '.join(reads)}"
+    cascade = einsim.parse(text)
+    assert einsim.parse(str(cascade)) == cascade
+    result = einsim.execute(cascade, arrays)["OUT"]
+    full = scale * np.einsum(",".join("".join(o) for o in operands) + "->" + "".join(
+        output + reduced), *(arrays[n] for n in names))
+    axes = tuple(range(len(output), len(output) + len(reduced)))
+    expected = {"sum": np.sum, "max": np.max, "min": np.min, "prod": np.prod}[op](full, axis=axes)
+    np.testing.assert_allclose(result, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("OUT[] = A[i] * B[i]", 5.0),
+    ("OUT[] = max[i] A[i]", 2.0),
+    ("OUT[] = exp(A[i] - A[i])", 3.0),
+])
+def test_scalar_output(text, expected):
+    a = np.arange(3.0)
+    out = einsim.execute(einsim.parse(text), {"A": a, "B": a})
+    assert out["OUT"].shape == ()
+    assert float(out["OUT"]) == expected
+
+
+@pytest.mark.parametrize("tile", [None, "m"])
+def test_one_dimensional_recurrence(tile):
+    """Each step writes a single point R[m + 1]."""
+    cascade = einsim.parse("init R[0] = 1\nR[m + 1] = R[m] * X[m]")
+    out = einsim.execute(cascade, {"X": np.arange(1.0, 5.0)}, tile=tile)
+    np.testing.assert_array_equal(out["R"], [1.0, 1.0, 2.0, 6.0, 24.0])
+
+
+def test_affine_reads():
+    x = np.arange(10.0)
+    out = einsim.execute(einsim.parse("Y[m] = X[m + 1]\nR[m] = X[M - 1 - m]\nE[m] = X[2*m]"),
+                         {"X": x}, sizes={"M": 5})
+    np.testing.assert_array_equal(out["Y"], x[1:6])
+    np.testing.assert_array_equal(out["R"], x[4::-1])
+    np.testing.assert_array_equal(out["E"], x[0:10:2])
+
+
+def test_three_level_partition_with_ragged_tail():
+    cascade = einsim.parse("partition M -> M2, M1, M0 by 3, 2\n"
+                           "S[m2, m1] = X[m2*M1*M0 + m1*M0 + m0]\n"
+                           "Y[m2*M1*M0 + m1*M0 + m0] = X[m2*M1*M0 + m1*M0 + m0] + 1")
+    x = np.arange(10.0)
+    result = run(cascade, {"X": x})
+    assert result.sizes["M2"] == 2
+    np.testing.assert_array_equal(result.tensors["S"], [[1.0, 5.0, 9.0], [13.0, 17.0, 0.0]])
+    np.testing.assert_array_equal(result.tensors["Y"], x + 1)
+
+
+def test_inputs_follow_access_index_order():
+    cascade = einsim.parse("QK[m, p] = Q[e, p] * K[e, m]")
+    q, k = np.arange(6.0).reshape(2, 3), np.arange(8.0).reshape(2, 4)
+    out = einsim.execute(cascade, {"Q": q, "K": k})
+    np.testing.assert_allclose(out["QK"], k.T @ q)
+    assert out["QK"].shape == (4, 3)
+
+
+def test_coordinates_sizes_and_maps():
+    cascade = einsim.parse("rank P = 3\nparam W = 4\nT[m, p] = m * 10 + p + W\n"
+                           "S[p] = m\nR[m] = where(m < 2, sqrt(square(m - 5)), -1)")
+    out = einsim.execute(cascade, {}, sizes={"M": 4})
+    np.testing.assert_array_equal(out["T"], np.arange(4)[:, None] * 10 + np.arange(3) + 4)
+    np.testing.assert_array_equal(out["S"], [6.0, 6.0, 6.0])
+    np.testing.assert_array_equal(out["R"], [5.0, 4.0, -1.0, -1.0])
+
+
+def test_map_functions():
+    x = np.linspace(-3, 3, 13)
+    cascade = einsim.parse(
+        "A[i] = exp(X[i]); B[i] = tanh(X[i]); C[i] = sigmoid(X[i]); D[i] = relu(X[i])\n"
+        "G[i] = elu(X[i]); H[i] = abs(X[i]); I[i] = neg(X[i]); J[i] = recip(X[i])\n"
+        "L[i] = log(abs(X[i]) + 1); N[i] = max(X[i], 0.5); O[i] = min(X[i], 0.5)")
+    out = einsim.execute(cascade, {"X": x})
+    np.testing.assert_allclose(out["A"], np.exp(x))
+    np.testing.assert_allclose(out["B"], np.tanh(x))
+    np.testing.assert_allclose(out["C"], 1 / (1 + np.exp(-x)))
+    np.testing.assert_allclose(out["D"], np.maximum(x, 0))
+    np.testing.assert_allclose(out["G"], np.where(x > 0, x, np.exp(x) - 1))
+    np.testing.assert_allclose(out["H"], np.abs(x))
+    np.testing.assert_allclose(out["I"], -x)
+    with np.errstate(divide="ignore"):
+        np.testing.assert_allclose(out["J"], 1 / x)  # recip(0) = inf
+    np.testing.assert_allclose(out["L"], np.log(np.abs(x) + 1))
+    np.testing.assert_allclose(out["N"], np.maximum(x, 0.5))
+    np.testing.assert_allclose(out["O"], np.minimum(x, 0.5))
+
+
+# ---------------------------------------------------------------------- empty-point semantics
+
+X9 = np.arange(1.0, 10.0).reshape(3, 3)
+Y9 = np.full((3, 3), 10.0)
+UPPER = np.arange(3)[:, None] <= np.arange(3)[None, :]  # m <= p
+
+
+def _masked(expression_lines: str) -> dict:
+    return einsim.execute(einsim.parse("A[m, p] = X[m, p] where m <= p\n" + expression_lines),
+                          {"X": X9, "Y": Y9})
+
+
+def test_masked_points_are_zero_and_constants_create_no_points():
+    out = _masked("B[m, p] = A[m, p] + 1\nD[m, p] = A[m, p] * Y[m, p]")
+    np.testing.assert_array_equal(out["A"], np.where(UPPER, X9, 0))
+    np.testing.assert_array_equal(out["B"], np.where(UPPER, X9 + 1, 0))
+    np.testing.assert_array_equal(out["D"], np.where(UPPER, X9 * 10, 0))
+
+
+def test_union_operators_treat_the_missing_side_as_identity():
+    out = _masked("C[m, p] = A[m, p] + Y[m, p]\nG[m, p] = max(A[m, p], neg(Y[m, p]))\n"
+                  "H[m, p] = min(A[m, p], Y[m, p])")
+    np.testing.assert_array_equal(out["C"], np.where(UPPER, X9 + 10, 10))
+    np.testing.assert_array_equal(out["G"], np.where(UPPER, X9, -10))
+    np.testing.assert_array_equal(out["H"], np.where(UPPER, X9, 10))
+
+
+def test_union_with_a_computed_full_operand():
+    """``Y*1`` and ``Y - 20`` are present wherever Y is: they are not constants."""
+    out = _masked("C[m, p] = A[m, p] + Y[m, p] * 1\nG[m, p] = max(A[m, p], Y[m, p] - 20)")
+    np.testing.assert_array_equal(out["C"], np.where(UPPER, X9 + 10, 10))
+    np.testing.assert_array_equal(out["G"], np.where(UPPER, X9, -10))
+
+
+def test_reductions_skip_empty_points():
+    out = _masked("E[p] = max[m] A[m, p] where m >= 1\nI[p] = min[m] A[m, p]\n"
+                  "J[p] = prod[m] A[m, p]\nS[p] = A[m, p]\nN[p] = any[m] A[m, p]")
+    np.testing.assert_array_equal(out["E"], [0.0, 5.0, 9.0])  # p = 0: whole fiber empty
+    np.testing.assert_array_equal(out["I"], [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(out["J"], [1.0, 10.0, 162.0])
+    np.testing.assert_array_equal(out["S"], [1.0, 7.0, 18.0])
+    np.testing.assert_array_equal(out["N"], [1.0, 1.0, 1.0])
+
+
+def test_infinite_differences_and_zero_division():
+    cascade = einsim.parse("A[i] = exp(X[i] - Y[i])\nB[i] = X[i] / Y[i]")
+    x = np.array([-np.inf, 0.0, 1.0])
+    y = np.array([-np.inf, 0.0, 2.0])
+    out = einsim.execute(cascade, {"X": x, "Y": y})
+    np.testing.assert_array_equal(out["A"], [0.0, 1.0, np.exp(-1.0)])  # -inf - -inf = -inf
+    assert out["B"][1] == 0.0  # 0 / 0 = 0
+    assert out["B"][2] == 0.5
+
+
+# ------------------------------------------------------------------ (b) the library validates
+
+DENSE_SHAPES = [(37, 8), (64, 16), (100, 32)]
+SHAPES = {
+    "gna": [(37, 8), (64, 16), (45, 7)],
+    "gna-2d": [(12, 5), (9, 3), (16, 4)],
+    "gna-3d": [(6, 4), (5, 2), (7, 3)],
+    "attention-scan": [(48, None), (13, None), (20, None)],
+}
+TILES = {"gna-2d": ["mx1"], "gna-3d": ["mx1"], "linear-attention": ["m1", "p1"]}
+
+
+def _tiles(name):
+    if name in TILES:
+        return TILES[name]
+    return ["m1"] if "m1" in library.get(name).rank_variables else ["m"]
+
+
+def _library_cases():
+    for name in library.names():
+        for length, tile_size in SHAPES.get(name, DENSE_SHAPES):
+            for tile in [None, *_tiles(name)]:
+                yield pytest.param(name, length, tile_size, tile,
+                                   id=f"{name}-{length}-{tile_size}-{tile or 'whole'}")
+
+
+def _library_sizes(name, length, tile_size):
+    sizes = library.entry(name).sizes_for(length)
+    for key in ("M0", "MX0"):
+        if key in sizes and tile_size is not None:
+            sizes[key] = tile_size
+    return sizes
+
+
+@pytest.mark.parametrize("name, length, tile_size, tile", list(_library_cases()))
+def test_library_cascade_validates(name, length, tile_size, tile):
+    sizes = _library_sizes(name, length, tile_size)
+    result = einsim.validate(library.get(name), sizes=sizes, tile=tile)
+    assert result.ok, result
+    assert result.max_rel_error <= 1e-9
+    assert result.overflow == {}
+    assert result.output == "AV"
+
+
+def test_every_library_cascade_is_covered():
+    assert set(library.names()) == {
+        "attention-3pass", "attention-2pass", "attention-2pass-tiled", "attention-1pass",
+        "fusemax", "causal-attention-3pass", "causal-attention-2pass",
+        "causal-attention-1pass", "causal-fusemax", "attention-naive", "gna", "gna-2d", "gna-3d",
+        "decode-split", "linear-attention", "attention-scan"}
+
+
+@pytest.mark.parametrize("name", ["attention-3pass", "attention-2pass", "decode-split"])
+def test_tiling_along_the_query_rank(name):
+    """Tiling along p: every Einsum writing ``X[p]`` then writes one point per step."""
+    sizes = library.entry(name).sizes_for(20)
+    sizes["M0"] = 6
+    result = einsim.validate(library.get(name), sizes=sizes, tile="p")
+    assert result.ok, result
+
+
+def test_library_cascades_are_ragged_in_some_shape():
+    ragged = [n for n in library.names()
+              if any(t and length % t for length, t in SHAPES.get(n, DENSE_SHAPES))]
+    assert "fusemax" in ragged and "gna-2d" in ragged and "linear-attention" in ragged
+
+
+def test_validation_detects_a_wrong_cascade():
+    wrong = einsim.parse(library.entry("attention-3pass").text.replace(
+        "SN[m, p] / SD[p]", "SN[m, p] / (SD[p] + 1)"))
+    result = einsim.validate(wrong, sizes={"E": 4, "F": 3, "M": 9, "P": 5})
+    assert not result.ok
+    assert result.max_rel_error > 1e-9
+
+
+# ---------------------------------------------------------------------- (c) masks vs brute force
+
+
+def test_causal_three_pass_equals_masked_attention_with_tril_mask():
+    rng = np.random.default_rng(1)
+    E, P, M, F = 5, 11, 11, 4
+    inputs = _qkv(rng, E, P, M, F)
+    out = einsim.execute(library.get("causal-attention-3pass"), inputs)
+    mask = np.tril(np.ones((P, M), bool)).T  # mask[m, p] = m <= p
+    assert mask[0, 5] and not mask[5, 0]
+    expected = masked_attention(inputs["Q"], inputs["K"], inputs["V"], mask)
+    np.testing.assert_allclose(out["AV"], expected, rtol=1e-10, atol=1e-12)
+
+
+SOFTMAX_3PASS = """
+QK[m, p] = Q[e, p] * K[e, m] where {condition}
+GM[p] = max[m] QK[m, p]
+SN[m, p] = exp(QK[m, p] - GM[p])
+SD[p] = SN[m, p]
+A[m, p] = SN[m, p] / SD[p]
+AV[f, p] = A[m, p] * V[f, m]
+"""
+
+
+def test_within_band_equals_masked_attention():
+    rng = np.random.default_rng(2)
+    E, P, M, F = 4, 9, 12, 3
+    inputs = _qkv(rng, E, P, M, F)
+    cascade = einsim.parse(SOFTMAX_3PASS.format(condition="within(m, p, 2)"))
+    out = einsim.execute(cascade, inputs)
+    mask = np.abs(np.arange(M)[:, None] - np.arange(P)[None, :]) <= 2
+    expected = masked_attention(inputs["Q"], inputs["K"], inputs["V"], mask)
+    np.testing.assert_allclose(out["AV"], expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(out["QK"] != 0, mask)
+
+
+NEIGHBORHOOD_CASES = [(9, 3, 1, 1, False), (10, 4, 2, 1, False), (12, 3, 1, 2, False),
+                      (12, 5, 3, 2, True), (7, 7, 1, 1, True), (13, 4, 4, 3, False),
+                      (8, 1, 1, 1, False), (11, 5, 2, 2, True)]
+
+
+@pytest.mark.parametrize("length, window, stride, dilation, causal", NEIGHBORHOOD_CASES)
+def test_neighborhood_filter_equals_masked_attention(length, window, stride, dilation, causal):
+    _check_neighborhood(length, window, stride, dilation, causal, seed=length * 7 + window)
+
+
+@st.composite
+def neighborhood_parameters(draw):
+    length = draw(st.integers(1, 14))
+    window = draw(st.integers(1, length))
+    stride = draw(st.integers(1, window))
+    dilation = draw(st.integers(1, max(1, length // window)))
+    return length, window, stride, dilation, draw(st.booleans())
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(neighborhood_parameters(), st.integers(0, 1000))
+def test_neighborhood_filter_property(parameters, seed):
+    _check_neighborhood(*parameters, seed=seed)
+
+
+def _check_neighborhood(length, window, stride, dilation, causal, seed):
+    rng = np.random.default_rng(seed)
+    inputs = _qkv(rng, 3, length, length, 2)
+    cascade = einsim.parse(SOFTMAX_3PASS.format(condition="neighborhood(p, m, M, W, S, D, C)"))
+    sizes = {"W": window, "S": stride, "D": dilation, "C": int(causal)}
+    out = einsim.execute(cascade, inputs, sizes=sizes)
+    mask = neighborhood_mask_1d(length, window, stride, dilation, causal)
+    np.testing.assert_array_equal(out["QK"] != 0, mask)
+    expected = masked_attention(inputs["Q"], inputs["K"], inputs["V"], mask)
+    np.testing.assert_allclose(out["AV"], expected, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------- (d) masked prefixes and empty rows
+
+
+def _with_filter(name: str, condition: str) -> einsim.Cascade:
+    """A library cascade with ``where condition`` on its score Einsum (``m`` = key index)."""
+    text = library.entry(name).text
+    lines = text.splitlines()
+    for position, line in enumerate(lines):
+        if line.startswith(("S[", "QK[", "BQK[")) and "Q[e, p]" in line:
+            key = "m1*M0 + m0" if "m1" in line.split("=")[0] else "m"
+            lines[position] = f"{line} where {condition.replace('KEY', key)}"
+            break
+    else:
+        raise AssertionError(f"no score Einsum in {name}")
+    return einsim.parse("\n".join(lines))
+
+
+@pytest.mark.parametrize("name", ["fusemax", "attention-1pass"])
+@pytest.mark.parametrize("tile", [None, "m1"])
+def test_fully_masked_prefix_has_no_nan(name, tile):
+    rng = np.random.default_rng(3)
+    E, P, M, F = 4, 10, 10, 3
+    inputs = _qkv(rng, E, P, M, F)
+    cascade = _with_filter(name, "KEY >= p")
+    out = einsim.execute(cascade, inputs, sizes={"M0": 3}, tile=tile)
+    assert not np.isnan(out["AV"]).any()
+    mask = np.arange(M)[:, None] >= np.arange(P)[None, :]
+    expected = masked_attention(inputs["Q"], inputs["K"], inputs["V"], mask)
+    np.testing.assert_allclose(out["AV"], expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["attention-3pass", "attention-2pass", "attention-1pass",
+                                  "fusemax", "decode-split", "attention-2pass-tiled"])
+def test_fully_masked_rows_output_zero(name):
+    rng = np.random.default_rng(4)
+    E, P, M, F = 4, 9, 8, 3
+    inputs = _qkv(rng, E, P, M, F)
+    cascade = _with_filter(name, "KEY + 5 < p")
+    out = einsim.execute(cascade, inputs, sizes={"M0": 3})
+    assert not np.isnan(out["AV"]).any()
+    np.testing.assert_array_equal(out["AV"][:, :6], 0.0)  # p <= 5 attends nothing
+    assert np.all(np.abs(out["AV"][:, 6:]) > 0)
+    mask = np.arange(M)[:, None] + 5 < np.arange(P)[None, :]
+    expected = masked_attention(inputs["Q"], inputs["K"], inputs["V"], mask)
+    np.testing.assert_allclose(out["AV"], expected, rtol=1e-10, atol=1e-12)
+
+
+FILTERS = {
+    "none": ("m1*M0 + m0 >= 0", lambda m, p: m >= 0),
+    "causal": ("m1*M0 + m0 <= p", lambda m, p: m <= p),
+    "anti-causal": ("m1*M0 + m0 >= p", lambda m, p: m >= p),
+    "band": ("within(m1*M0 + m0, p, 1)", lambda m, p: abs(m - p) <= 1),
+    "late": ("m1*M0 + m0 + 3 < p", lambda m, p: m + 3 < p),
+    "odd": ("not (m1*M0 + m0 == p or m1*M0 + m0 < 2)", lambda m, p: not (m == p or m < 2)),
+}
+
+
+@settings(max_examples=100, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["fusemax", "attention-1pass", "decode-split", "attention-2pass-tiled"]),
+       st.sampled_from(sorted(FILTERS)), st.integers(1, 13), st.integers(1, 6),
+       st.integers(1, 6), st.sampled_from([None, "m1"]), st.integers(0, 10_000))
+def test_tiled_online_softmax_matches_masked_attention(name, kind, M, M0, P, tile, seed):
+    rng = np.random.default_rng(seed)
+    inputs = _qkv(rng, 3, P, M, 2)
+    condition, rule = FILTERS[kind]
+    text = library.entry(name).text
+    score = next(line for line in text.splitlines() if "Q[e, p]" in line and "=" in line)
+    cascade = einsim.parse(text.replace(score, f"{score} where {condition}"))
+    out = einsim.execute(cascade, inputs, sizes={"M0": M0}, tile=tile)
+    mask = np.array([[rule(m, p) for p in range(P)] for m in range(M)], bool).reshape(M, P)
+    expected = masked_attention(inputs["Q"], inputs["K"], inputs["V"], mask)
+    assert out["AV"].shape == (2, P)
+    np.testing.assert_allclose(out["AV"], expected, rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------------------- (e) low precision
+
+
+def test_naive_attention_overflows_in_float16():
+    cascade = library.get("attention-naive")
+    sizes = library.entry("attention-naive").sizes
+    inputs = random_inputs(cascade, sizes, scale=4)
+    with pytest.warns(PrecisionOverflowWarning, match="SN"):
+        out = einsim.execute(cascade, inputs, dtype="float16")
+    assert out["AV"].dtype == np.float16
+    result = einsim.validate(cascade, dtype="float16", scale=4)
+    assert result.ok is False
+    assert "SN" in result.overflow and result.overflow["SN"] > 0
+    execution = run(cascade, inputs, dtype="float16")
+    assert execution.overflow.get("SN", 0) > 0
+
+
+def test_naive_attention_is_fine_in_float64_at_the_same_scale():
+    result = einsim.validate(library.get("attention-naive"), scale=4)
+    assert result.ok and result.overflow == {}
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float16", 2e-2), ("bfloat16", 1e-1),
+                                               ("float32", 1e-4)])
+def test_fusemax_in_low_precision(dtype, tolerance):
+    cascade = library.get("fusemax")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionOverflowWarning)
+        result = einsim.validate(cascade, dtype=dtype)
+    assert result.ok, result
+    assert result.overflow == {}
+    assert result.max_rel_error <= tolerance
+    assert result.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype, returned", [("float16", np.float16), ("float32", np.float32),
+                                              ("float64", np.float64), ("fp16", np.float16)])
+def test_returned_dtype(dtype, returned):
+    cascade = library.get("fusemax")
+    inputs = random_inputs(cascade, {"E": 4, "F": 3, "M": 10, "P": 5})
+    out = einsim.execute(cascade, inputs, sizes={"M0": 4}, dtype=dtype)
+    assert all(array.dtype == returned for array in out.values())
+
+
+def test_float16_rounding_is_applied():
+    cascade = einsim.parse("Y[i] = X[i] * 300")
+    x = np.array([1.0 + 2.0 ** -12, 300.0, 3.0])
+    with pytest.warns(PrecisionOverflowWarning, match="Y"):
+        out = einsim.execute(cascade, {"X": x}, dtype="float16")
+    assert out["Y"][0] == 300.0  # the input was rounded to 1.0 first
+    assert np.isinf(out["Y"][1])  # 90000 > 65504
+    assert out["Y"][2] == 900.0
+    assert run(cascade, {"X": x}, dtype="float16").overflow == {"Y": 1}
+    out32 = einsim.execute(cascade, {"X": x}, dtype="float32")
+    assert out32["Y"][0] == np.float32(1.0 + 2.0 ** -12) * np.float32(300)
+    assert out32["Y"][1] == 90000.0
+
+
+def test_unknown_dtype():
+    with pytest.raises(einsim.EinsimError):
+        einsim.execute(einsim.parse("Y[i] = X[i]"), {"X": np.ones(2)}, dtype="float8")
+
+
+# ------------------------------------------------------------------------ (f) tiled execution
+
+
+def test_tiled_fusemax_never_materialises_m_by_p():
+    rng = np.random.default_rng(5)
+    M = P = 512
+    inputs = _qkv(rng, 16, P, M, 16)
+    cascade = library.get("fusemax")
+    tiled = run(cascade, inputs, sizes={"M0": 64}, tile="m1", keep=("RM", "RD", "RNV"))
+    assert set(tiled.tensors) == {"AV", "RM", "RD", "RNV"}
+    assert all(array.size < M * P for array in tiled.tensors.values())
+    assert tiled.tensors["RD"].shape == (M // 64 + 1, P)
+    assert tiled.tensors["RNV"].shape == (16, M // 64 + 1, P)
+    plain = run(cascade, inputs, sizes={"M0": 64}, tile="m1")
+    assert set(plain.tensors) == {"AV"}
+    whole = einsim.execute(cascade, inputs, sizes={"M0": 64})
+    assert whole["BQK"].size == M * P  # the untiled run does hold it
+    np.testing.assert_allclose(tiled.tensors["AV"], whole["AV"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(tiled.tensors["RD"], whole["RD"], rtol=1e-10)
+    np.testing.assert_allclose(plain.tensors["AV"], whole["AV"], rtol=1e-10, atol=1e-12)
+
+
+def test_tiled_fusemax_peak_memory():
+    rng = np.random.default_rng(6)
+    M = P = 1024
+    inputs = _qkv(rng, 16, P, M, 16)
+    cascade = library.get("fusemax")
+    run(cascade, {k: v[:, :64] for k, v in inputs.items()}, sizes={"M0": 64}, tile="m1")
+    tracemalloc.start()
+    try:
+        result = run(cascade, inputs, sizes={"M0": 64}, tile="m1")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < M * P * 8 / 2, f"peak {peak} bytes"
+    expected = masked_attention(inputs["Q"], inputs["K"], inputs["V"], np.ones((M, P), bool))
+    np.testing.assert_allclose(result.tensors["AV"], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_keep_returns_tile_local_tensors_completely():
+    rng = np.random.default_rng(7)
+    inputs = _qkv(rng, 3, 5, 11, 2)
+    cascade = library.get("fusemax")
+    whole = einsim.execute(cascade, inputs, sizes={"M0": 4})
+    kept = einsim.execute(cascade, inputs, sizes={"M0": 4}, tile="m1", keep=("SLN", "LM", "RM"))
+    for name in ("SLN", "LM", "RM", "AV"):
+        np.testing.assert_allclose(kept[name], whole[name], rtol=1e-12, atol=1e-15)
+
+
+# ------------------------------------------------------------------- (g) schedules and errors
+
+
+def test_three_pass_schedule_has_three_loops():
+    rng = np.random.default_rng(8)
+    cascade = library.get("attention-3pass")
+    result = run(cascade, _qkv(rng, 4, 6, 9, 3), tile="m")
+    loops = [step for step in result.schedule if isinstance(step, Loop)]
+    assert len(loops) == 3
+    assert [loop.pass_number for loop in loops] == [1, 2, 3]
+    assert all(loop.variable == "m" for loop in loops)
+    assert [set(loop.members) for loop in loops] == [{"QK", "GM"}, {"SN", "SD"}, {"A", "AV"}]
+    untiled = run(cascade, _qkv(rng, 4, 6, 9, 3))
+    assert all(isinstance(step, Whole) for step in untiled.schedule)
+
+
+def test_fusemax_schedule_is_one_loop():
+    rng = np.random.default_rng(9)
+    result = run(library.get("fusemax"), _qkv(rng, 4, 6, 9, 3), sizes={"M0": 4}, tile="m1")
+    loops = [step for step in result.schedule if isinstance(step, Loop)]
+    assert len(loops) == 1 and loops[0].pass_number == 1
+    assert result.schedule[-1] == Whole("AV")
+    assert result.sizes["M1"] == 3
+
+
+def test_tile_variable_that_no_einsum_iterates():
+    rng = np.random.default_rng(10)
+    with pytest.raises(ScheduleError):
+        einsim.execute(library.get("fusemax"), _qkv(rng, 4, 6, 9, 3), sizes={"M0": 4},
+                       tile="z")
+
+
+def test_missing_input():
+    rng = np.random.default_rng(11)
+    inputs = _qkv(rng, 4, 6, 9, 3)
+    del inputs["V"]
+    with pytest.raises(InputError, match="V"):
+        einsim.execute(library.get("attention-3pass"), inputs)
+
+
+def test_input_with_wrong_number_of_axes():
+    rng = np.random.default_rng(12)
+    inputs = _qkv(rng, 4, 6, 9, 3)
+    inputs["Q"] = inputs["Q"][None]
+    with pytest.raises(InputError, match="Q"):
+        einsim.execute(library.get("attention-3pass"), inputs)
+
+
+def test_missing_size_names_it():
+    rng = np.random.default_rng(13)
+    with pytest.raises(MissingSizeError, match="M0"):
+        einsim.execute(library.get("fusemax"), _qkv(rng, 4, 6, 9, 3))
+
+
+def test_out_of_range_read_of_a_computed_tensor():
+    cascade = einsim.parse("A[m] = X[m] * 2\nB[m] = A[m + 1]")
+    with pytest.raises(IndexRangeError):
+        einsim.execute(cascade, {"X": np.ones(4)})
+
+
+def test_sizes_come_from_declarations_and_partitions():
+    cascade = einsim.parse("rank M = 10\npartition M -> M1, M0 by 4\nB[m1, m0] = m1*M0 + m0\n"
+                           "C[m1] = max[m0] X[m1*M0 + m0]")
+    x = np.arange(10.0)
+    result = run(cascade, {"X": x})
+    assert result.sizes["M1"] == 3 and result.sizes["M0"] == 4
+    np.testing.assert_array_equal(result.tensors["B"], np.arange(12.0).reshape(3, 4))
+    np.testing.assert_array_equal(result.tensors["C"], [3.0, 7.0, 9.0])
