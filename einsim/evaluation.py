@@ -303,14 +303,14 @@ def evaluate_einsum(einsum: ir.Einsum, env: Environment, bindings: Mapping[str, 
         return _contract(factors, env, bindings, free, out_free, mask)
     values, present = evaluate_expression(einsum.expression, env, bindings, free, grids)
     present = _both(None if present is CONSTANT else present, mask)
+    if operator.name == "any":
+        values = (np.asarray(values) != 0).astype(env.dtype)  # a 0/1 flag, also per tile
     values = np.broadcast_to(np.asarray(values, env.dtype), shape)
     if present is not None:
         present = np.broadcast_to(present, shape)
     if not reduced:
         return values, present
     axes = tuple(range(len(out_free), len(free)))
-    if operator.name == "any":
-        values = (values != 0).astype(env.dtype)
     if operator.name == "sum":
         result = (np.where(present, values, 0) if present is not None else values).sum(axis=axes)
     else:
@@ -420,7 +420,7 @@ def write(einsum_or_init, target: ir.Access, values, present, env: Environment,
             present = present[tuple(kept)] if present is not None else None
             low, high = max(low, 0), min(high, extent)
         basic.append(slice(low - stored.origin[axis], high - stored.origin[axis]))
-    region = stored.data[tuple(basic)] if basic else stored.data  # 0-d stays an array
+    region = stored.data[(*basic, Ellipsis)]  # the Ellipsis keeps a single point a view
     if accumulate is not None:  # a partial reduction over the tile variable
         operator = REDUCE_OPERATORS[accumulate]
         if present is not None:

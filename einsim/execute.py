@@ -46,10 +46,12 @@ def run(cascade: ir.Cascade, inputs: Mapping[str, np.ndarray],
     schedule = tiled_schedule(cascade, tile) if tile else untiled_schedule(cascade)
     windows = _windows(cascade, schedule, set(keep)) if tile else {}
     env = Environment(cascade, resolved, {}, number.compute)
+    overflow: dict[str, int] = {}
     for name, array in arrays.items():
-        data = array.astype(number.compute, copy=False)
-        if number.round is not None:
-            data = number.round(data)
+        data = array.astype(number.compute, copy=True)
+        count = round_in_place(data, None, number)
+        if count:
+            overflow[name] = count
         env.tensors[name] = Stored(data, extents[name])
     for einsum in cascade.einsums:
         shape = list(extents[einsum.name])
@@ -58,7 +60,6 @@ def run(cascade: ir.Cascade, inputs: Mapping[str, np.ndarray],
             shape[axis] = length
         env.tensors[einsum.name] = Stored(np.zeros(shape, number.compute), extents[einsum.name],
                                           window_axis=windows.get(einsum.name, (None,))[0])
-    overflow: dict[str, int] = {}
     with np.errstate(all="ignore"):
         for init in cascade.inits:
             _initialise(init, env)

@@ -410,7 +410,7 @@ class Cascade:
     @cached_property
     def outputs(self) -> tuple[str, ...]:
         """Computed tensors that no Einsum reads: the cascade's results."""
-        read = {a.tensor for e in self.einsums for a in e.inputs}
+        read = {a.tensor for e in self.einsums for a in e.inputs if a.tensor != e.name}
         return tuple(e.name for e in self.einsums if e.name not in read)
 
     @cached_property
