@@ -29,14 +29,19 @@ def numpy_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def measure(function, repeat: int) -> tuple[float, int, object]:
-    best, peak, result = float("inf"), 0, None
+    """Best wall time of ``repeat`` untraced runs, then the peak of one traced run.
+
+    Timing and tracing are separate because tracemalloc slows every Python allocation.
+    """
+    best, result = float("inf"), None
     for _ in range(repeat):
-        tracemalloc.start()
         started = time.perf_counter()
         result = function()
         best = min(best, time.perf_counter() - started)
-        peak = max(peak, tracemalloc.get_traced_memory()[1])
-        tracemalloc.stop()
+    tracemalloc.start()
+    function()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     return best, peak, result
 
 
@@ -65,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2048,4096,8192")
     parser.add_argument("--tile-size", type=int, default=256)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
     rows = run([int(s) for s in options.sizes.split(",")], options.tile_size, options.repeat)

@@ -19,15 +19,12 @@ def _safe_subtract(a, b):
     contribute nothing instead of poisoning the row with NaN (the FlashAttention convention).
     """
     result = np.subtract(a, b)
-    if np.ndim(result) == 0:
-        if np.isnan(result) and np.isneginf(a) and np.isneginf(b):
-            return np.asarray(-np.inf, dtype=np.result_type(result))
+    smaller = a if np.size(a) < np.size(b) else b
+    if not np.isneginf(smaller).any():  # cheap: running maxima are much smaller than tiles
         return result
-    nan = np.isnan(result)
-    if nan.any():
-        both = nan & np.isneginf(a) & np.isneginf(b)
-        result = np.where(both, -np.inf, result)
-    return result
+    both = np.isneginf(a) & np.isneginf(b)
+    return np.where(both, -np.inf, result) if np.ndim(result) else \
+        (np.float64(-np.inf) if both else result)
 
 
 def _safe_divide(a, b):
