@@ -76,9 +76,6 @@ class Affine:
             return self.terms[0].variable
         return None
 
-    def coefficient_of(self, variable: str, sizes: Mapping[str, float]) -> int:
-        return sum(_term_scale(t, sizes) for t in self.terms if t.variable == variable)
-
     def offset(self, sizes: Mapping[str, float]) -> int:
         """The value of the variable-free part, given the size symbols."""
         return sum(_term_scale(t, sizes) for t in self.terms if t.variable is None)

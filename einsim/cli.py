@@ -28,7 +28,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="einsim: attention as cascades of extended Einsums — parse, execute, "
                        "analyse passes, validate.")
 console = Console()
-_state = {"debug": False}
 
 _DEFAULT_SIZES = {"E": 16, "F": 16, "M": 128, "P": 128, "M0": 32}
 
@@ -46,8 +45,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit."),
-          debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
-    _state["debug"] = debug
+          debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors "
+                                     "(accepted anywhere on the command line).")) -> None:
+    """Handled in :func:`main`, which strips ``--debug`` wherever it appears."""
 
 
 def _emit(data: dict) -> None:
@@ -221,7 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     if debug:  # accepted anywhere on the line, not only before the subcommand
         args = [a for a in args if a != "--debug"]
-        _state["debug"] = True
     try:
         code = command.main(args=args, prog_name="einsim", standalone_mode=False)
     except typer.Exit as done:

@@ -78,6 +78,10 @@ class MissingSizeError(EinsimError):
     """A rank size or parameter needed for execution that no input, declaration or ``sizes`` gives."""
 
 
+class UnknownRankError(EinsimError):
+    """A rank (for passes, footprints or tiling) that the cascade does not use."""
+
+
 class InputError(EinsimError):
     """A missing input array or one whose shape disagrees with the cascade."""
 

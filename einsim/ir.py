@@ -414,16 +414,6 @@ class Cascade:
         return tuple(e.name for e in self.einsums if e.name not in read)
 
     @cached_property
-    def partition_of(self) -> dict[str, Partition]:
-        """Rank name (parent or part) → its partition."""
-        table: dict[str, Partition] = {}
-        for partition in self.partitions:
-            table[partition.rank] = partition
-            for part in partition.parts:
-                table[part] = partition
-        return table
-
-    @cached_property
     def init_of(self) -> dict[str, tuple[Init, ...]]:
         table: dict[str, list[Init]] = {}
         for init in self.inits:

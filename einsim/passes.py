@@ -17,12 +17,8 @@ import math
 from dataclasses import dataclass
 
 from einsim import ir
-from einsim.errors import EinsimError
+from einsim.errors import UnknownRankError
 from einsim.graph import dependency_graph, recurrences
-
-
-class UnknownRankError(EinsimError):
-    """A rank that does not occur in the cascade."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from plotly.colors import qualitative
 from einsim import ir, library
 from einsim.footprint import op_counts
 from einsim.graph import dependency_graph
-from einsim.passes import UnknownRankError, pass_assignment
+from einsim.errors import UnknownRankError
+from einsim.passes import pass_assignment
 
 _PALETTE = qualitative.D3
 _INPUT_COLOUR = "#9e9e9e"

@@ -34,17 +34,16 @@ class NumberFormat:
     returned: type
     round: Callable[[np.ndarray], np.ndarray] | None
     relative_tolerance: float
-    bytes_per_word: int
 
 
 FORMATS: dict[str, NumberFormat] = {
     f.name: f
     for f in [
-        NumberFormat("float64", np.float64, np.float64, None, 1e-9, 8),
-        NumberFormat("float32", np.float32, np.float32, None, 1e-4, 4),
+        NumberFormat("float64", np.float64, np.float64, None, 1e-9),
+        NumberFormat("float32", np.float32, np.float32, None, 1e-4),
         NumberFormat("float16", np.float64, np.float16,
-                     lambda v: np.asarray(v).astype(np.float16).astype(np.float64), 2e-2, 2),
-        NumberFormat("bfloat16", np.float64, np.float32, _round_bfloat16, 1e-1, 2),
+                     lambda v: np.asarray(v).astype(np.float16).astype(np.float64), 2e-2),
+        NumberFormat("bfloat16", np.float64, np.float32, _round_bfloat16, 1e-1),
     ]
 }
 

@@ -10,7 +10,8 @@ import einsim
 from einsim import library
 from einsim.errors import EinsimError
 from einsim.footprint import size_symbol
-from einsim.passes import UnknownRankError, pass_assignment
+from einsim.errors import UnknownRankError
+from einsim.passes import pass_assignment
 
 PASS_TABLE = [
     ("attention-3pass", "m", 3),
