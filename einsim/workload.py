@@ -1,0 +1,234 @@
+"""Attention workloads: the rank sizes of one attention layer problem.
+
+A :class:`Workload` gives batch ``B``, heads ``H``, query length ``P``, key length ``M``,
+head dims ``E`` (queries/keys) and ``F`` (values), model dim ``D`` and the FFN dim.
+Presets for the FuseMax evaluation (BERT, TrXL, T5, XLM; MICRO 2024) are YAML files in
+``einsim/workloads/``; :func:`load_workload` reads a preset by name or any YAML file with
+the same keys.  Every user mistake raises :class:`~einsim.errors.SpecError` in one line.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import pydantic
+import yaml
+from pydantic import ConfigDict, Field
+
+from einsim.errors import SpecError
+
+__all__ = ["GemmLayer", "Workload", "linear_layers", "load_workload", "parse_seq_len",
+           "parse_seq_lens", "workload_names"]
+
+Positive = Annotated[int, Field(gt=0, strict=True)]
+"""A strictly positive integer (no bools, floats or numeric strings)."""
+
+_SUFFIXES = {"": 1, "K": 1024, "M": 1024 * 1024}
+_SEQ_LEN = re.compile(r"(\d+)([KM]?)", re.IGNORECASE)
+_SEQ_FORMS = ("expected a positive integer or one with suffix K (x1024) or M (x1048576), "
+              "e.g. 4096, 64K, 1M")
+
+
+class Workload(pydantic.BaseModel):
+    """Rank sizes of one attention layer (immutable).
+
+    ``value_dim`` (F) defaults to ``head_dim`` (E) and ``kv_len`` (M) to ``seq_len`` (P).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    batch: Positive = 64
+    heads: Positive
+    head_dim: Positive
+    value_dim: Positive | None = None
+    model_dim: Positive
+    ffn_dim: Positive
+    seq_len: Positive
+    kv_len: Positive | None = None
+    dtype_bytes: Positive = 2
+
+    @property
+    def B(self) -> int:
+        """Batch size."""
+        return self.batch
+
+    @property
+    def H(self) -> int:
+        """Number of heads."""
+        return self.heads
+
+    @property
+    def E(self) -> int:
+        """Query/key head dimension."""
+        return self.head_dim
+
+    @property
+    def F(self) -> int:
+        """Value head dimension (``head_dim`` unless given)."""
+        return self.head_dim if self.value_dim is None else self.value_dim
+
+    @property
+    def P(self) -> int:
+        """Query sequence length."""
+        return self.seq_len
+
+    @property
+    def M(self) -> int:
+        """Key/value sequence length (``seq_len`` unless given)."""
+        return self.seq_len if self.kv_len is None else self.kv_len
+
+    @property
+    def D(self) -> int:
+        """Model dimension."""
+        return self.model_dim
+
+    def sizes(self) -> dict[str, int]:
+        """Return the rank sizes ``{"B", "H", "M", "P", "E", "F", "D"}``."""
+        return {"B": self.B, "H": self.H, "M": self.M, "P": self.P,
+                "E": self.E, "F": self.F, "D": self.D}
+
+    def with_seq_len(self, n: int | str) -> Workload:
+        """Return a copy with ``seq_len = n`` (``"64K"`` accepted) and ``kv_len`` reset."""
+        return self.model_copy(update={"seq_len": parse_seq_len(n), "kv_len": None})
+
+
+class GemmLayer(pydantic.BaseModel):
+    """``count`` GEMMs ``C[m, n] = A[m, k] * B[k, n]`` (immutable)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    m: Positive
+    n: Positive
+    k: Positive
+    count: Positive = 1
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of all ``count`` GEMMs: ``m * n * k * count``."""
+        return self.m * self.n * self.k * self.count
+
+
+def linear_layers(workload: Workload) -> list[GemmLayer]:
+    """Return the projection and FFN GEMMs of one transformer layer.
+
+    Queries use ``T = B * P`` tokens and keys/values ``B * M`` (equal for self-attention):
+    ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``, ``ffn1``, ``ffn2``.
+    """
+    w = workload
+    tokens_q, tokens_kv = w.B * w.P, w.B * w.M
+    return [
+        GemmLayer(name="q_proj", m=tokens_q, k=w.D, n=w.H * w.E),
+        GemmLayer(name="k_proj", m=tokens_kv, k=w.D, n=w.H * w.E),
+        GemmLayer(name="v_proj", m=tokens_kv, k=w.D, n=w.H * w.F),
+        GemmLayer(name="out_proj", m=tokens_q, k=w.H * w.F, n=w.D),
+        GemmLayer(name="ffn1", m=tokens_q, k=w.D, n=w.ffn_dim),
+        GemmLayer(name="ffn2", m=tokens_q, k=w.ffn_dim, n=w.D),
+    ]
+
+
+def parse_seq_len(text: str | int) -> int:
+    """Parse a sequence length: ``4096``, ``"4096"``, ``"1K"`` (1024), ``"64k"``, ``"1M"``."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text > 0:
+            return text
+    elif isinstance(text, str):
+        match = _SEQ_LEN.fullmatch(text.strip())
+        if match:
+            value = int(match.group(1)) * _SUFFIXES[match.group(2).upper()]
+            if value > 0:
+                return value
+    raise SpecError(f"sequence length {text!r}: {_SEQ_FORMS}")
+
+
+def parse_seq_lens(text: str) -> list[int]:
+    """Parse a comma-separated list of sequence lengths, e.g. ``"1K,4K,16K"``."""
+    if not isinstance(text, str) or not text.strip():
+        raise SpecError(f"sequence lengths {text!r}: expected a comma-separated list, "
+                        "e.g. 1K,4K,16K")
+    return [parse_seq_len(item) for item in text.split(",")]
+
+
+def _preset_dir() -> Any:
+    return resources.files("einsim").joinpath("workloads")
+
+
+def workload_names() -> list[str]:
+    """Return the preset names (lower case, sorted), e.g. ``["bert", "t5", "trxl", "xlm"]``."""
+    return sorted(entry.name[: -len(".yaml")] for entry in _preset_dir().iterdir()
+                  if entry.name.endswith(".yaml"))
+
+
+def load_workload(name_or_path: str, seq_len: int | str | None = None) -> Workload:
+    """Load a preset (case-insensitive name) or a YAML file; ``seq_len`` overrides the file.
+
+    An override also resets ``kv_len`` (as :meth:`Workload.with_seq_len`).  Raises
+    :class:`SpecError` naming the field for an unknown preset, a missing or invalid file,
+    or a wrong, missing or extra field.
+    """
+    key = str(name_or_path).strip()
+    if key.lower() in workload_names():
+        source = f"{key.lower()}.yaml"
+        text = _preset_dir().joinpath(source).read_text(encoding="utf-8")
+    else:
+        source = key
+        path = Path(key)
+        if not path.is_file():
+            looks_like_path = path.suffix in (".yaml", ".yml") or len(path.parts) > 1
+            what = "no such file" if looks_like_path else "unknown preset"
+            raise SpecError(f"workload {key!r}: {what}; expected a YAML file or one of "
+                            f"{', '.join(workload_names())}")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise SpecError(f"workload {source}: cannot read file: {error}") from None
+    data = _parse_yaml(text, source)
+    if seq_len is not None:
+        data["seq_len"] = parse_seq_len(seq_len)
+        data.pop("kv_len", None)
+    for field in ("seq_len", "kv_len"):  # "64K" is allowed for lengths inside the file too
+        if isinstance(data.get(field), str):
+            try:
+                data[field] = parse_seq_len(data[field])
+            except SpecError as error:
+                raise SpecError(f"workload {source}: {field}: {error}") from None
+    try:
+        return Workload.model_validate(data)
+    except pydantic.ValidationError as error:
+        raise SpecError(f"workload {source}: {_describe(error)}") from None
+
+
+def _parse_yaml(text: str, source: str) -> dict[str, Any]:
+    """Parse YAML text into a mapping, raising SpecError with the location on failure."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SpecError(f"workload {source}: not valid YAML{where}: {problem}") from None
+    if not isinstance(document, dict):
+        raise SpecError(f"workload {source}: expected a mapping with keys "
+                        f"{', '.join(Workload.model_fields)}, got {type(document).__name__}")
+    return dict(document)
+
+
+def _describe(error: pydantic.ValidationError) -> str:
+    """One line for a ValidationError: the first problem (unknown fields first, as they are
+    usually typos that explain the rest) with its field path, plus a count of the others."""
+    problems = sorted(error.errors(include_url=False), key=lambda p: p["type"] != "extra_forbidden")
+    first = problems[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        text = f"unknown field {loc!r}; expected one of {', '.join(Workload.model_fields)}"
+    elif first["type"] == "missing":
+        text = f"{loc}: missing required field"
+    else:
+        text = f"{loc}: {first['msg']}"
+    if len(problems) > 1:
+        text += f" (and {len(problems) - 1} more error{'s' if len(problems) > 2 else ''})"
+    return text
