@@ -81,6 +81,11 @@ def _compiled(cascade_name: str):
     return cascade, names, einsums, tensors
 
 
+@lru_cache(maxsize=None)
+def _passes(cascade_name: str, rank: str) -> int:
+    return count_passes(library.get(cascade_name), rank)
+
+
 def _spatial_factor(mapping: Mapping, hardware: SpatialArray, name: str) -> float:
     binding = mapping.spec.binding[name]
     shape = dict(zip(_AXES[binding.unit], hardware.unit_shape(binding.unit)))
@@ -100,7 +105,7 @@ def evaluate_mapping(mapping: Mapping, hardware: SpatialArray, workload) -> Repo
     spec = mapping.spec
     cascade, names, einsums, tensors = _compiled(spec.cascade)
     for rank, declared in spec.passes.items():
-        needed = count_passes(cascade, rank)
+        needed = _passes(spec.cascade, rank)
         if declared < needed:
             raise MappingError(
                 f"mapping {spec.name} makes {declared} pass(es) over {rank}, but cascade "
@@ -169,7 +174,7 @@ def evaluate_mapping(mapping: Mapping, hardware: SpatialArray, workload) -> Repo
     return Report(cascade=spec.cascade, mapping=spec.name, hardware=hardware.name,
                   workload=workload.name, seq_len=workload.seq_len,
                   parameters=dict(mapping.parameters),
-                  passes=count_passes(cascade, "m"), buffer_bytes=buffer_bytes,
+                  passes=_passes(spec.cascade, "m"), buffer_bytes=buffer_bytes,
                   buffer_capacity_bytes=capacity, traffic_bytes=traffic_bytes,
                   compute_latency_s=compute_s, memory_latency_s=memory_s, latency_s=latency_s,
                   utilization=utilization, energy_j=sum(energy.values()),

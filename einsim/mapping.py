@@ -9,6 +9,7 @@ sizes and the residency of every tensor (where it lives, how often it crosses DR
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from einsim.errors import EinsimError, SpecError
+from einsim.specfile import load_yaml_text
 
 
 class MappingError(EinsimError):
@@ -87,6 +89,7 @@ def mapping_names() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+@lru_cache(maxsize=64)
 def load_mapping_spec(name_or_path: str) -> MappingSpec:
     """A mapping spec by name (``fusemax``) or from a YAML file."""
     path = Path(name_or_path)
@@ -101,7 +104,7 @@ def load_mapping_spec(name_or_path: str) -> MappingSpec:
                             f"{', '.join(mapping_names())} or a YAML file")
         text, source = entry.read_text(), f"{name_or_path}.yaml"
     try:
-        return MappingSpec.model_validate(yaml.safe_load(text))
+        return MappingSpec.model_validate(load_yaml_text(text))
     except ValidationError as error:
         first = error.errors()[0]
         raise SpecError(f"mapping {source}: {'.'.join(str(p) for p in first['loc'])}: "

@@ -19,6 +19,7 @@ import yaml
 from pydantic import ConfigDict, Field
 
 from einsim.errors import SpecError
+from einsim.specfile import load_yaml_text
 
 __all__ = ["GemmLayer", "Workload", "linear_layers", "load_workload", "parse_seq_len",
            "parse_seq_lens", "workload_names"]
@@ -205,7 +206,7 @@ def load_workload(name_or_path: str, seq_len: int | str | None = None) -> Worklo
 def _parse_yaml(text: str, source: str) -> dict[str, Any]:
     """Parse YAML text into a mapping, raising SpecError with the location on failure."""
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml_text(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
 from einsim.errors import SpecError
+from einsim.specfile import load_yaml_text
 
 
 class _Spec(BaseModel):
@@ -157,7 +158,7 @@ def load_spatial_array(name_or_path: str, overrides: Mapping[str, float] | None 
                             f"{', '.join(spatial_array_presets())} or a YAML file")
         text, source = preset.read_text(), f"{name_or_path}.yaml"
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml_text(text)
     except yaml.YAMLError as error:
         raise SpecError(f"hardware {source}: not valid YAML: {error}".replace("\n", " ")) from None
     if not isinstance(document, dict):
