@@ -50,7 +50,7 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
     """Handled in :func:`main`, which strips ``--debug`` wherever it appears."""
 
 
-def _emit(data: dict) -> None:
+def emit(data: dict) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
@@ -99,7 +99,7 @@ def cascades(as_json: bool = typer.Option(False, "--json", help="Machine-readabl
                      "passes_over_m": count_passes(library.get(name), entry.sequence_rank),
                      "sequence_rank": entry.sequence_rank, "citation": entry.citation})
     if as_json:
-        _emit({"cascades": rows})
+        emit({"cascades": rows})
         return
     table = Table(title="einsim cascade library")
     for column in ("name", "passes", "description"):
@@ -122,7 +122,7 @@ def show(name: Optional[str] = typer.Argument(None, help="Library cascade name."
                 "reduces": list(e.reduced), "reduce_op": e.reduce_op if e.reduced else None,
                 "ops": {k: str(v) for k, v in op_counts(e).items()}} for e in cascade.einsums]
     if as_json:
-        _emit({"cascade": cascade.name, "text": str(cascade), "inputs": list(cascade.input_names),
+        emit({"cascade": cascade.name, "text": str(cascade), "inputs": list(cascade.input_names),
                "outputs": list(cascade.outputs), "einsums": einsums, "passes": pass_table})
         return
     console.print(Syntax(str(cascade), "python", theme="ansi_dark", word_wrap=True))
@@ -158,7 +158,7 @@ def passes(name: Optional[str] = typer.Argument(None, help="Library cascade name
         result["einsum_passes"] = {n: p.pass_number for n, p in assignment.items() if p.traversal}
         result["buffered"] = {k: str(v) for k, v in live.buffered.items()}
         result["recurrence_state"] = {k: str(v) for k, v in live.recurrence_state.items()}
-        _emit(result)
+        emit(result)
         return
     table = Table(title=f"{cascade.name or 'cascade'}: passes over {rank}")
     table.add_column("quantity")
@@ -199,7 +199,7 @@ def validate(name: Optional[str] = typer.Argument(None, help="Library cascade na
         results.append(run_validation(cascade, sizes=sizes, dtype=dtype, tile=tile,
                                       reference=reference))
     if as_json:
-        _emit({"results": [r.model_dump() for r in results]})
+        emit({"results": [r.model_dump() for r in results]})
     else:
         table = Table(title="validation against plain NumPy attention")
         for column in ("cascade", "ok", "max abs error", "max rel error", "dtype", "seconds"):
@@ -214,8 +214,13 @@ def validate(name: Optional[str] = typer.Argument(None, help="Library cascade na
         raise typer.Exit(1)
 
 
+def _register_cost_commands() -> None:
+    import einsim.cli_cost  # noqa: F401  (registers evaluate, sweep and map on the app)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning every user error into one line and status 2."""
+    _register_cost_commands()
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
@@ -244,5 +249,7 @@ def _fail(message: str, debug: bool) -> int:
     return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # run through the imported module so there is one app
+    from einsim.cli import main as entry_point
+
+    sys.exit(entry_point())

@@ -44,7 +44,8 @@ class Report(BaseModel):
     hardware: str
     workload: str
     seq_len: int
-    parameters: dict[str, float | str]
+    scope: str = "attention"
+    parameters: dict[str, int | float | str]
     passes: int
     buffer_bytes: float
     buffer_capacity_bytes: float

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Mapping as MappingType
 
-from einsim.cost import Report
+from einsim.cost import EinsumCost, Report
+from einsim.errors import SpecError
+from einsim.gemm import gemm_cost
 from einsim.mapper import search
-from einsim.mapping import load_mapping_spec
-from einsim.workload import load_workload
+from einsim.mapping import MappingError, load_mapping_spec
+from einsim.workload import linear_layers, load_workload
 from hw_models.spatial_array import SHORT_NAMES, load_spatial_array
 
 
@@ -20,7 +22,7 @@ def split_parameters(spec, parameters: MappingType[str, float]):
 
 def evaluate(mapping: str = "fusemax", hardware: str | None = None, workload: str = "bert",
              seq_len: int | str | None = 65536, parameters: MappingType[str, float] | None = None,
-             objective: str = "latency") -> Report:
+             objective: str = "latency", scope: str = "attention") -> Report:
     """Cost report of ``mapping`` (its own hardware unless ``hardware`` is given).
 
     ``parameters`` mixes mapping parameters (fixed instead of searched) and hardware overrides
@@ -31,11 +33,66 @@ def evaluate(mapping: str = "fusemax", hardware: str | None = None, workload: st
     fixed, overrides = split_parameters(spec, dict(parameters or {}))
     for key in overrides:
         if key not in SHORT_NAMES and "." not in key:
-            from einsim.errors import SpecError
-
             raise SpecError(f"unknown parameter {key!r}: not a parameter of mapping {spec.name} "
                             f"({', '.join(spec.parameters) or 'none'}) nor a hardware field "
                             f"({', '.join(SHORT_NAMES)})")
     machine = load_spatial_array(hardware or spec.hardware, overrides)
     problem = load_workload(workload, seq_len)
-    return search(spec, machine, problem, objective, fixed).best
+    report = search(spec, machine, problem, objective, fixed).best
+    return with_linear_layers(report, machine, problem) if scope == "end-to-end" else report
+
+
+def with_linear_layers(report: Report, hardware, workload) -> Report:
+    """The report of attention followed by the layer's GEMMs (serialized on the 2D array)."""
+    costs = [gemm_cost(layer, hardware) for layer in linear_layers(workload)]
+    gemm_s = sum(c.cycles for c in costs) / hardware.clock_hz
+    gemm_memory_s = sum(c.dram_words for c in costs) * hardware.word_bytes \
+        / hardware.dram.bandwidth_bytes_per_s
+    linear_s = max(gemm_s, gemm_memory_s)
+    latency = report.latency_s + linear_s
+    busy = {unit: share * report.latency_s for unit, share in report.utilization.items()}
+    busy["array2d"] += sum(c.busy_cycles for c in costs) / hardware.clock_hz
+    energy = dict(report.energy_breakdown_j)
+    for cost in costs:
+        for part, joules in cost.energy_j.items():
+            energy[part] = energy.get(part, 0.0) + joules
+    einsums = list(report.einsums) + [
+        EinsumCost(name=c.name, unit="array2d", ops={"mac": c.busy_cycles * hardware.pe_count(
+            "array2d")}, cycles=c.cycles, stage=len({e.stage for e in report.einsums}))
+        for c in costs]
+    return report.model_copy(update={
+        "scope": "end-to-end", "latency_s": latency,
+        "compute_latency_s": report.compute_latency_s + gemm_s,
+        "memory_latency_s": report.memory_latency_s + gemm_memory_s,
+        "traffic_bytes": report.traffic_bytes + sum(c.dram_words for c in costs)
+        * hardware.word_bytes,
+        "utilization": {unit: b / latency for unit, b in busy.items()},
+        "energy_j": sum(energy.values()), "energy_breakdown_j": energy, "einsums": einsums})
+
+
+def execute_mapping(mapping: str, seq_len: int = 200, head_dim: int = 16, tile: int = 32):
+    """Run a mapping's tiling numerically on a small problem and check it against the reference.
+
+    The cascade is executed tile by tile along the mapping's streamed variable (one loop per
+    pass); a mapping that declares fewer passes than the loops the execution needed is
+    rejected with the reason.  Returns the :class:`~einsim.validate.ValidationResult`.
+    """
+    from einsim import library
+    from einsim.execute import run
+    from einsim.schedule import Loop
+    from einsim.validate import random_inputs, validate
+
+    spec = load_mapping_spec(mapping)
+    cascade = library.get(spec.cascade)
+    sizes = {"M": seq_len, "P": seq_len, "E": head_dim, "F": head_dim, "M0": tile}
+    inputs = random_inputs(cascade, sizes)
+    loops = sum(isinstance(step, Loop) and step.variable == spec.tile
+                for step in run(cascade, inputs, sizes, tile=spec.tile).schedule)
+    rank = spec.tile.rstrip("0123456789") or spec.tile
+    declared = spec.passes.get(rank, spec.passes.get(spec.tile))
+    if declared is None or declared < loops:
+        raise MappingError(
+            f"mapping {spec.name} declares {declared} pass(es) over {rank}, but executing "
+            f"{spec.cascade} tile by tile along {spec.tile} needs {loops} loop(s): a value would "
+            "be read before the reduction producing it completes")
+    return validate(cascade, sizes=sizes, inputs=inputs, tile=spec.tile)

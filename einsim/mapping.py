@@ -77,7 +77,7 @@ class Mapping(_Spec):
 
     spec: MappingSpec
     sizes: dict[str, float]
-    parameters: dict[str, float | str] = {}
+    parameters: dict[str, int | float | str] = {}
     residency: dict[str, Residency]
     spatial_extents: dict[str, float] = Field(
         default={}, description="extent of a rank variable in flight when it is spread over PEs "

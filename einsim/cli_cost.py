@@ -1,0 +1,206 @@
+"""CLI commands of the cost model: ``evaluate``, ``sweep`` and ``map`` (registered on the app)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from einsim.cli import UsageFailure, app, console, emit
+from einsim.cost import Report
+from einsim.evaluate import evaluate as evaluate_report
+from einsim.evaluate import execute_mapping
+from einsim.mapper import search
+from einsim.mapping import MappingError, load_mapping_spec
+from einsim.evaluate import split_parameters
+from einsim.sweep import iterate, pareto, write_csv
+from einsim.workload import load_workload, parse_seq_len, parse_seq_lens
+from hw_models.spatial_array import load_spatial_array
+
+_HW = typer.Option(None, "--hw", help="Hardware preset or YAML (default: the mapping's).")
+_WORKLOAD = typer.Option("bert", "--workload", "-w", help="bert, trxl, t5, xlm or a YAML file.")
+_PARAM = typer.Option([], "--param", "-p", help="name=value (repeatable): a hardware field "
+                      "(pe_dim, global_buffer_bytes, dram_bandwidth, clock_hz) or a mapping "
+                      "parameter (P1, rows).")
+_JSON = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+def _number(text: str, name: str):
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageFailure(f"--param {name}={text}: expected a number") from None
+    return int(value) if value.is_integer() and "e" not in text.lower() and "." not in text \
+        else value
+
+
+def _pairs(items: list[str], multiple: bool) -> dict:
+    parameters = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise UsageFailure(f"--param {item!r}: expected name=value"
+                               + (" or name=v1,v2,..." if multiple else ""))
+        values = [_number(v.strip(), name) for v in value.split(",")] if multiple \
+            else _number(value.strip(), name)
+        parameters[name.strip()] = values
+    return parameters
+
+
+def _report_table(reports: list[Report], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("")
+    for report in reports:
+        table.add_column(report.mapping, justify="right")
+    rows = [
+        ("hardware", lambda r: r.hardware),
+        ("passes over M", lambda r: str(r.passes)),
+        ("parameters", lambda r: ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                           for k, v in r.parameters.items()) or "-"),
+        ("latency", lambda r: f"{r.latency_s:.4g} s"),
+        ("compute / memory", lambda r: f"{r.compute_latency_s:.3g} / {r.memory_latency_s:.3g} s"),
+        ("2D array utilization", lambda r: f"{r.utilization.get('array2d', 0):.1%}"),
+        ("1D array utilization", lambda r: f"{r.utilization.get('array1d', 0):.1%}"),
+        ("energy", lambda r: f"{r.energy_j:.4g} J"),
+        ("DRAM traffic", lambda r: f"{r.traffic_bytes / 2**30:.4g} GiB"),
+        ("buffer used / capacity", lambda r: f"{r.buffer_bytes / 2**20:.3g} / "
+                                             f"{r.buffer_capacity_bytes / 2**20:.3g} MiB"),
+        ("area", lambda r: f"{r.area_mm2:.1f} mm²"),
+    ]
+    for label, cell in rows:
+        table.add_row(label, *(cell(r) for r in reports))
+    return table
+
+
+@app.command()
+def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="Mapping name "
+                                                   "or YAML; omit to compare FuseMax with FLAT."),
+             hw: Optional[str] = _HW, workload: str = _WORKLOAD,
+             seq_len: str = typer.Option("64K", "--seq-len", "-n", help="e.g. 4096, 64K, 1M."),
+             param: list[str] = _PARAM,
+             objective: str = typer.Option("latency", "--objective", help="What the mapper "
+                                           "minimises for free parameters: latency, energy, edp."),
+             scope: str = typer.Option("attention", "--scope", help="attention or end-to-end."),
+             check: bool = typer.Option(False, "--check", help="First execute the mapping's "
+                                        "tiling numerically on a small problem."),
+             as_json: bool = _JSON):
+    """Cost of a mapping on a spatial array: latency, utilization, energy, area."""
+    parameters = _pairs(param, multiple=False)
+    length = parse_seq_len(seq_len)
+    names = [mapping] if mapping else ["flat", "fusemax"]
+    checks = {name: execute_mapping(name) for name in names} if check else {}
+    reports = [evaluate_report(name, hw, workload, length, parameters, objective, scope)
+               for name in names]
+    for name, result in checks.items():
+        if not result.ok:
+            raise MappingError(f"mapping {name}: its tiling computes a wrong answer (max "
+                               f"relative error {result.max_rel_error:.2e})")
+    if as_json:
+        if mapping:
+            emit({**reports[0].model_dump(), **({"mapped_execution": checks[mapping].model_dump()}
+                                                 if check else {})})
+        else:
+            flat, fusemax = reports
+            emit({"comparison": [r.model_dump() for r in reports],
+                  "speedup": flat.latency_s / fusemax.latency_s,
+                  "energy_ratio": fusemax.energy_j / flat.energy_j})
+        return
+    title = f"{reports[0].workload}, {length:,} tokens, batch {load_workload(workload).batch}" \
+        + (", end-to-end" if scope == "end-to-end" else "")
+    console.print(_report_table(reports, title))
+    for name, result in checks.items():
+        console.print(f"mapped execution of {name}: matches the reference "
+                      f"(max relative error {result.max_rel_error:.1e})")
+    if not mapping:
+        flat, fusemax = reports
+        console.print(f"FuseMax is [bold]{flat.latency_s / fusemax.latency_s:.2f}x[/bold] faster "
+                      f"than FLAT at {fusemax.energy_j / flat.energy_j:.0%} of its energy.")
+
+
+@app.command()
+def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mapping name or YAML."),
+          hw: Optional[str] = _HW, workload: str = _WORKLOAD,
+          seq_len: str = typer.Option("64K", "--seq-len", "-n", help="N1,N2,... e.g. 1K,64K,1M."),
+          param: list[str] = typer.Option([], "--param", "-p", help="name=v1,v2,... "
+                                          "(repeatable); the Cartesian product is evaluated."),
+          out: Optional[Path] = typer.Option(None, "--out", help="Write every point as CSV."),
+          plot: Optional[Path] = typer.Option(None, "--plot", help="Write a Pareto plot (HTML)."),
+          objective: str = typer.Option("latency", "--objective"),
+          as_json: bool = _JSON):
+    """Evaluate the Cartesian product of sequence lengths and parameters."""
+    lengths = parse_seq_lens(seq_len)
+    parameters = _pairs(param, multiple=True)
+    total = len(lengths)
+    for values in parameters.values():
+        total *= len(values)
+    points = []
+    with Progress(TextColumn("sweep"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=console, transient=True,
+                  disable=as_json) as progress:
+        task = progress.add_task("sweep", total=total)
+        for point in iterate(mapping, workload, lengths, parameters, hw, objective):
+            points.append(point)
+            progress.advance(task)
+    front = pareto(points)
+    if out:
+        write_csv(points, out)
+    if plot:
+        from einsim.cost_plots import pareto_figure
+
+        label = next(iter(parameters), "seq_len")
+        x = "area_mm2" if len({p.get("area_mm2") for p in points if p["feasible"]}) > 1 \
+            else "energy_j"
+        pareto_figure(points, x=x, y="latency_s", label=label).write_html(plot)
+    if as_json:
+        emit({"points": points, "pareto": front})
+        return
+    swept = list(parameters)
+    table = Table(title=f"sweep of {mapping} on {workload} ({len(points)} points, "
+                        f"{len(front)} on the Pareto front)")
+    for column in swept + ["seq_len", "latency s", "energy J", "area mm²", "2D util", "1D util"]:
+        table.add_column(column, justify="right")
+    on_front = {id(p) for p in front}
+    for p in points:
+        if not p["feasible"]:
+            table.add_row(*(str(p[k]) for k in swept), str(p["seq_len"]),
+                          "[red]infeasible[/red]", "", "", "", "")
+            continue
+        mark = "*" if id(p) in on_front else ""
+        table.add_row(*(str(p[k]) for k in swept), str(p["seq_len"]),
+                      f"{p['latency_s']:.4g}{mark}", f"{p['energy_j']:.4g}",
+                      f"{p['area_mm2']:.1f}", f"{p['utilization']['array2d']:.1%}",
+                      f"{p['utilization']['array1d']:.1%}")
+    console.print(table)
+
+
+@app.command(name="map")
+def map_(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mapping name or YAML."),
+         hw: Optional[str] = _HW, workload: str = _WORKLOAD,
+         seq_len: str = typer.Option("64K", "--seq-len", "-n"),
+         objective: str = typer.Option("latency", "--objective",
+                                       help="latency, energy or edp."),
+         param: list[str] = _PARAM, as_json: bool = _JSON):
+    """Search a mapping's free parameters; report the best mapping and the Pareto set."""
+    spec = load_mapping_spec(mapping)
+    fixed, overrides = split_parameters(spec, _pairs(param, multiple=False))
+    machine = load_spatial_array(hw or spec.hardware, overrides)
+    problem = load_workload(workload, parse_seq_len(seq_len))
+    result = search(spec, machine, problem, objective, fixed)
+    summary = [{"parameters": r.parameters, "latency_s": r.latency_s, "energy_j": r.energy_j,
+                "edp_js": r.latency_s * r.energy_j} for r in result.pareto]
+    if as_json:
+        emit({"best": result.best.model_dump(), "objective": objective, "pareto": summary,
+              "evaluated": result.evaluated, "infeasible": result.infeasible})
+        return
+    console.print(_report_table([result.best], f"best {mapping} mapping for {objective} "
+                                f"({result.evaluated} candidates, {result.infeasible} infeasible)"))
+    table = Table(title="Pareto set (latency, energy)")
+    for column in ("parameters", "latency s", "energy J"):
+        table.add_column(column)
+    for row in summary:
+        table.add_row(", ".join(f"{k}={v}" for k, v in row["parameters"].items()),
+                      f"{row['latency_s']:.4g}", f"{row['energy_j']:.4g}")
+    console.print(table)
