@@ -28,7 +28,11 @@ def evaluate(mapping: str = "fusemax", hardware: str | None = None, workload: st
     ``parameters`` mixes mapping parameters (fixed instead of searched) and hardware overrides
     by name (``pe_dim``, ``global_buffer_bytes``, ``dram_bandwidth``, ``clock_hz`` or a dotted
     field path).  Free mapping parameters not given are chosen by the mapper for ``objective``.
+    ``scope="end-to-end"`` adds one transformer layer's linear layers (Q/K/V and output
+    projections, both FFN GEMMs), run on the same hardware after attention.
     """
+    if scope not in ("attention", "end-to-end"):
+        raise SpecError(f"unknown scope {scope!r}; expected attention or end-to-end")
     spec = load_mapping_spec(mapping)
     fixed, overrides = split_parameters(spec, dict(parameters or {}))
     for key in overrides:

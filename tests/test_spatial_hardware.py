@@ -6,9 +6,12 @@ rather than read back from the presets.
 
 from __future__ import annotations
 
+from importlib import resources
+
 import pytest
 import yaml
 
+import hw_models
 from einsim.errors import SpecError
 from hw_models.spatial_array import SpatialArray, load_spatial_array, spatial_array_presets
 
@@ -136,7 +139,7 @@ def test_overrides_do_not_leak_into_later_loads():
 def test_unknown_override_names_the_field(key):
     with pytest.raises(SpecError) as info:
         load_spatial_array("fusemax-cloud", {key: 1})
-    assert repr(key) in str(info.value) or key in str(info.value)
+    assert repr(key) in str(info.value)
 
 
 @pytest.mark.parametrize("key, field, value", [
@@ -165,9 +168,6 @@ def test_missing_yaml_file_raises(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".yaml", ".yml"])
 def test_load_modified_copy_from_yaml_file(tmp_path, suffix):
-    import hw_models
-
-    from importlib import resources
     text = resources.files(hw_models).joinpath("presets", "fusemax-cloud.yaml").read_text()
     document = yaml.safe_load(text)
     document["name"] = "my-array"
@@ -189,9 +189,6 @@ def test_load_modified_copy_from_yaml_file(tmp_path, suffix):
 
 
 def test_yaml_file_with_bad_field_names_it(tmp_path):
-    import hw_models
-
-    from importlib import resources
     document = yaml.safe_load(
         resources.files(hw_models).joinpath("presets", "flat-cloud.yaml").read_text())
     document["dram"]["access_bits"] = -64
