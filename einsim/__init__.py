@@ -6,21 +6,25 @@ The core API::
     outputs = einsim.execute(cascade, {"Q": q, "K": k, "V": v}, sizes={"M0": 64})
     einsim.passes(cascade, "m")                 # 1 for FuseMax, 3 for the unfused softmax
     einsim.validate(cascade)                    # against plain NumPy attention
+    einsim.evaluate("fusemax", workload="bert", seq_len="64K")   # cost report on an array
 """
 
 from einsim import library
 from einsim.errors import CascadeError, CascadeSyntaxError, EinsimError
+from einsim.evaluate import evaluate
 from einsim.execute import execute
 from einsim.footprint import buffer_growth, footprint, op_counts
 from einsim.graph import dependency_graph
 from einsim.ir import Cascade
 from einsim.parser import parse
 from einsim.passes import passes
+from einsim.sweep import sweep
 from einsim.validate import ValidationResult, validate
 from einsim.yaml_form import load_yaml, to_yaml
 
 __version__ = "0.1.0"
 __all__ = ["parse", "load_yaml", "to_yaml", "execute", "validate", "passes", "footprint",
+           "evaluate", "sweep",
            "buffer_growth", "op_counts", "dependency_graph", "library", "Cascade",
            "ValidationResult", "EinsimError", "CascadeError", "CascadeSyntaxError",
            "__version__"]

@@ -190,6 +190,7 @@ def pipeline_gantt_figure(report: Report, tiles: int = 3) -> go.Figure:
         title=f"{report.mapping}: {tiles} tiles through {stages} stage(s) "
               f"({report.workload}, {seq_label(report.seq_len)} tokens)",
         barmode="overlay", height=300, legend_title_text="",
+        uniformtext=dict(minsize=8, mode="hide"),  # labels too small to read: hover instead
         xaxis=dict(title="time (fraction of a tile, %)", range=[0, 100.0 * periods]),
         yaxis=dict(title="", categoryorder="array", categoryarray=list(reversed(UNITS))),
         **_LAYOUT)
@@ -279,6 +280,7 @@ def speedup_figure(rows: list[dict]) -> go.Figure:
     grouped = len(workloads) > 1
     mappings = list(dict.fromkeys(r["mapping"] for r in rows))
     lengths = sorted({int(r["seq_len"]) for r in rows})
+    labelled = len(mappings) * len(workloads) * len(lengths) <= 40  # else too crowded
     fig = go.Figure()
     for k, mapping in enumerate(mappings):
         table = {(r.get("workload"), int(r["seq_len"])): r["speedup"] for r in rows
@@ -288,8 +290,9 @@ def speedup_figure(rows: list[dict]) -> go.Figure:
         x = ([[str(w) for w, _ in keys], [seq_label(n) for _, n in keys]] if grouped
              else [seq_label(n) for _, n in keys])
         fig.add_trace(go.Bar(x=x, y=values, name=mapping, marker_color=_colour(k),
-                             text=[f"{v:.1f}×" if v is not None else "" for v in values],
-                             textposition="outside"))
+                             text=[f"{v:.1f}×" if v is not None and labelled else ""
+                                   for v in values], textposition="outside",
+                             hovertemplate=f"{mapping}: %{{y:.2f}}×<extra></extra>"))
     fig.add_hline(y=1.0, line_dash="dot", line_color="#555")
     fig.update_layout(title="Speedup", barmode="group", yaxis=dict(title="speedup (×)"),
                       xaxis=dict(title="sequence length"), **_LAYOUT)

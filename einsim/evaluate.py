@@ -14,9 +14,17 @@ from hw_models.spatial_array import SHORT_NAMES, load_spatial_array
 
 
 def split_parameters(spec, parameters: MappingType[str, float]):
-    """Separate mapping parameters (``P1``, ``rows``) from hardware overrides (``pe_dim``...)."""
+    """Separate mapping parameters (``P1``, ``rows``) from hardware overrides (``pe_dim``...).
+
+    A name that is neither (nor a dotted hardware field path) raises :class:`SpecError`.
+    """
     mapping = {k: v for k, v in parameters.items() if k in spec.parameters}
     hardware = {k: v for k, v in parameters.items() if k not in spec.parameters}
+    for key in hardware:
+        if key not in SHORT_NAMES and "." not in key:
+            raise SpecError(f"unknown parameter {key!r}: not a parameter of mapping {spec.name} "
+                            f"({', '.join(spec.parameters) or 'none'}) nor a hardware field "
+                            f"({', '.join(SHORT_NAMES)})")
     return mapping, hardware
 
 
@@ -35,11 +43,6 @@ def evaluate(mapping: str = "fusemax", hardware: str | None = None, workload: st
         raise SpecError(f"unknown scope {scope!r}; expected attention or end-to-end")
     spec = load_mapping_spec(mapping)
     fixed, overrides = split_parameters(spec, dict(parameters or {}))
-    for key in overrides:
-        if key not in SHORT_NAMES and "." not in key:
-            raise SpecError(f"unknown parameter {key!r}: not a parameter of mapping {spec.name} "
-                            f"({', '.join(spec.parameters) or 'none'}) nor a hardware field "
-                            f"({', '.join(SHORT_NAMES)})")
     machine = load_spatial_array(hardware or spec.hardware, overrides)
     problem = load_workload(workload, seq_len)
     report = search(spec, machine, problem, objective, fixed).best

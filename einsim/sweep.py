@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from einsim.cost import Report
-from einsim.errors import EinsimError
-from einsim.evaluate import evaluate
+from einsim.evaluate import evaluate, split_parameters
+from einsim.mapping import MappingError, load_mapping_spec
+from hw_models.spatial_array import load_spatial_array
 
 METRICS = ("latency_s", "energy_j", "area_mm2")
 
@@ -45,18 +46,25 @@ def iterate(mapping: str, workload: str, seq_lens: Iterable[int],
             objective: str = "latency") -> Iterator[dict]:
     """Yield one row per design point, in Cartesian order (sequence length outermost)."""
     names = list(parameters or {})
+    _check_names(mapping, hardware, parameters or {})
     for seq_len in seq_lens:
         for values in itertools.product(*(parameters or {}).values()):
             swept = dict(zip(names, values))
             try:
                 report = evaluate(mapping, hardware, workload, seq_len, swept, objective)
-            except EinsimError as error:
-                if "unknown" in str(error) or "no parameter" in str(error):
-                    raise
+            except MappingError as error:  # infeasible design point: kept, with the reason
                 yield {**swept, "seq_len": seq_len, "mapping": mapping, "feasible": False,
                        "error": str(error)}
                 continue
             yield point_of(report, swept)
+
+
+def _check_names(mapping: str, hardware: str | None, parameters: dict[str, list]) -> None:
+    """Fail before the first point on a misspelt parameter (not as N infeasible points)."""
+    spec = load_mapping_spec(mapping)
+    _, overrides = split_parameters(spec, {k: v[0] for k, v in parameters.items() if v})
+    for name, value in overrides.items():  # a dotted path is checked against the hardware
+        load_spatial_array(hardware or spec.hardware, {name: value})
 
 
 def pareto(points: list[dict], metrics: tuple[str, ...] = METRICS) -> list[dict]:
