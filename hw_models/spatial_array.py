@@ -75,6 +75,8 @@ _DEFAULT_ACTION = {"mul": "mac", "div": "divide", "min": "max", "neg": "add", "a
 
 
 class GlobalBuffer(_Spec):
+    """The on-chip buffer; ``banks`` is recorded but bank conflicts are not modelled."""
+
     bytes: PositiveInt
     banks: PositiveInt
     row_words: PositiveInt
@@ -99,7 +101,8 @@ class SpatialArray(_Spec):
     pe_dim: PositiveInt
     array2d: PEArray
     array1d: PEArray
-    staging_words: int = Field(default=0, ge=0)
+    staging_words: int = Field(default=0, ge=0, description="register file staging data "
+                               "between the buffer and the 2D array (recorded, not costed)")
     global_buffer: GlobalBuffer
     dram: DRAM
 
