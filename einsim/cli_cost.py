@@ -86,6 +86,8 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
              scope: str = typer.Option("attention", "--scope", help="attention or end-to-end."),
              check: bool = typer.Option(False, "--check", help="First execute the mapping's "
                                         "tiling numerically on a small problem."),
+             plot: Optional[Path] = typer.Option(None, "--plot", help="Write per-Einsum, "
+                                                 "pipeline and energy figures (HTML)."),
              as_json: bool = _JSON):
     """Cost of a mapping on a spatial array: latency, utilization, energy, area."""
     parameters = _pairs(param, multiple=False)
@@ -94,6 +96,8 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
     checks = {name: execute_mapping(name) for name in names} if check else {}
     reports = [evaluate_report(name, hw, workload, length, parameters, objective, scope)
                for name in names]
+    if plot:
+        _write_figures(reports, plot)
     for name, result in checks.items():
         if not result.ok:
             raise MappingError(f"mapping {name}: its tiling computes a wrong answer (max "
@@ -118,6 +122,18 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
         flat, fusemax = reports
         console.print(f"FuseMax is [bold]{flat.latency_s / fusemax.latency_s:.2f}x[/bold] faster "
                       f"than FLAT at {fusemax.energy_j / flat.energy_j:.0%} of its energy.")
+
+
+def _write_figures(reports: list[Report], path: Path) -> None:
+    from einsim import cost_plots
+
+    figures = [cost_plots.energy_breakdown_figure(reports)]
+    for report in reports:
+        figures += [cost_plots.einsum_breakdown_figure(report),
+                    cost_plots.pipeline_gantt_figure(report)]
+    parts = [f.to_html(full_html=False, include_plotlyjs=(k == 0)) for k, f in enumerate(figures)]
+    path.write_text("<html><head><meta charset='utf-8'><title>einsim evaluate</title></head>"
+                    "<body>" + "\n".join(parts) + "</body></html>")
 
 
 @app.command()

@@ -245,7 +245,9 @@ def pareto_figure(points: list[dict], x: str = "area_mm2", y: str = "latency_s",
     for k, (mapping, rows) in enumerate(groups.items()):
         fig.add_trace(go.Scatter(
             x=[p[x] for p in rows], y=[p[y] for p in rows], mode="markers+text", name=mapping,
-            text=[f"{label}={p.get(label)}" for p in rows], textposition="top right",
+            text=[f"{label}={p.get(label)}" for p in rows],
+            textposition=["top left" if p[x] == max(q[x] for q in rows) else "top right"
+                          for p in rows],  # keep the rightmost label inside the plot
             marker=dict(size=10, color=_colour(k)),
             hovertemplate=f"{mapping}<br>%{{text}}<br>{x}=%{{x:.4g}}<br>{y}=%{{y:.4g}}"
                           "<extra></extra>"))

@@ -49,6 +49,13 @@ def test_evaluate_param_overrides_hardware_and_mapping(capsys):
                                                                 {"pe_dim": 128}).area_mm2)
 
 
+def test_evaluate_plot_writes_the_figures(capsys, tmp_path):
+    page = tmp_path / "report.html"
+    status, _, _ = run_cli(capsys, "evaluate", "--plot", str(page))
+    text = page.read_text()
+    assert status == 0 and text.count("plotly-graph-div") == 5  # energy + 2 x (Einsums, Gantt)
+
+
 def test_evaluate_check_runs_the_mapped_execution(capsys):
     status, out, _ = run_cli(capsys, "evaluate", "--mapping", "fusemax", "--check", "--json")
     assert status == 0 and json.loads(out)["mapped_execution"]["ok"]
