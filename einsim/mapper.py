@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from einsim.cost import Report, evaluate_mapping
 from einsim.errors import EinsimError
 from einsim.mapping import MappingError, MappingSpec
-from mappings import STRATEGIES
+from mappings import STRATEGY_NAMES, strategy
 
 OBJECTIVES = {
     "latency": lambda r: r.latency_s,
@@ -32,10 +32,10 @@ class SearchResult:
 
 
 def strategy_of(spec: MappingSpec):
-    if spec.strategy not in STRATEGIES:
+    if spec.strategy not in STRATEGY_NAMES:
         raise EinsimError(f"mapping {spec.name}: unknown strategy {spec.strategy!r}; expected "
-                          f"one of {', '.join(STRATEGIES)}")
-    return STRATEGIES[spec.strategy]
+                          f"one of {', '.join(STRATEGY_NAMES)}")
+    return strategy(spec.strategy)
 
 
 def search(spec: MappingSpec, hardware, workload, objective: str = "latency",
@@ -44,19 +44,19 @@ def search(spec: MappingSpec, hardware, workload, objective: str = "latency",
     if objective not in OBJECTIVES:
         raise EinsimError(f"unknown objective {objective!r}; expected one of "
                           f"{', '.join(OBJECTIVES)}")
-    strategy = strategy_of(spec)
+    chosen = strategy_of(spec)
     fixed = dict(fixed or {})
     unknown = set(fixed) - set(spec.parameters)
     if unknown:
         raise EinsimError(f"mapping {spec.name} has no parameter {sorted(unknown)[0]!r}; its "
                           f"parameters are {', '.join(spec.parameters) or 'none'}")
-    space = {k: v for k, v in strategy.parameter_space(spec, hardware, workload).items()
+    space = {k: v for k, v in chosen.parameter_space(spec, hardware, workload).items()
              if k not in fixed}
     reports, reasons = [], []
     for values in itertools.product(*space.values()):
         parameters = {**fixed, **dict(zip(space, values))}
         try:
-            mapping = strategy.build(spec, hardware, workload, parameters)
+            mapping = chosen.build(spec, hardware, workload, parameters)
             reports.append(evaluate_mapping(mapping, hardware, workload))
         except MappingError as error:
             reasons.append(str(error))

@@ -4,8 +4,21 @@ A spec (``*.yaml``) binds Einsums to units and orders pipeline stages; a strateg
 spec, a hardware model, a workload and free-parameter values into a concrete
 :class:`einsim.mapping.Mapping` (sizes, residency of every tensor) and enumerates the space of
 its free parameters for the mapper.
+
+Strategy modules are imported on first use, so importing this package does not import the
+engine (which imports this package).
 """
 
-from mappings import flat, fusemax, unfused
+from __future__ import annotations
 
-STRATEGIES = {"unfused": unfused, "flat": flat, "fusemax": fusemax}
+import importlib
+from types import ModuleType
+
+STRATEGY_NAMES = ("unfused", "flat", "fusemax")
+
+
+def strategy(name: str) -> ModuleType:
+    """The strategy module ``name`` (with ``parameter_space`` and ``build``)."""
+    if name not in STRATEGY_NAMES:
+        raise KeyError(name)
+    return importlib.import_module(f"mappings.{name}")

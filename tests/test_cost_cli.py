@@ -129,3 +129,12 @@ def test_a_mapping_claiming_fewer_passes_is_rejected(tmp_path):
         execute_mapping(str(path))
     with pytest.raises(MappingError, match="needs 3"):
         evaluate(str(path))
+
+
+def test_packages_import_in_any_order():
+    import subprocess
+    import sys
+    for order in ("mappings, hw_models, einsim", "hw_models, einsim, mappings"):
+        done = subprocess.run([sys.executable, "-c", f"import {order}"], capture_output=True,
+                              text=True, check=False)
+        assert done.returncode == 0, done.stderr

@@ -16,7 +16,7 @@ from einsim.evaluate import evaluate
 from einsim.mapping import MappingError, load_mapping_spec, mapping_names
 from einsim.workload import load_workload
 from hw_models.spatial_array import load_spatial_array
-from mappings import STRATEGIES
+from mappings import STRATEGY_NAMES, strategy as load_strategy
 
 CLOCK_HZ = 940e6
 PE = 256
@@ -58,7 +58,7 @@ def fusemax_latency_s(workload: str, seq_len: int, pe: int = PE) -> float:
 
 
 def build_report(spec, hardware, workload, parameters) -> Report:
-    strategy = STRATEGIES[spec.strategy]
+    strategy = load_strategy(spec.strategy)
     return evaluate_mapping(strategy.build(spec, hardware, workload, parameters), hardware,
                             workload)
 
@@ -67,7 +67,7 @@ def test_mapping_names():
     assert set(ORDER) <= set(mapping_names())
     for name in ORDER:
         spec = load_mapping_spec(name)
-        assert spec.name == name and spec.strategy in STRATEGIES
+        assert spec.name == name and spec.strategy in STRATEGY_NAMES
 
 
 # --- utilization ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from einsim.mapping import MappingError, load_mapping_spec
 from einsim.sweep import SweepResult, pareto, sweep, write_csv
 from einsim.workload import load_workload
 from hw_models.spatial_array import load_spatial_array
-from mappings import STRATEGIES
+from mappings import STRATEGY_NAMES, strategy as load_strategy
 
 MiB = 2 ** 20
 KEYS = {"latency": lambda r: r.latency_s, "energy": lambda r: r.energy_j,
@@ -23,7 +23,7 @@ KEYS = {"latency": lambda r: r.latency_s, "energy": lambda r: r.energy_j,
 
 def candidates(spec, hw, workload):
     """Every point of the strategy's space: (parameters, report or None if infeasible)."""
-    strategy = STRATEGIES[spec.strategy]
+    strategy = load_strategy(spec.strategy)
     space = strategy.parameter_space(spec, hw, workload)
     out = []
     for values in itertools.product(*space.values()):
