@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from einsim.errors import EinsimError, SpecError
-from einsim.specfile import load_yaml_text
+from einsim.specfile import describe_validation_error, preset_names, read_spec
 
 
 class MappingError(EinsimError):
@@ -85,29 +83,14 @@ class Mapping(_Spec):
 
 
 def mapping_names() -> list[str]:
-    folder = resources.files("mappings")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return preset_names(resources.files("mappings"))
 
 
 @lru_cache(maxsize=64)
 def load_mapping_spec(name_or_path: str) -> MappingSpec:
     """A mapping spec by name (``fusemax``) or from a YAML file."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise SpecError(f"mapping file {name_or_path}: no such file")
-        text, source = path.read_text(), path.name
-    else:
-        entry = resources.files("mappings").joinpath(f"{name_or_path}.yaml")
-        if not entry.is_file():
-            raise SpecError(f"unknown mapping {name_or_path!r}; expected one of "
-                            f"{', '.join(mapping_names())} or a YAML file")
-        text, source = entry.read_text(), f"{name_or_path}.yaml"
+    document, source = read_spec(name_or_path, resources.files("mappings"), "mapping")
     try:
-        return MappingSpec.model_validate(load_yaml_text(text))
+        return MappingSpec.model_validate(document)
     except ValidationError as error:
-        first = error.errors()[0]
-        raise SpecError(f"mapping {source}: {'.'.join(str(p) for p in first['loc'])}: "
-                        f"{first['msg']}") from None
-    except yaml.YAMLError as error:
-        raise SpecError(f"mapping {source}: not valid YAML: {error}".replace("\n", " ")) from None
+        raise SpecError(f"mapping {source}: {describe_validation_error(error)}") from None

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import re
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any
 
 import pydantic
-import yaml
 from pydantic import ConfigDict, Field
 
 from einsim.errors import SpecError
-from einsim.specfile import load_yaml_text
+from einsim.specfile import describe_validation_error, preset_names, read_spec
 
 __all__ = ["GemmLayer", "Workload", "linear_layers", "load_workload", "parse_seq_len",
            "parse_seq_lens", "workload_names"]
@@ -160,8 +158,7 @@ def _preset_dir() -> Any:
 
 def workload_names() -> list[str]:
     """Return the preset names (lower case, sorted), e.g. ``["bert", "t5", "trxl", "xlm"]``."""
-    return sorted(entry.name[: -len(".yaml")] for entry in _preset_dir().iterdir()
-                  if entry.name.endswith(".yaml"))
+    return preset_names(_preset_dir())
 
 
 def load_workload(name_or_path: str, seq_len: int | str | None = None) -> Workload:
@@ -171,23 +168,7 @@ def load_workload(name_or_path: str, seq_len: int | str | None = None) -> Worklo
     :class:`SpecError` naming the field for an unknown preset, a missing or invalid file,
     or a wrong, missing or extra field.
     """
-    key = str(name_or_path).strip()
-    if key.lower() in workload_names():
-        source = f"{key.lower()}.yaml"
-        text = _preset_dir().joinpath(source).read_text(encoding="utf-8")
-    else:
-        source = key
-        path = Path(key)
-        if not path.is_file():
-            looks_like_path = path.suffix in (".yaml", ".yml") or len(path.parts) > 1
-            what = "no such file" if looks_like_path else "unknown preset"
-            raise SpecError(f"workload {key!r}: {what}; expected a YAML file or one of "
-                            f"{', '.join(workload_names())}")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise SpecError(f"workload {source}: cannot read file: {error}") from None
-    data = _parse_yaml(text, source)
+    data, source = read_spec(name_or_path, _preset_dir(), "workload")
     if seq_len is not None:
         data["seq_len"] = parse_seq_len(seq_len)
         data.pop("kv_len", None)
@@ -200,36 +181,6 @@ def load_workload(name_or_path: str, seq_len: int | str | None = None) -> Worklo
     try:
         return Workload.model_validate(data)
     except pydantic.ValidationError as error:
-        raise SpecError(f"workload {source}: {_describe(error)}") from None
+        raise SpecError(f"workload {source}: "
+                        f"{describe_validation_error(error, Workload.model_fields)}") from None
 
-
-def _parse_yaml(text: str, source: str) -> dict[str, Any]:
-    """Parse YAML text into a mapping, raising SpecError with the location on failure."""
-    try:
-        document = load_yaml_text(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise SpecError(f"workload {source}: not valid YAML{where}: {problem}") from None
-    if not isinstance(document, dict):
-        raise SpecError(f"workload {source}: expected a mapping with keys "
-                        f"{', '.join(Workload.model_fields)}, got {type(document).__name__}")
-    return dict(document)
-
-
-def _describe(error: pydantic.ValidationError) -> str:
-    """One line for a ValidationError: the first problem (unknown fields first, as they are
-    usually typos that explain the rest) with its field path, plus a count of the others."""
-    problems = sorted(error.errors(include_url=False), key=lambda p: p["type"] != "extra_forbidden")
-    first = problems[0]
-    loc = ".".join(str(part) for part in first["loc"])
-    if first["type"] == "extra_forbidden":
-        text = f"unknown field {loc!r}; expected one of {', '.join(Workload.model_fields)}"
-    elif first["type"] == "missing":
-        text = f"{loc}: missing required field"
-    else:
-        text = f"{loc}: {first['msg']}"
-    if len(problems) > 1:
-        text += f" (and {len(problems) - 1} more error{'s' if len(problems) > 2 else ''})"
-    return text

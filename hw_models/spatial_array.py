@@ -10,14 +10,13 @@ scales both arrays (the 2D array is ``pe_dim x pe_dim``, the 1D array has ``pe_d
 from __future__ import annotations
 
 from importlib import resources
-from pathlib import Path
 from typing import Mapping
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
 from einsim.errors import SpecError
-from einsim.specfile import load_yaml_text
+from einsim.specfile import (describe_validation_error, load_yaml_text, preset_names,
+                             read_spec)
 
 
 class _Spec(BaseModel):
@@ -142,38 +141,22 @@ SHORT_NAMES = {"pe_dim": "pe_dim", "clock_hz": "clock_hz",
 
 def spatial_array_presets() -> list[str]:
     folder = resources.files("hw_models").joinpath("presets")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml")
-                  and yaml.safe_load(p.read_text()).get("kind") == "spatial_array")
+    return [n for n in preset_names(folder)
+            if load_yaml_text(folder.joinpath(f"{n}.yaml").read_text()).get("kind")
+            == "spatial_array"]
 
 
 def load_spatial_array(name_or_path: str, overrides: Mapping[str, float] | None = None
                        ) -> SpatialArray:
     """A preset by name (``fusemax-cloud``) or a YAML path, with overrides applied by name."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise SpecError(f"hardware file {name_or_path}: no such file")
-        text, source = path.read_text(), path.name
-    else:
-        preset = resources.files("hw_models").joinpath("presets", f"{name_or_path}.yaml")
-        if not preset.is_file():
-            raise SpecError(f"unknown hardware {name_or_path!r}; expected one of "
-                            f"{', '.join(spatial_array_presets())} or a YAML file")
-        text, source = preset.read_text(), f"{name_or_path}.yaml"
-    try:
-        document = load_yaml_text(text)
-    except yaml.YAMLError as error:
-        raise SpecError(f"hardware {source}: not valid YAML: {error}".replace("\n", " ")) from None
-    if not isinstance(document, dict):
-        raise SpecError(f"hardware {source}: expected a mapping of fields")
+    document, source = read_spec(name_or_path, resources.files("hw_models").joinpath("presets"),
+                                 "hardware", spatial_array_presets())
     for key, value in (overrides or {}).items():
         _set(document, SHORT_NAMES.get(key, key), value, source)
     try:
         return SpatialArray.model_validate(document)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise SpecError(f"hardware {source}: {where}: {first['msg']}") from None
+        raise SpecError(f"hardware {source}: {describe_validation_error(error)}") from None
 
 
 def _set(document: dict, path: str, value, source: str) -> None:
