@@ -14,7 +14,7 @@ from einsim.mapping import MappingError, load_mapping_spec
 from einsim.sweep import SweepResult, pareto, sweep, write_csv
 from einsim.workload import load_workload
 from hw_models.spatial_array import load_spatial_array
-from mappings import STRATEGY_NAMES, strategy as load_strategy
+from mappings import strategy as load_strategy
 
 MiB = 2 ** 20
 KEYS = {"latency": lambda r: r.latency_s, "energy": lambda r: r.energy_j,
