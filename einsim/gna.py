@@ -1,0 +1,243 @@
+"""Generalized neighborhood attention (GNA): speedup upper bounds at tile granularity.
+
+Semantics are NATTEN's, per axis (DESIGN.md §8): dilation groups, windows that shift inward at
+the edges, strided queries sharing their leader's window, causal windows ending at the query.
+Tokens are permuted so every multi-dimensional Q tile and KV tile is contiguous (each axis
+padded to a multiple of tile x dilation).  Because the mask is a product of per-axis masks,
+every count factorizes over axes: the worst Q tile's KV tiles are the product of per-axis
+worsts, sums over all Q tiles are products of per-axis sums, and so on.  The analysis is
+therefore O(sum of axis lengths): a million-token 3-D problem takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from einsim.errors import EinsimError
+
+
+class GNAError(EinsimError):
+    """An invalid GNA problem; the message names the argument."""
+
+
+class GNAProblem(BaseModel):
+    """A GNA problem: token layout, per-axis window/stride/dilation/causality and tile shapes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    shape: tuple[int, ...]
+    window: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    causal: tuple[bool, ...]
+    q_tile: tuple[int, ...]
+    kv_tile: tuple[int, ...]
+    kv_tiling: str = "static"
+
+    @property
+    def tokens(self) -> int:
+        return math.prod(self.shape)
+
+
+def problem(shape: Sequence[int], window: Sequence[int] | int, q_tile: Sequence[int] | int,
+            kv_tile: Sequence[int] | int, stride: Sequence[int] | int = 1,
+            dilation: Sequence[int] | int = 1, causal: Sequence[bool] | bool = False,
+            kv_tiling: str = "static") -> GNAProblem:
+    """Build and check a :class:`GNAProblem`; scalars (or one value) apply to every axis.
+
+    Raises :class:`GNAError` naming the argument for a window larger than its axis
+    (window x dilation > length), a stride larger than the window, non-positive values, or a
+    tile or parameter whose number of dimensions differs from the shape's.
+    """
+    shape = tuple(int(v) for v in _as_tuple(shape))
+    dims = len(shape)
+    if not 1 <= dims <= 3 or any(v < 1 for v in shape):
+        raise GNAError(f"shape {list(shape)}: expected 1 to 3 positive axis lengths")
+
+    def per_axis(name: str, value, broadcast: bool = True) -> tuple:
+        values = _as_tuple(value)
+        if len(values) == 1 and broadcast:
+            values = values * dims
+        if len(values) != dims:
+            raise GNAError(f"{name} {list(values)}: has {len(values)} dimension(s) but the shape "
+                           f"{list(shape)} has {dims}")
+        return values
+
+    window = tuple(int(v) for v in per_axis("window", window))
+    stride = tuple(int(v) for v in per_axis("stride", stride))
+    dilation = tuple(int(v) for v in per_axis("dilation", dilation))
+    causal = tuple(_as_bool(v) for v in per_axis("causal", causal))
+    q_tile = tuple(int(v) for v in per_axis("q_tile", q_tile, broadcast=dims == 1))
+    kv_tile = tuple(int(v) for v in per_axis("kv_tile", kv_tile, broadcast=dims == 1))
+    for name, values in (("window", window), ("stride", stride), ("dilation", dilation),
+                         ("q_tile", q_tile), ("kv_tile", kv_tile)):
+        if any(v < 1 for v in values):
+            raise GNAError(f"{name} {list(values)}: every value must be at least 1")
+    for axis in range(dims):
+        if window[axis] * dilation[axis] > shape[axis]:
+            raise GNAError(f"window {window[axis]} on axis {axis}: window x dilation "
+                           f"({window[axis]} x {dilation[axis]}) exceeds the axis length "
+                           f"{shape[axis]}")
+        if stride[axis] > window[axis]:
+            raise GNAError(f"stride {stride[axis]} on axis {axis}: larger than the window "
+                           f"{window[axis]}")
+    if kv_tiling not in ("static", "dynamic"):
+        raise GNAError(f"kv_tiling {kv_tiling!r}: expected static or dynamic")
+    return GNAProblem(shape=shape, window=window, stride=stride, dilation=dilation,
+                      causal=causal, q_tile=q_tile, kv_tile=kv_tile, kv_tiling=kv_tiling)
+
+
+def _as_tuple(value) -> tuple:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
+def _as_bool(value) -> bool:
+    if isinstance(value, str):
+        if value.lower() in ("true", "1", "yes"):
+            return True
+        if value.lower() in ("false", "0", "no"):
+            return False
+        raise GNAError(f"causal {value!r}: expected true or false")
+    return bool(value)
+
+
+def windows(length: int, window: int, stride: int = 1, causal: bool = False):
+    """Window ``[start, end)`` of every query of one (dilation group of an) axis, vectorized."""
+    i = np.arange(length)
+    first = (i // stride) * stride
+    if causal:
+        leader = np.minimum(first + stride - 1, length - 1)
+        start = np.maximum(leader - window + 1, 0)
+        end = i + 1
+    else:
+        leader = np.minimum(first + stride // 2, length - 1)
+        start = np.clip(leader - window // 2, 0, max(length - window, 0))
+        end = start + window
+    return start, end
+
+
+@dataclass(frozen=True)
+class AxisCounts:
+    """Per-axis counts, one entry per Q tile (all dilation groups concatenated)."""
+
+    visited: np.ndarray
+    unmasked: np.ndarray
+    kv_tile_start: np.ndarray
+    attended_pairs: int
+    block_sparse: bool
+    groups: int
+
+
+def axis_counts(length: int, window: int, stride: int, dilation: int, causal: bool,
+                q_tile: int, kv_tile: int, dynamic: bool = False) -> AxisCounts:
+    """KV tiles each Q tile visits along one axis, and how many of them need no masking."""
+    visited, unmasked, first_tile = [], [], []
+    attended, block_sparse = 0, True
+    for group in range(dilation):
+        size = -(-(length - group) // dilation)
+        start, end = windows(size, window, stride, causal)
+        attended += int(np.sum(end - start))
+        firsts = np.arange(0, size, q_tile)
+        lasts = np.minimum(firsts + q_tile, size) - 1
+        start_first, start_last = start[firsts], start[lasts]
+        end_first, end_last = end[firsts], end[lasts]
+        limit = np.minimum(end_first, size)  # keys all queries attend, without padding
+        if dynamic:
+            count = -(-(end_last - start_first) // kv_tile)
+            low = -(-(start_last - start_first) // kv_tile)
+            high = (limit - kv_tile - start_first) // kv_tile
+            clean = np.maximum(high - low + 1, 0)
+            tile0 = start_first
+            aligned = (end_first - start_first) % kv_tile == 0
+        else:
+            count = -(-end_last // kv_tile) - start_first // kv_tile
+            clean = np.maximum(limit // kv_tile - (-(-start_last // kv_tile)), 0)
+            tile0 = (start_first // kv_tile) * kv_tile
+            aligned = (start_first % kv_tile == 0) & (end_first % kv_tile == 0)
+        shared = (start_first == start_last) & (end_first == end_last)
+        block_sparse &= bool(np.all(shared & aligned))
+        visited.append(count)
+        unmasked.append(np.minimum(clean, count))
+        first_tile.append(tile0)
+    return AxisCounts(np.concatenate(visited), np.concatenate(unmasked), np.concatenate(first_tile),
+                      attended, block_sparse, dilation)
+
+
+class GNAResult(BaseModel):
+    """Speedup upper bounds of a GNA problem (keys as the CLI's JSON)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    flop_upper_bound: float
+    tile_upper_bound: float
+    tile_upper_bound_mean: float
+    fully_block_sparse: bool
+    q_tiles: int
+    worst_kv_tiles: int
+    masked_tiles: int
+    visited_kv_tiles: int
+    dense_kv_tiles: int
+    tokens: int
+
+
+def analyze(spec: GNAProblem) -> GNAResult:
+    """The bounds of DESIGN.md §8 by per-axis counting."""
+    axes = [axis_counts(spec.shape[a], spec.window[a], spec.stride[a], spec.dilation[a],
+                        spec.causal[a], spec.q_tile[a], spec.kv_tile[a],
+                        spec.kv_tiling == "dynamic") for a in range(len(spec.shape))]
+    tokens = spec.tokens
+    q_tokens, kv_tokens = math.prod(spec.q_tile), math.prod(spec.kv_tile)
+    dense_kv = -(-tokens // kv_tokens)
+    worst = math.prod(int(a.visited.max()) for a in axes)
+    visited = math.prod(int(a.visited.sum()) for a in axes)
+    clean = math.prod(int(a.unmasked.sum()) for a in axes)
+    attended = math.prod(a.attended_pairs for a in axes)
+    return GNAResult(
+        flop_upper_bound=tokens * tokens / attended,
+        tile_upper_bound=dense_kv / worst,
+        tile_upper_bound_mean=(-(-tokens // q_tokens)) * dense_kv / visited,
+        fully_block_sparse=all(a.block_sparse for a in axes),
+        q_tiles=math.prod(len(a.visited) for a in axes), worst_kv_tiles=worst,
+        masked_tiles=visited - clean, visited_kv_tiles=visited, dense_kv_tiles=dense_kv,
+        tokens=tokens)
+
+
+def gna(shape, window, q_tile, kv_tile, stride=1, dilation=1, causal=False,
+        kv_tiling="static") -> GNAResult:
+    """Speedup upper bounds of generalized neighborhood attention; see :func:`problem`."""
+    return analyze(problem(shape, window, q_tile, kv_tile, stride, dilation, causal, kv_tiling))
+
+
+def find_stride(spec: GNAProblem) -> tuple[int, ...]:
+    """The smallest per-axis stride (≤ window) that makes the problem fully block-sparse."""
+    strides = []
+    for axis in range(len(spec.shape)):
+        found = next((s for s in range(1, spec.window[axis] + 1)
+                      if axis_counts(spec.shape[axis], spec.window[axis], s, spec.dilation[axis],
+                                     spec.causal[axis], spec.q_tile[axis], spec.kv_tile[axis],
+                                     spec.kv_tiling == "dynamic").block_sparse), None)
+        if found is None:
+            raise GNAError(f"no stride up to the window {spec.window[axis]} makes axis {axis} "
+                           f"fully block-sparse with q_tile {spec.q_tile[axis]} and kv_tile "
+                           f"{spec.kv_tile[axis]}")
+        strides.append(found)
+    return tuple(strides)
+
+
+def end_to_end_speedup(attention_speedup: float, attention_share: float, steps: int = 1,
+                       full_attention_steps: int = 0) -> float:
+    """Amdahl's law: attention is ``attention_share`` of the time; the first
+    ``full_attention_steps`` of ``steps`` keep full attention, the rest run sparse."""
+    if not 0 <= attention_share <= 1:
+        raise GNAError(f"attention_share {attention_share}: expected a fraction in [0, 1]")
+    if steps < 1 or not 0 <= full_attention_steps <= steps:
+        raise GNAError(f"full_attention_steps {full_attention_steps} of steps {steps}: expected "
+                       "0 <= full_attention_steps <= steps and steps >= 1")
+    sparse_share = (steps - full_attention_steps) / steps
+    attention_time = (1 - sparse_share) + sparse_share / attention_speedup
+    return 1 / ((1 - attention_share) + attention_share * attention_time)

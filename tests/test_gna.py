@@ -1,0 +1,155 @@
+"""GNA bounds: per-axis counting against a brute-force mask-and-count oracle."""
+
+import itertools
+import math
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from einsim.gna import GNAError, end_to_end_speedup, find_stride, gna, problem
+from einsim.library.references import neighborhood_mask, neighborhood_mask_1d
+
+
+def axis_tiles(length, dilation, tile):
+    """Tiles of one axis in permuted order: per dilation group, coordinates padded with -1."""
+    tiles = []
+    for group in range(dilation):
+        coords = list(range(group, length, dilation))
+        for first in range(0, len(coords), tile):
+            chunk = coords[first:first + tile]
+            tiles.append((group, chunk + [-1] * (tile - len(chunk))))
+    return tiles
+
+
+def brute_force(shape, window, stride, dilation, causal, q_tile, kv_tile, dynamic=False):
+    mask = neighborhood_mask(shape, window, stride, dilation, causal)  # [key, query]
+    flat = np.arange(math.prod(shape)).reshape(shape)
+    axes_q = [axis_tiles(shape[a], dilation[a], q_tile[a]) for a in range(len(shape))]
+    axes_kv = [axis_tiles(shape[a], dilation[a], kv_tile[a]) for a in range(len(shape))]
+
+    def dynamic_tiles(axis, q_coords, group):
+        one = neighborhood_mask_1d(shape[axis], window[axis], stride[axis], dilation[axis],
+                                   causal[axis])
+        keys = [k for k in range(shape[axis]) if any(one[k, q] for q in q_coords if q >= 0)]
+        in_group = list(range(group, shape[axis], dilation[axis]))
+        first = in_group.index(min(keys))
+        tiles = []
+        for start in range(first, len(in_group), kv_tile[axis]):
+            chunk = in_group[start:start + kv_tile[axis]]
+            tiles.append((group, chunk + [-1] * (kv_tile[axis] - len(chunk))))
+        return tiles
+
+    visited_counts, masked, attended_queries = [], 0, 0
+    for q_combo in itertools.product(*axes_q):
+        queries = [flat[c] for c in itertools.product(*(chunk for _, chunk in q_combo))
+                   if min(c) >= 0]
+        kv_axes = [dynamic_tiles(a, q_combo[a][1], q_combo[a][0]) if dynamic else axes_kv[a]
+                   for a in range(len(shape))]
+        count = 0
+        for kv_combo in itertools.product(*kv_axes):
+            coords = list(itertools.product(*(chunk for _, chunk in kv_combo)))
+            keys = [flat[c] for c in coords if min(c) >= 0]
+            padded = len(keys) < len(coords)
+            if not keys:
+                continue
+            block = mask[np.ix_(keys, queries)]
+            if block.any():
+                count += 1
+                masked += padded or not block.all()
+        visited_counts.append(count)
+    tokens = math.prod(shape)
+    dense = -(-tokens // math.prod(kv_tile))
+    return {"flop_upper_bound": tokens * tokens / mask.sum(),
+            "tile_upper_bound": dense / max(visited_counts),
+            "tile_upper_bound_mean": (-(-tokens // math.prod(q_tile))) * dense
+            / sum(visited_counts),
+            "q_tiles": len(visited_counts), "worst_kv_tiles": max(visited_counts),
+            "masked_tiles": masked, "fully_block_sparse": masked == 0}
+
+
+@st.composite
+def problems(draw):
+    dims = draw(st.integers(1, 3))
+    shape, window, stride, dilation, causal, q_tile, kv_tile = [], [], [], [], [], [], []
+    for _ in range(dims):
+        length = draw(st.integers(2, 14 if dims == 1 else 7))
+        d = draw(st.integers(1, max(1, length // 2)))
+        k = draw(st.integers(1, length // d))
+        shape.append(length)
+        dilation.append(d)
+        window.append(k)
+        stride.append(draw(st.integers(1, k)))
+        causal.append(draw(st.booleans()))
+        q_tile.append(draw(st.integers(1, 4)))
+        kv_tile.append(draw(st.integers(1, 4)))
+    return shape, window, stride, dilation, causal, q_tile, kv_tile, draw(st.booleans())
+
+
+@settings(max_examples=150, deadline=None)
+@given(problems())
+def test_per_axis_counting_matches_the_brute_force_oracle(case):
+    shape, window, stride, dilation, causal, q_tile, kv_tile, dynamic = case
+    result = gna(shape, window, q_tile, kv_tile, stride, dilation, causal,
+                 "dynamic" if dynamic else "static")
+    oracle = brute_force(shape, window, stride, dilation, causal, q_tile, kv_tile, dynamic)
+    for key, want in oracle.items():
+        got = getattr(result, key)
+        assert got == pytest.approx(want), (key, case)
+
+
+@pytest.mark.parametrize("shape, window, expected", [
+    ((32768,), (2048,), 16.0), ((256, 256), (80, 80), 10.24), ((30, 48, 80), (18, 24, 24), 100 / 9),
+])
+def test_published_flop_bounds(shape, window, expected):
+    tiles = (1,) * len(shape)
+    assert gna(shape, window, tiles, tiles).flop_upper_bound == pytest.approx(expected)
+
+
+def test_blocked_attention_with_aligned_tiles_is_fully_block_sparse():
+    result = gna((256, 256), (64, 64), (16, 8), (16, 8), stride=(64, 64))
+    assert result.fully_block_sparse and result.masked_tiles == 0
+    assert result.tile_upper_bound == pytest.approx(16.0)
+    strides = find_stride(problem((256, 256), (64, 64), (16, 8), (16, 8)))
+    assert gna((256, 256), (64, 64), (16, 8), (16, 8), stride=strides).fully_block_sparse
+    for axis in range(2):  # the smallest: one less on either axis is not block-sparse
+        smaller = list(strides)
+        smaller[axis] -= 1
+        assert not gna((256, 256), (64, 64), (16, 8), (16, 8), stride=smaller).fully_block_sparse
+
+
+def test_self_attention_window_equal_to_the_axis_is_dense():
+    result = gna((64,), (64,), (16,), (16,))
+    assert result.tile_upper_bound == 1.0 and result.flop_upper_bound == 1.0
+
+
+def test_million_token_3d_problem_is_fast():
+    started = time.perf_counter()
+    result = gna((64, 128, 128), (17, 33, 33), (4, 4, 8), (4, 4, 8), stride=(1, 2, 2),
+                 dilation=(1, 1, 2), causal=(True, False, False))
+    assert time.perf_counter() - started < 0.5 and result.tokens == 64 * 128 * 128
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(shape=(10,), window=(11,)), "window 11 on axis 0"),
+    (dict(shape=(10,), window=(3,), stride=(4,)), "stride 4 on axis 0: larger than the window"),
+    (dict(shape=(10, 10), window=(3, 3), q_tile=(2,)), "q_tile [2]: has 1 dimension"),
+    (dict(shape=(10,), window=(3,), dilation=(4,)), "window x dilation"),
+    (dict(shape=(10,), window=(3,), causal=("maybe",)), "causal 'maybe'"),
+])
+def test_bad_input_names_the_argument(kwargs, fragment):
+    arguments = {"q_tile": (1,) * len(kwargs["shape"]), "kv_tile": (1,) * len(kwargs["shape"]),
+                 **kwargs}
+    with pytest.raises(GNAError) as caught:
+        problem(**arguments)
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_amdahl():
+    assert end_to_end_speedup(10.0, 0.5) == pytest.approx(1 / (0.5 + 0.05))
+    assert end_to_end_speedup(10.0, 0.6, steps=50, full_attention_steps=50) == pytest.approx(1.0)
+    assert end_to_end_speedup(4.0, 1.0, steps=4, full_attention_steps=2) == pytest.approx(1.6)
+    with pytest.raises(GNAError):
+        end_to_end_speedup(2.0, 1.5)
