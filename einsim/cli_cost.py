@@ -62,13 +62,13 @@ def _report_table(reports: list[Report], title: str) -> Table:
                                            for k, v in r.parameters.items()) or "-"),
         ("latency", lambda r: f"{r.latency_s:.4g} s"),
         ("compute / memory", lambda r: f"{r.compute_latency_s:.3g} / {r.memory_latency_s:.3g} s"),
-        ("2D array utilization", lambda r: f"{r.utilization.get('array2d', 0):.1%}"),
-        ("1D array utilization", lambda r: f"{r.utilization.get('array1d', 0):.1%}"),
+        ("utilization", lambda r: ", ".join(f"{unit} {share:.1%}"
+                                            for unit, share in r.utilization.items())),
         ("energy", lambda r: f"{r.energy_j:.4g} J"),
         ("DRAM traffic", lambda r: f"{r.traffic_bytes / 2**30:.4g} GiB"),
         ("buffer used / capacity", lambda r: f"{r.buffer_bytes / 2**20:.3g} / "
                                              f"{r.buffer_capacity_bytes / 2**20:.3g} MiB"),
-        ("area", lambda r: f"{r.area_mm2:.1f} mm²"),
+        ("area", lambda r: "-" if r.area_mm2 is None else f"{r.area_mm2:.1f} mm²"),
     ]
     for label, cell in rows:
         table.add_row(label, *(cell(r) for r in reports))

@@ -56,7 +56,7 @@ class Report(BaseModel):
     utilization: dict[str, float]
     energy_j: float
     energy_breakdown_j: dict[str, float]
-    area_mm2: float
+    area_mm2: float | None
     einsums: list[EinsumCost]
 
 

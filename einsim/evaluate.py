@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping as MappingType
 
 from einsim.cost import EinsumCost, Report
@@ -9,7 +10,9 @@ from einsim.errors import SpecError
 from einsim.gemm import gemm_cost
 from einsim.mapper import search
 from einsim.mapping import MappingError, load_mapping_spec
+from einsim.specfile import load_yaml_text
 from einsim.workload import linear_layers, load_workload
+from hw_models.gpu_sm import gpu_presets, load_gpu
 from hw_models.spatial_array import SHORT_NAMES, load_spatial_array
 
 
@@ -43,10 +46,27 @@ def evaluate(mapping: str = "fusemax", hardware: str | None = None, workload: st
         raise SpecError(f"unknown scope {scope!r}; expected attention or end-to-end")
     spec = load_mapping_spec(mapping)
     fixed, overrides = split_parameters(spec, dict(parameters or {}))
-    machine = load_spatial_array(hardware or spec.hardware, overrides)
+    machine = load_hardware(hardware or spec.hardware, overrides)
+    native = load_hardware(spec.hardware)
+    if type(machine) is not type(native):
+        kinds = {"spatial_array": "a spatial array", "gpu_sm": "a GPU"}
+        raise MappingError(f"mapping {spec.name} runs on {kinds[native.kind]} (like "
+                           f"{spec.hardware}); {machine.name} is {kinds[machine.kind]}")
     problem = load_workload(workload, seq_len)
     report = search(spec, machine, problem, objective, fixed).best
     return with_linear_layers(report, machine, problem) if scope == "end-to-end" else report
+
+
+def load_hardware(name: str, overrides: MappingType[str, float] | None = None):
+    """A spatial array or a GPU, by preset name or YAML file (whichever kind it is)."""
+    if name in gpu_presets() or (name.endswith((".yaml", ".yml")) and Path(name).is_file()
+                                 and load_yaml_text(Path(name).read_text()).get("kind")
+                                 == "gpu_sm"):
+        if overrides:
+            raise SpecError(f"GPU {name}: parameters {', '.join(overrides)} cannot be "
+                            "overridden; write a GPU YAML file instead")
+        return load_gpu(name)
+    return load_spatial_array(name, overrides)
 
 
 def with_linear_layers(report: Report, hardware, workload) -> Report:

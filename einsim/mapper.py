@@ -56,8 +56,11 @@ def search(spec: MappingSpec, hardware, workload, objective: str = "latency",
     for values in itertools.product(*space.values()):
         parameters = {**fixed, **dict(zip(space, values))}
         try:
-            mapping = chosen.build(spec, hardware, workload, parameters)
-            reports.append(evaluate_mapping(mapping, hardware, workload))
+            if hasattr(chosen, "evaluate"):  # a strategy with its own execution model (GPUs)
+                reports.append(chosen.evaluate(spec, hardware, workload, parameters))
+            else:
+                mapping = chosen.build(spec, hardware, workload, parameters)
+                reports.append(evaluate_mapping(mapping, hardware, workload))
         except MappingError as error:
             reasons.append(str(error))
     if not reports:

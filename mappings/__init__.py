@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-STRATEGY_NAMES = ("unfused", "flat", "fusemax")
+STRATEGY_NAMES = ("unfused", "flat", "fusemax", "flash_attention")
 
 
 def strategy(name: str) -> ModuleType:

@@ -1,0 +1,136 @@
+"""GPUs as streaming multiprocessors: the hardware schema and the execution model (DESIGN §7).
+
+A kernel is a grid of CTAs.  A CTA's time is its tile loop: per KV tile two GEMMs on the tensor
+cores, exponentials on the special-function units and the rest of the softmax on the FP32
+lanes.  FlashAttention-2 runs softmax after the GEMMs; FlashAttention-3/4-style pipelining
+overlaps them.  CTAs run in waves on the SMs (or under a persistent scheduler), so wave
+quantization and tails are explicit, and the kernel cannot beat its HBM traffic.
+
+Each preset's ``calibration`` says where its efficiency numbers come from; only the published
+kernel facts in ``reference/gpus.md`` are used.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from importlib import resources
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+
+from einsim.errors import SpecError
+from einsim.specfile import describe_validation_error, load_yaml_text, preset_names, read_spec
+
+SOFTMAX_FP32_OPS = 3.5
+"""FP32-pipe instructions per attention score besides the exponential: row max, the scaled
+subtraction (one FMA), the row-sum add and half a conversion (two scores per packed fp16)."""
+
+MASK_FP32_OPS = 1.0
+"""Extra FP32 work per score of a tile that needs element masking (a compare-and-select)."""
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Calibration(_Spec):
+    """Fitted constants and the published facts they come from."""
+
+    tensor_efficiency: float = Field(gt=0, le=1, description="achieved fraction of the tensor "
+                                     "peak in an attention tile loop")
+    cta_overhead_cycles: float = Field(ge=0, description="per-CTA prologue/epilogue")
+    source: str
+
+
+class TileShapes(_Spec):
+    """Attention tile shapes the GPU's kernels support: ``[q_tile, kv_tile]`` pairs."""
+
+    fmha: list[list[int]]
+    na1d: list[list[list[int]]] = []
+    na2d: list[list[list[int]]] = []
+    na3d: list[list[list[int]]] = []
+
+
+class GPU(_Spec):
+    name: str
+    kind: str = "gpu_sm"
+    sms: PositiveInt
+    clock_hz: PositiveFloat
+    tensor_flops_per_clock_per_sm: dict[str, PositiveInt]
+    exp_per_clock_per_sm: PositiveInt
+    fp32_per_clock_per_sm: PositiveInt
+    shared_memory_bytes_per_sm: PositiveInt
+    register_bytes_per_sm: PositiveInt
+    l2_bytes: PositiveInt
+    hbm_bytes: PositiveFloat
+    hbm_bandwidth_bytes_per_s: PositiveFloat
+    nvlink_bytes_per_s: PositiveFloat
+    power_w: PositiveFloat
+    price_per_hour: float | None = None
+    decode_ctas_per_sm: PositiveInt = 2
+    calibration: Calibration
+    tiles: TileShapes
+
+    def tensor_rate(self, dtype: str) -> int:
+        if dtype not in self.tensor_flops_per_clock_per_sm:
+            raise SpecError(f"dtype {dtype!r}: {self.name} has tensor-core rates for "
+                            f"{', '.join(self.tensor_flops_per_clock_per_sm)}")
+        return self.tensor_flops_per_clock_per_sm[dtype]
+
+    def peak_flops(self, dtype: str) -> float:
+        return self.tensor_rate(dtype) * self.sms * self.clock_hz
+
+
+def gpu_presets() -> list[str]:
+    folder = resources.files("hw_models").joinpath("presets")
+    return [n for n in preset_names(folder)
+            if load_yaml_text(folder.joinpath(f"{n}.yaml").read_text()).get("kind") == "gpu_sm"]
+
+
+def load_gpu(name_or_path: str) -> GPU:
+    """A GPU preset (``a100``, ``h100``, ``h200``, ``b200``, ``h20``) or a YAML file."""
+    document, source = read_spec(name_or_path, resources.files("hw_models").joinpath("presets"),
+                                 "GPU", gpu_presets())
+    try:
+        return GPU.model_validate(document)
+    except ValidationError as error:
+        raise SpecError(f"GPU {source}: {describe_validation_error(error)}") from None
+
+
+def tile_cycles(gpu: GPU, dtype: str, q_rows: int, kv_cols: int, head_dim: int,
+                pipelined: bool, masked: bool = False) -> dict[str, float]:
+    """Cycles of one KV tile on one SM, per resource and in total.
+
+    ``pipelined`` overlaps softmax with the GEMMs (FlashAttention-3/4); otherwise they add up
+    (FlashAttention-2).  A masked tile pays a compare-and-select per score.
+    """
+    scores = q_rows * kv_cols
+    tensor = 4 * scores * head_dim / (gpu.tensor_rate(dtype) * gpu.calibration.tensor_efficiency)
+    sfu = scores / gpu.exp_per_clock_per_sm
+    fp32 = scores * (SOFTMAX_FP32_OPS + (MASK_FP32_OPS if masked else 0.0)) \
+        / gpu.fp32_per_clock_per_sm
+    softmax = sfu + fp32
+    total = max(tensor, softmax) if pipelined else tensor + softmax
+    return {"tensor_core": tensor, "sfu": sfu, "fp32": fp32, "total": total}
+
+
+def makespan(cta_cycles: np.ndarray, slots: int, persistent: bool = False) -> tuple[float, int]:
+    """Time for CTAs on ``slots`` concurrent CTA slots, and the number of waves.
+
+    Non-persistent: CTAs launch in grid order onto the first free slot (a hardware block
+    scheduler); equal CTAs finish in ``ceil(n / slots)`` waves.  Persistent: the longest CTAs
+    are placed first (largest-processing-time), as a persistent tile scheduler would.
+    """
+    cycles = np.asarray(cta_cycles, dtype=float)
+    if cycles.size == 0:
+        return 0.0, 0
+    waves = math.ceil(cycles.size / slots)
+    if np.all(cycles == cycles[0]):
+        return float(cycles[0]) * waves, waves
+    order = np.sort(cycles)[::-1] if persistent else cycles
+    free = [0.0] * min(slots, cycles.size)
+    heapq.heapify(free)
+    for work in order:
+        heapq.heappush(free, heapq.heappop(free) + work)
+    return max(free), waves
