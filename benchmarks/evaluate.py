@@ -13,10 +13,10 @@ import itertools
 import json
 import time
 
-from einsim.evaluate import evaluate
+from einsim.evaluator import evaluate
 from einsim.mapper import search
 from einsim.mapping import load_mapping_spec
-from einsim.sweep import iterate
+from einsim.sweeps import iterate
 from einsim.workload import load_workload
 from hw_models.spatial_array import load_spatial_array
 

@@ -11,14 +11,12 @@ The core API::
 
 from einsim import library
 from einsim.errors import CascadeError, CascadeSyntaxError, EinsimError
-from einsim.evaluate import evaluate
 from einsim.execute import execute
 from einsim.footprint import buffer_growth, footprint, op_counts
 from einsim.graph import dependency_graph
 from einsim.ir import Cascade
 from einsim.parser import parse
 from einsim.passes import passes
-from einsim.sweep import sweep
 from einsim.validate import ValidationResult, validate
 from einsim.yaml_form import load_yaml, to_yaml
 
@@ -28,3 +26,15 @@ __all__ = ["parse", "load_yaml", "to_yaml", "execute", "validate", "passes", "fo
            "buffer_growth", "op_counts", "dependency_graph", "library", "Cascade",
            "ValidationResult", "EinsimError", "CascadeError", "CascadeSyntaxError",
            "__version__"]
+
+
+def __getattr__(name: str):
+    """``einsim.evaluate`` and ``einsim.sweep`` load the cost model on first use, so that the
+    hardware models (which import ``einsim.errors``) can be imported first."""
+    if name == "evaluate":
+        from einsim.evaluator import evaluate
+        return evaluate
+    if name == "sweep":
+        from einsim.sweeps import sweep
+        return sweep
+    raise AttributeError(f"module 'einsim' has no attribute {name!r}")

@@ -11,12 +11,12 @@ from rich.table import Table
 
 from einsim.cli import UsageFailure, app, console, emit
 from einsim.cost import Report
-from einsim.evaluate import evaluate as evaluate_report
-from einsim.evaluate import execute_mapping
+from einsim.evaluator import evaluate as evaluate_report
+from einsim.evaluator import execute_mapping
 from einsim.mapper import search
 from einsim.mapping import MappingError, load_mapping_spec
-from einsim.evaluate import split_parameters
-from einsim.sweep import iterate, pareto, write_csv
+from einsim.evaluator import split_parameters
+from einsim.sweeps import iterate, pareto, write_csv
 from einsim.workload import load_workload, parse_seq_len, parse_seq_lens
 from hw_models.spatial_array import load_spatial_array
 

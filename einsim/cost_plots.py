@@ -45,7 +45,7 @@ def utilization_figure(points: list[dict]) -> go.Figure:
     Parameters
     ----------
     points : list of dict
-        Sweep points (:func:`einsim.sweep.sweep`), possibly of several mappings or workloads;
+        Sweep points (:func:`einsim.sweeps.sweep`), possibly of several mappings or workloads;
         infeasible points are skipped.
     """
     feasible = [p for p in points if p.get("feasible", True) and p.get("utilization")]
@@ -77,7 +77,7 @@ def einsum_breakdown_figure(report: Report, log_y: bool = False) -> go.Figure:
     Parameters
     ----------
     report : Report
-        From :func:`einsim.evaluate.evaluate`.
+        From :func:`einsim.evaluator.evaluate`.
     log_y : bool
         Log-scale cycles (short Einsums stay visible).
     """
@@ -147,7 +147,7 @@ def pipeline_gantt_figure(report: Report, tiles: int = 3) -> go.Figure:
     Parameters
     ----------
     report : Report
-        From :func:`einsim.evaluate.evaluate`.
+        From :func:`einsim.evaluator.evaluate`.
     tiles : int
         Tiles to draw (colours).
     """

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from einsim.cli import main
-from einsim.evaluate import evaluate, execute_mapping
+from einsim.evaluator import evaluate, execute_mapping
 from einsim.mapping import MappingError, mapping_names
 from einsim.workload import linear_layers, load_workload
 from hw_models.spatial_array import load_spatial_array
@@ -134,7 +134,9 @@ def test_a_mapping_claiming_fewer_passes_is_rejected(tmp_path):
 def test_packages_import_in_any_order():
     import subprocess
     import sys
-    for order in ("mappings, hw_models, einsim", "hw_models, einsim, mappings"):
+    for order in ("mappings, hw_models, einsim", "hw_models, einsim, mappings",
+                  "hw_models.spatial_array", "hw_models.gpu_sm", "mappings.decode",
+                  "mappings.fusemax", "einsim.cost"):
         done = subprocess.run([sys.executable, "-c", f"import {order}"], capture_output=True,
                               text=True, check=False)
         assert done.returncode == 0, done.stderr

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from einsim.cost import Report, evaluate_mapping
-from einsim.evaluate import evaluate
+from einsim.evaluator import evaluate
 from einsim.mapping import MappingError, load_mapping_spec, mapping_names
 from einsim.workload import load_workload
 from hw_models.spatial_array import load_spatial_array

@@ -1,4 +1,4 @@
-"""Tests of the mapper (einsim.mapper) and of sweeps (einsim.sweep)."""
+"""Tests of the mapper (einsim.mapper) and of sweeps (einsim.sweeps)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from einsim.cost import evaluate_mapping
 from einsim.errors import EinsimError
 from einsim.mapper import OBJECTIVES, SearchResult, pareto_front, search
 from einsim.mapping import MappingError, load_mapping_spec
-from einsim.sweep import SweepResult, pareto, sweep, write_csv
+from einsim.sweeps import SweepResult, pareto, sweep, write_csv
 from einsim.workload import load_workload
 from hw_models.spatial_array import load_spatial_array
 from mappings import strategy as load_strategy

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from einsim.cost import Report
-from einsim.evaluate import evaluate, split_parameters
+from einsim.evaluator import evaluate, split_parameters
 from einsim.mapping import MappingError, load_mapping_spec
 from hw_models.spatial_array import load_spatial_array
 
