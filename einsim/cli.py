@@ -214,15 +214,18 @@ def validate(name: Optional[str] = typer.Argument(None, help="Library cascade na
         raise typer.Exit(1)
 
 
-def _register_cost_commands() -> None:
+def _register_commands() -> None:
     import einsim.cli_cost  # noqa: F401  (registers evaluate, sweep and map on the app)
+    import einsim.cli_gpu  # noqa: F401  (registers gna and decode)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning every user error into one line and status 2."""
-    _register_cost_commands()
+    _register_commands()
+    from einsim.cli_gpu import join_multi_values
+
     command = typer.main.get_command(app)
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = join_multi_values(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
     if debug:  # accepted anywhere on the line, not only before the subcommand
         args = [a for a in args if a != "--debug"]

@@ -68,7 +68,11 @@ class GPU(_Spec):
     nvlink_bytes_per_s: PositiveFloat
     power_w: PositiveFloat
     price_per_hour: float | None = None
-    decode_ctas_per_sm: PositiveInt = 2
+    fmha_pipelined: bool = Field(default=True, description="the GPU's own FMHA kernel overlaps "
+                                 "softmax with the GEMMs (FlashAttention-3/4); A100: no")
+    decode_ctas_per_sm: PositiveInt = Field(default=1, description="CTAs of a decode kernel "
+                                            "resident per SM: 216 CTAs are two full waves on "
+                                            "an A100's 108 SMs (reference/gpus.md)")
     calibration: Calibration
     tiles: TileShapes
 

@@ -43,8 +43,9 @@ def kv_block(head_dim: int) -> int:
 
 
 def num_splits(work: int, slots: int, blocks: int, max_splits: int = 128) -> int:
-    """FlashDecoding's heuristic: no split when the grid fills 80% of the CTA slots; otherwise
-    the smallest split count whose wave efficiency reaches 85% of the best one."""
+    """FlashDecoding's heuristic over ``slots`` (two waves of SMs): no split when the grid fills
+    80% of them; otherwise the smallest split count whose wave efficiency reaches 85% of the
+    best one."""
     if work >= 0.8 * slots:
         return 1
     limit = min(max_splits, slots, blocks)
@@ -97,7 +98,7 @@ def estimate(gpu: GPU, schedule: str, *, batch: int, heads: int, head_dim: int, 
             (2 if blocks > 1 and share % blocks else 1)
         tokens = tiles * kv_block(head_dim)
     else:
-        splits = 1 if schedule == "fa2" else num_splits(work, slots, blocks)
+        splits = 1 if schedule == "fa2" else num_splits(work, 2 * gpu.sms, blocks)
         chunk = math.ceil(blocks / splits) * kv_block(head_dim)
         per_split = np.minimum(chunk, context - chunk * np.arange(splits))
         tokens = np.tile(per_split[per_split > 0], work)

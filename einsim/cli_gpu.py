@@ -1,0 +1,160 @@
+"""CLI commands for GPUs: ``gna`` (sparse-attention bounds and runtimes) and ``decode``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from einsim.cli import UsageFailure, app, console, emit
+from einsim.gna import GNAError, analyze, end_to_end_speedup, find_stride, problem
+from hw_models.gpu_sm import load_gpu
+
+MULTI_VALUE = ("--shape", "--window", "--stride", "--dilation", "--causal", "--q-tile",
+               "--kv-tile")
+
+
+def join_multi_values(args: list[str]) -> list[str]:
+    """``--shape 30 48 80`` → ``--shape 30,48,80`` (click options take one value)."""
+    out: list[str] = []
+    position = 0
+    while position < len(args):
+        arg = args[position]
+        out.append(arg)
+        position += 1
+        if arg in MULTI_VALUE:
+            values = []
+            while position < len(args) and not args[position].startswith("--"):
+                values.append(args[position])
+                position += 1
+            out.append(",".join(values))
+    return out
+
+
+def _values(text: Optional[str], name: str, kind=int) -> list:
+    if text is None:
+        return []
+    try:
+        return [kind(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise UsageFailure(f"{name} {text!r}: expected {'integers' if kind is int else 'values'}"
+                           " separated by spaces") from None
+
+
+@app.command()
+def gna(shape: str = typer.Option(..., "--shape", help="Token layout: L1 [L2 L3]."),
+        window: str = typer.Option(..., "--window", help="Window per axis (or one for all)."),
+        stride: Optional[str] = typer.Option(None, "--stride", help="Stride per axis."),
+        dilation: Optional[str] = typer.Option(None, "--dilation", help="Dilation per axis."),
+        causal: Optional[str] = typer.Option(None, "--causal", help="true|false per axis."),
+        q_tile: Optional[str] = typer.Option(None, "--q-tile", help="Q tile per axis."),
+        kv_tile: Optional[str] = typer.Option(None, "--kv-tile", help="KV tile per axis."),
+        kv_tiling: str = typer.Option("static", "--kv-tiling", help="static or dynamic."),
+        hw: Optional[str] = typer.Option(None, "--hw", help="GPU preset for predicted runtimes."),
+        heads: int = typer.Option(1, "--heads"), head_dim: int = typer.Option(128, "--head-dim"),
+        batch: int = typer.Option(1, "--batch"),
+        dtype: str = typer.Option("fp16", "--dtype", help="fp16, bf16 or fp8."),
+        find_stride_: bool = typer.Option(False, "--find-stride", help="Smallest per-axis "
+                                          "stride that makes the problem fully block-sparse."),
+        find_tiles: bool = typer.Option(False, "--find-tiles", help="Try the GPU's supported "
+                                        "tile shapes and report the best."),
+        attention_share: Optional[float] = typer.Option(None, "--attention-share",
+                                                        help="Share of end-to-end time in "
+                                                        "attention, for Amdahl's law."),
+        steps: int = typer.Option(1, "--steps"),
+        full_attention_steps: int = typer.Option(0, "--full-attention-steps"),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+    """Speedup upper bounds of generalized neighborhood attention (and GPU runtimes)."""
+    gpu = load_gpu(hw) if hw else None
+    dims = len(_values(shape, "--shape"))
+    candidates = []
+    if find_tiles:
+        if gpu is None:
+            raise UsageFailure("--find-tiles searches a GPU's supported tiles: give --hw")
+        from mappings.fna import supported_tiles
+
+        candidates = supported_tiles(gpu, dims)
+        if not candidates:
+            raise UsageFailure(f"--hw {hw}: no supported {dims}-D neighborhood tiles")
+    else:
+        if q_tile is None or kv_tile is None:
+            raise UsageFailure("--q-tile and --kv-tile are required (or --find-tiles with --hw)")
+        candidates = [(tuple(_values(q_tile, "--q-tile")), tuple(_values(kv_tile, "--kv-tile")))]
+    results = []
+    for q, kv in candidates:
+        spec = problem(_values(shape, "--shape"), _values(window, "--window"), q, kv,
+                       _values(stride, "--stride") or 1, _values(dilation, "--dilation") or 1,
+                       _values(causal, "--causal", str) or False, kv_tiling)
+        result = analyze(spec).model_dump()
+        result.update(q_tile=list(spec.q_tile), kv_tile=list(spec.kv_tile))
+        if gpu is not None:
+            from mappings.fna import check_tiles, predict
+
+            check_tiles(gpu, spec)
+            result["predicted"] = {k: float(v) for k, v in predict(
+                gpu, spec, heads=heads, head_dim=head_dim, batch=batch, dtype=dtype).items()}
+        if find_stride_:
+            result["stride_for_block_sparsity"] = list(find_stride(spec))
+        if attention_share is not None:
+            speedup = result.get("predicted", {}).get("speedup", result["tile_upper_bound"])
+            result["end_to_end_speedup"] = end_to_end_speedup(speedup, attention_share, steps,
+                                                              full_attention_steps)
+        results.append(result)
+    key = (lambda r: r["predicted"]["speedup"]) if gpu else (lambda r: r["tile_upper_bound"])
+    best = max(results, key=key)
+    if find_tiles:
+        best = {**best, "candidates": results}
+    if as_json:
+        emit(best)
+        return
+    table = Table(title=f"GNA on {' x '.join(shape.replace(',', ' ').split())} tokens")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    for name in ("q_tile", "kv_tile", "flop_upper_bound", "tile_upper_bound",
+                 "tile_upper_bound_mean", "fully_block_sparse", "q_tiles", "worst_kv_tiles",
+                 "masked_tiles", "stride_for_block_sparsity", "end_to_end_speedup"):
+        if name in best:
+            value = best[name]
+            table.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
+    for name, value in best.get("predicted", {}).items():
+        table.add_row(f"predicted {name}", f"{value:.4g}")
+    console.print(table)
+
+
+@app.command()
+def decode(hw: str = typer.Option("h100", "--hw", help="GPU preset."),
+           schedule: str = typer.Option("flash-decoding", "--schedule",
+                                        help="fa2, flash-decoding or lean."),
+           batch: int = typer.Option(1, "--batch"), heads: int = typer.Option(32, "--heads"),
+           kv_heads: Optional[int] = typer.Option(None, "--kv-heads"),
+           head_dim: int = typer.Option(128, "--head-dim"),
+           context: str = typer.Option("32K", "--context", help="KV length, e.g. 32768 or 32K."),
+           dtype: str = typer.Option("fp16", "--dtype"),
+           plot: Optional[Path] = typer.Option(None, "--plot", help="SM timeline (HTML)."),
+           as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+    """Decode attention time of one step under a GPU decode schedule."""
+    from einsim.workload import parse_seq_len
+    from mappings.decode import estimate
+
+    gpu = load_gpu(hw)
+    result = estimate(gpu, schedule, batch=batch, heads=heads, kv_heads=kv_heads,
+                      head_dim=head_dim, context=parse_seq_len(context), dtype=dtype)
+    if plot:
+        from einsim.gpu_plots import sm_timeline_figure
+
+        sm_timeline_figure(result, title=f"{schedule} on {gpu.name}").write_html(plot)
+    if as_json:
+        emit(result.summary())
+        return
+    table = Table(title=f"{schedule} decode on {gpu.name}: batch {batch}, {heads} heads, "
+                        f"context {parse_seq_len(context):,}")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    for name, value in result.summary().items():
+        table.add_row(name, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+__all__ = ["gna", "decode", "join_multi_values", "GNAError"]
