@@ -7,12 +7,14 @@ The core API::
     einsim.passes(cascade, "m")                 # 1 for FuseMax, 3 for the unfused softmax
     einsim.validate(cascade)                    # against plain NumPy attention
     einsim.evaluate("fusemax", workload="bert", seq_len="64K")   # cost report on an array
+    einsim.gna((256, 256), (80, 80), (16, 8), (16, 8))           # sparse-attention bounds
 """
 
 from einsim import library
 from einsim.errors import CascadeError, CascadeSyntaxError, EinsimError
 from einsim.execute import execute
 from einsim.footprint import buffer_growth, footprint, op_counts
+from einsim.gna import gna
 from einsim.graph import dependency_graph
 from einsim.ir import Cascade
 from einsim.parser import parse
@@ -22,7 +24,7 @@ from einsim.yaml_form import load_yaml, to_yaml
 
 __version__ = "0.1.0"
 __all__ = ["parse", "load_yaml", "to_yaml", "execute", "validate", "passes", "footprint",
-           "evaluate", "sweep",
+           "evaluate", "sweep", "gna",
            "buffer_growth", "op_counts", "dependency_graph", "library", "Cascade",
            "ValidationResult", "EinsimError", "CascadeError", "CascadeSyntaxError",
            "__version__"]
