@@ -96,7 +96,13 @@ def gna(shape: str = typer.Option(..., "--shape", help="Token layout: L1 [L2 L3]
             result["predicted"] = {k: float(v) for k, v in predict(
                 gpu, spec, heads=heads, head_dim=head_dim, batch=batch, dtype=dtype).items()}
         if find_stride_:
-            result["stride_for_block_sparsity"] = list(find_stride(spec))
+            try:
+                result["stride_for_block_sparsity"] = list(find_stride(spec))
+            except GNAError as error:
+                if not find_tiles:
+                    raise
+                result["stride_for_block_sparsity"] = None  # this candidate tile has none
+                result["stride_note"] = str(error)
         if attention_share is not None:
             speedup = result.get("predicted", {}).get("speedup", result["tile_upper_bound"])
             result["end_to_end_speedup"] = end_to_end_speedup(speedup, attention_share, steps,

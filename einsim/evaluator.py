@@ -13,7 +13,7 @@ from einsim.mapping import MappingError, load_mapping_spec
 from einsim.specfile import load_yaml_text
 from einsim.workload import linear_layers, load_workload
 from hw_models.gpu_sm import gpu_presets, load_gpu
-from hw_models.spatial_array import SHORT_NAMES, load_spatial_array
+from hw_models.spatial_array import SHORT_NAMES, load_spatial_array, spatial_array_presets
 
 
 def split_parameters(spec, parameters: MappingType[str, float]):
@@ -66,6 +66,9 @@ def load_hardware(name: str, overrides: MappingType[str, float] | None = None):
             raise SpecError(f"GPU {name}: parameters {', '.join(overrides)} cannot be "
                             "overridden; write a GPU YAML file instead")
         return load_gpu(name)
+    if name not in spatial_array_presets() and not Path(name).is_file():
+        raise SpecError(f"hardware {name!r}: unknown preset; expected a YAML file or one of "
+                        f"{', '.join(spatial_array_presets() + gpu_presets())}")
     return load_spatial_array(name, overrides)
 
 

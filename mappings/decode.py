@@ -77,25 +77,28 @@ def estimate(gpu: GPU, schedule: str, *, batch: int, heads: int, head_dim: int, 
     """Predicted decode attention time of one step for ``batch`` sequences of ``context``."""
     if schedule not in SCHEDULES:
         raise EinsimError(f"schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
-    kv_heads = kv_heads or heads
-    if heads % kv_heads:
-        raise EinsimError(f"kv_heads {kv_heads}: must divide heads {heads}")
-    for name, value in (("batch", batch), ("heads", heads), ("head_dim", head_dim),
-                        ("context", context)):
+    kv_heads = heads if kv_heads is None else kv_heads
+    for name, value in (("batch", batch), ("heads", heads), ("kv_heads", kv_heads),
+                        ("head_dim", head_dim), ("context", context)):
         if value < 1:
             raise EinsimError(f"{name} {value}: must be at least 1")
+    if heads % kv_heads:
+        raise EinsimError(f"kv_heads {kv_heads}: must divide heads {heads}")
     rows = heads // kv_heads
     work = batch * kv_heads
     slots = gpu.sms * gpu.decode_ctas_per_sm
     blocks = math.ceil(context / kv_block(head_dim))
     merge_s = 0.0
-    if schedule == "lean":
-        ctas = min(slots, work * blocks)
-        share = math.ceil(work * blocks / ctas)
-        tiles = np.full(ctas, share)
-        tiles[-1] = work * blocks - share * (ctas - 1)
-        splits = min(ctas, math.ceil(blocks / share) + 1) if share < blocks else \
-            (2 if blocks > 1 and share % blocks else 1)
+    if schedule == "lean":  # stream-K: all tiles end to end, an equal share per CTA
+        total = work * blocks
+        ctas = min(slots, total)
+        tiles = np.full(ctas, total // ctas)
+        tiles[:total % ctas] += 1
+        bounds = np.concatenate([[0], np.cumsum(tiles)])
+        heads_first = np.arange(work) * blocks
+        first = np.searchsorted(bounds, heads_first, side="right") - 1
+        last = np.searchsorted(bounds, heads_first + blocks - 1, side="right") - 1
+        splits = int(np.max(last - first + 1))  # CTAs the most divided head spans
         tokens = tiles * kv_block(head_dim)
     else:
         splits = 1 if schedule == "fa2" else num_splits(work, 2 * gpu.sms, blocks)

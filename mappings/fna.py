@@ -36,6 +36,9 @@ def predict(gpu: GPU, spec: GNAProblem, *, heads: int, head_dim: int, batch: int
     """``dense_s``, ``sparse_s``, ``permute_s`` and ``speedup`` of GNA against dense FMHA."""
     if dtype not in BYTES:
         raise GNAError(f"dtype {dtype!r}: expected one of {', '.join(BYTES)}")
+    for name, value in (("heads", heads), ("head_dim", head_dim), ("batch", batch)):
+        if value < 1:
+            raise GNAError(f"{name} {value}: must be at least 1")
     gpu.tensor_rate(dtype)
     tokens = spec.tokens
     dense_q, dense_kv = gpu.tiles.fmha[0]

@@ -1,0 +1,275 @@
+"""The GPU streaming-multiprocessor model: presets, tile cycles, CTA scheduling, FMHA calibration
+and the evaluator front door on GPUs."""
+
+import math
+
+import numpy as np
+import pytest
+
+import einsim
+from einsim.errors import EinsimError, SpecError
+from hw_models.gpu_sm import (MASK_FP32_OPS, SOFTMAX_FP32_OPS, gpu_presets, load_gpu, makespan,
+                              tile_cycles)
+from mappings.flash_attention import fmha
+
+# Published dense figures (reference/gpus.md): SMs, FP16 tensor TFLOP/s, HBM TB/s, HBM GB.
+PUBLISHED = {
+    "a100": dict(sms=108, tflops=312, hbm_tb_s=2.04, hbm_gb=80),
+    "h100": dict(sms=132, tflops=989, hbm_tb_s=3.35, hbm_gb=80),
+    "h200": dict(sms=132, tflops=989, hbm_tb_s=4.8, hbm_gb=141),
+    "b200": dict(sms=148, tflops=2250, hbm_tb_s=8.0, hbm_gb=180),
+    "h20": dict(sms=78, tflops=148, hbm_tb_s=4.0, hbm_gb=96),
+}
+
+
+@pytest.fixture(scope="module")
+def h100():
+    return load_gpu("h100")
+
+
+@pytest.fixture(scope="module")
+def a100():
+    return load_gpu("a100")
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def test_every_published_gpu_is_a_preset():
+    assert set(PUBLISHED) <= set(gpu_presets())
+    assert "fusemax-cloud" not in gpu_presets()  # spatial arrays are not GPUs
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_preset_matches_the_published_numbers(name):
+    gpu = load_gpu(name)
+    facts = PUBLISHED[name]
+    assert gpu.name == name and gpu.kind == "gpu_sm"
+    assert gpu.sms == facts["sms"]
+    assert gpu.peak_flops("fp16") == pytest.approx(facts["tflops"] * 1e12, rel=0.01)
+    assert gpu.peak_flops("bf16") == pytest.approx(gpu.peak_flops("fp16"))
+    assert gpu.hbm_bandwidth_bytes_per_s == pytest.approx(facts["hbm_tb_s"] * 1e12, rel=1e-6)
+    assert gpu.hbm_bytes == pytest.approx(facts["hbm_gb"] * 1e9, rel=1e-6)
+    assert gpu.exp_per_clock_per_sm == 16
+    assert gpu.register_bytes_per_sm == 256 * 1024
+
+
+@pytest.mark.parametrize("name, flop_per_clock, clock_mhz", [
+    ("a100", 2048, 1410), ("h100", 4096, 1830), ("h200", 4096, 1830), ("b200", 8192, 1855),
+])
+def test_tensor_rate_and_clock_are_the_published_ones(name, flop_per_clock, clock_mhz):
+    gpu = load_gpu(name)
+    assert gpu.tensor_rate("fp16") == flop_per_clock
+    assert gpu.clock_hz == pytest.approx(clock_mhz * 1e6, rel=0.005)
+
+
+def test_h20_clock_is_derived_from_its_peak():
+    gpu = load_gpu("h20")
+    assert gpu.clock_hz == pytest.approx(148e12 / (78 * gpu.tensor_rate("fp16")), rel=0.001)
+
+
+def test_unknown_dtype_names_the_dtype_and_the_available_ones(a100):
+    with pytest.raises(SpecError) as caught:
+        a100.peak_flops("fp8")  # Ampere has no FP8 tensor cores
+    assert "fp8" in str(caught.value) and "fp16" in str(caught.value)
+
+
+def test_unknown_gpu_lists_the_presets():
+    with pytest.raises(SpecError) as caught:
+        load_gpu("x100")
+    message = str(caught.value)
+    assert "x100" in message
+    for name in PUBLISHED:
+        assert name in message
+
+
+def test_load_case_insensitive_and_from_a_file(tmp_path):
+    assert load_gpu("H100").name == "h100"
+    import hw_models
+    from importlib import resources
+    text = resources.files(hw_models).joinpath("presets", "h100.yaml").read_text()
+    path = tmp_path / "my-gpu.yaml"
+    path.write_text(text.replace("sms: 132", "sms: 66"))
+    gpu = load_gpu(str(path))
+    assert gpu.sms == 66
+    assert gpu.peak_flops("fp16") == pytest.approx(load_gpu("h100").peak_flops("fp16") / 2)
+
+
+def test_invalid_gpu_file_names_the_field(tmp_path):
+    import hw_models
+    from importlib import resources
+    text = resources.files(hw_models).joinpath("presets", "h100.yaml").read_text()
+    path = tmp_path / "broken.yaml"
+    path.write_text(text.replace("sms: 132", "sms: -1"))
+    with pytest.raises(SpecError) as caught:
+        load_gpu(str(path))
+    assert "sms" in str(caught.value)
+
+
+# --------------------------------------------------------------------------- tile cycles
+
+
+def test_tile_cycles_of_an_fa3_tile_on_h100(h100):
+    q, kv, d = 128, 176, 128
+    scores = q * kv
+    efficiency = h100.calibration.tensor_efficiency
+    tensor = 4 * scores * d / (4096 * efficiency)   # two GEMMs, 2 FLOPs per MAC
+    sfu = scores / 16                                # one exp per score
+    fp32 = scores * SOFTMAX_FP32_OPS / 128           # 128 FP32 lanes per Hopper SM
+    pipelined = tile_cycles(h100, "fp16", q, kv, d, pipelined=True)
+    serial = tile_cycles(h100, "fp16", q, kv, d, pipelined=False)
+    for cycles in (pipelined, serial):
+        assert cycles["tensor_core"] == pytest.approx(tensor)
+        assert cycles["sfu"] == pytest.approx(sfu)
+        assert cycles["fp32"] == pytest.approx(fp32)
+    assert pipelined["total"] == pytest.approx(max(tensor, sfu + fp32))
+    assert serial["total"] == pytest.approx(tensor + sfu + fp32)
+    # At d = 128 on H100 the exponentials are half the matmul time (reference/gpus.md).
+    assert sfu / (tensor * efficiency) == pytest.approx(0.5)
+    assert serial["total"] > pipelined["total"]
+
+
+def test_masked_tile_pays_more_fp32(h100):
+    clean = tile_cycles(h100, "fp16", 128, 128, 128, pipelined=False)
+    masked = tile_cycles(h100, "fp16", 128, 128, 128, pipelined=False, masked=True)
+    assert masked["fp32"] == pytest.approx(128 * 128 * (SOFTMAX_FP32_OPS + MASK_FP32_OPS) / 128)
+    assert masked["fp32"] > clean["fp32"]
+    assert masked["tensor_core"] == clean["tensor_core"] and masked["sfu"] == clean["sfu"]
+    assert masked["total"] > clean["total"]
+
+
+def test_exponentials_bound_blackwell_tiles():
+    b200 = load_gpu("b200")
+    cycles = tile_cycles(b200, "fp16", 128, 128, 128, pipelined=True)
+    assert cycles["total"] == pytest.approx(cycles["sfu"] + cycles["fp32"])
+    assert cycles["total"] > cycles["tensor_core"]
+
+
+# --------------------------------------------------------------------------- makespan
+
+
+@pytest.mark.parametrize("count, slots", [(1, 132), (132, 132), (133, 132), (264, 132),
+                                          (265, 132), (1000, 108), (7, 3)])
+def test_equal_ctas_run_in_ceil_n_over_slots_waves(count, slots):
+    waves = math.ceil(count / slots)
+    for persistent in (False, True):
+        span, got_waves = makespan(np.full(count, 10.0), slots, persistent)
+        assert got_waves == waves
+        assert span == pytest.approx(10.0 * waves)
+
+
+def test_one_extra_cta_doubles_the_time():
+    full, _ = makespan(np.full(132, 5.0), 132)
+    one_more, waves = makespan(np.full(133, 5.0), 132)
+    assert waves == 2 and one_more == pytest.approx(2 * full)
+
+
+def test_empty_grid_takes_no_time():
+    assert makespan(np.array([]), 132) == (0.0, 0)
+
+
+def test_grid_order_and_persistent_longest_first_by_hand():
+    # Grid order on 2 slots: [1, 1] start, then 4 goes behind a 1 → 5.  Longest first: 4 | 1+1.
+    assert makespan(np.array([1.0, 1.0, 4.0]), 2)[0] == pytest.approx(5.0)
+    assert makespan(np.array([1.0, 1.0, 4.0]), 2, persistent=True)[0] == pytest.approx(4.0)
+    # Fewer CTAs than slots: the longest one.
+    assert makespan(np.array([3.0, 7.0, 2.0]), 8) == (7.0, 1)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_persistent_lpt_on_random_unequal_work(seed):
+    rng = np.random.default_rng(seed)
+    slots = int(rng.integers(4, 140))
+    count = int(rng.integers(3 * slots, 12 * slots))
+    work = rng.uniform(1.0, 100.0, count)
+    grid, waves = makespan(work, slots)
+    lpt, lpt_waves = makespan(work, slots, persistent=True)
+    assert waves == lpt_waves == math.ceil(count / slots)
+    bound = max(work.max(), work.sum() / slots)
+    assert lpt <= grid + 1e-9
+    assert bound - 1e-9 <= lpt <= 4 / 3 * bound
+    assert lpt <= work.sum() / slots + work.max()   # Graham's list-scheduling bound
+    assert grid >= bound - 1e-9
+
+
+# --------------------------------------------------------------------------- FMHA calibration
+
+
+def test_fa3_h100_calibration_point(h100):
+    batch, seq, heads, d = 4, 8448, 16, 128
+    estimate = fmha(h100, batch=batch, heads=heads, q_len=seq, kv_len=seq, head_dim=d,
+                    q_tile=128, kv_tile=176, pipelined=True)
+    flops = 4 * seq * seq * d * heads * batch
+    assert estimate.flops == pytest.approx(flops)
+    assert flops / estimate.seconds / 1e12 == pytest.approx(661, rel=0.01)
+    assert estimate.ctas == batch * heads * math.ceil(seq / 128)
+    assert estimate.waves == math.ceil(estimate.ctas / 132)
+    assert estimate.seconds >= estimate.memory_s
+
+
+@pytest.mark.parametrize("seq", [8192, 12288, 16384])
+def test_fa2_on_a100_inside_the_published_range(a100, seq):
+    estimate = fmha(a100, batch=1, heads=16, q_len=seq, kv_len=seq, head_dim=128, q_tile=128,
+                    kv_tile=64, pipelined=False)
+    share = estimate.flops / estimate.seconds / a100.peak_flops("fp16")
+    assert 0.40 <= share <= 0.73
+
+
+def test_pipelining_helps(h100):
+    args = dict(batch=4, heads=16, q_len=8448, kv_len=8448, head_dim=128, q_tile=128,
+                kv_tile=176)
+    assert fmha(h100, pipelined=False, **args).seconds > fmha(h100, pipelined=True, **args).seconds
+
+
+@pytest.mark.parametrize("seq", [16384, 32768])
+def test_causal_takes_about_half_the_time(h100, seq):
+    args = dict(batch=1, heads=16, q_len=seq, kv_len=seq, head_dim=128, q_tile=128,
+                kv_tile=176, pipelined=True)
+    causal = fmha(h100, causal=True, **args)
+    dense = fmha(h100, **args)
+    assert 0.45 <= causal.seconds / dense.seconds <= 0.6
+    assert causal.flops == pytest.approx(4 * 128 * 16 * seq * (seq + 1) / 2)
+
+
+# --------------------------------------------------------------------------- evaluator on GPUs
+
+SPATIAL_REPORT_KEYS = {"cascade", "mapping", "hardware", "workload", "passes", "buffer_bytes",
+                       "buffer_capacity_bytes", "traffic_bytes", "compute_latency_s",
+                       "memory_latency_s", "latency_s", "utilization", "energy_j",
+                       "energy_breakdown_j", "area_mm2", "einsums"}
+
+
+def test_evaluate_flash_attention_3_on_h100():
+    report = einsim.evaluate("flash-attention-3", hardware="h100", workload="bert",
+                             seq_len="8K")
+    data = report.model_dump()
+    assert SPATIAL_REPORT_KEYS <= set(data)
+    assert set(report.utilization) == {"tensor_core", "sfu", "fp32"}
+    assert all(0 < value <= 1 for value in report.utilization.values())
+    assert (report.mapping, report.hardware, report.seq_len) == ("flash-attention-3", "h100",
+                                                                 8192)
+    assert report.latency_s == pytest.approx(max(report.compute_latency_s,
+                                                 report.memory_latency_s))
+    assert report.buffer_bytes <= report.buffer_capacity_bytes
+    assert report.passes == 1
+
+
+def test_gpu_report_has_the_same_keys_as_a_spatial_report():
+    gpu = einsim.evaluate("flash-attention-3", hardware="h100", workload="bert", seq_len="8K")
+    spatial = einsim.evaluate("fusemax", workload="bert", seq_len="8K")
+    assert set(gpu.model_dump()) == set(spatial.model_dump())
+
+
+def test_spatial_mapping_on_a_gpu_is_rejected():
+    with pytest.raises(EinsimError) as caught:
+        einsim.evaluate("fusemax", hardware="h100", workload="bert", seq_len="8K")
+    assert "GPU" in str(caught.value)
+
+
+def test_unknown_gpu_in_evaluate_lists_the_gpu_presets():
+    # A GPU mapping on an unknown hardware name: the message should offer the GPUs.
+    with pytest.raises(SpecError) as caught:
+        einsim.evaluate("flash-attention-3", hardware="h999", workload="bert", seq_len="8K")
+    message = str(caught.value)
+    assert "h999" in message
+    assert all(name in message for name in PUBLISHED), message
