@@ -113,31 +113,36 @@ REDUCE_OPERATORS: dict[str, ReduceOperator] = {
 }
 
 
+def window_bounds(i, length, window, stride=1, causal=False):
+    """NATTEN window ``[start, end)`` of in-group query coordinate ``i`` on an axis (group) of
+    ``length``; vectorized over ``i`` and ``length``.
+
+    Strided queries share their group leader's window; non-causal windows shift inward at the
+    edges and never shrink; causal windows end at the query.
+    """
+    first = (i // stride) * stride
+    if causal:
+        leader = np.minimum(first + stride - 1, length - 1)
+        return np.maximum(leader - window + 1, 0), i + 1
+    leader = np.minimum(first + stride // 2, length - 1)
+    start = np.clip(leader - window // 2, 0, np.maximum(length - window, 0))
+    return start, start + window
+
+
 def neighborhood(query, key, length, window, stride=1, dilation=1, causal=0):
     """True where ``key`` is in the GNA neighbourhood of ``query`` along one axis (NATTEN rules).
 
     Works element-wise on broadcast integer arrays.  Dilation splits the axis into groups
-    ``x mod D`` of length ``ceil((L - g) / D)``; strided queries share their group leader's
-    window; non-causal windows shift inward at the edges and never shrink.
+    ``x mod D`` of length ``ceil((L - g) / D)``; the window rule runs on in-group coordinates.
     """
     query = np.asarray(query)
     key = np.asarray(key)
     length, window, stride, dilation = int(length), int(window), int(stride), int(dilation)
     group = query % dilation
-    same_group = (key % dilation) == group
-    group_length = -(-(length - group) // dilation)
-    i = query // dilation
+    start, end = window_bounds(query // dilation, -(-(length - group) // dilation), window,
+                               stride, bool(causal))
     j = key // dilation
-    first = (i // stride) * stride
-    if causal:
-        leader = np.minimum(first + stride - 1, group_length - 1)
-        start = np.maximum(leader - window + 1, 0)
-        end = i + 1
-    else:
-        leader = np.minimum(first + stride // 2, group_length - 1)
-        start = np.clip(leader - window // 2, 0, np.maximum(group_length - window, 0))
-        end = start + window
-    return same_group & (j >= start) & (j < end)
+    return ((key % dilation) == group) & (j >= start) & (j < end)
 
 
 def within(a, b, radius):

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from einsim.errors import EinsimError
+from einsim.functions import window_bounds
 
 
 class GNAError(EinsimError):
@@ -108,17 +109,7 @@ def _as_bool(value) -> bool:
 
 def windows(length: int, window: int, stride: int = 1, causal: bool = False):
     """Window ``[start, end)`` of every query of one (dilation group of an) axis, vectorized."""
-    i = np.arange(length)
-    first = (i // stride) * stride
-    if causal:
-        leader = np.minimum(first + stride - 1, length - 1)
-        start = np.maximum(leader - window + 1, 0)
-        end = i + 1
-    else:
-        leader = np.minimum(first + stride // 2, length - 1)
-        start = np.clip(leader - window // 2, 0, max(length - window, 0))
-        end = start + window
-    return start, end
+    return window_bounds(np.arange(length), length, window, stride, causal)
 
 
 @dataclass(frozen=True)

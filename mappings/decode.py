@@ -16,9 +16,9 @@ import numpy as np
 
 from einsim.errors import EinsimError
 from hw_models.gpu_sm import GPU, makespan, tile_cycles
+from mappings.flash_attention import BYTES
 
 SCHEDULES = ("fa2", "flash-decoding", "lean")
-BYTES = {"fp16": 2, "bf16": 2, "fp8": 1}
 
 
 @dataclass(frozen=True)
