@@ -217,6 +217,7 @@ def validate(name: Optional[str] = typer.Argument(None, help="Library cascade na
 def _register_commands() -> None:
     import einsim.cli_cost  # noqa: F401  (registers evaluate, sweep and map on the app)
     import einsim.cli_gpu  # noqa: F401  (registers gna and decode)
+    import einsim.cli_offload  # noqa: F401  (registers offload)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -110,9 +110,9 @@ def estimate(gpu: GPU, schedule: str, *, batch: int, heads: int, head_dim: int, 
     if splits > 1:  # merging partial states: one more pass over (max, sum, numerator)
         partial_bytes = batch * heads * splits * (head_dim + 2) * 4
         merge_s = 2 * partial_bytes / gpu.hbm_bandwidth_bytes_per_s
-    latency = span / gpu.clock_hz + merge_s
+    latency = float(span / gpu.clock_hz + merge_s)
     busy = float(cycles.sum())
-    utilization = busy / (slots * span) if span else 0.0
+    utilization = float(busy / (slots * span)) if span else 0.0
     return DecodeEstimate(latency, int(cycles.size), waves, int(splits), utilization, merge_s,
                           _timeline(cycles, slots, gpu.clock_hz,
                                     persistent=schedule == "lean"))

@@ -1,0 +1,120 @@
+"""Offload deployments: groups of GPUs joined by a link, and the LLMs they serve.
+
+A deployment has compute-optimized devices (projections, FFN) and, for attention offloading,
+memory-optimized devices (KV cache, attention) joined by a link.  Devices are GPU presets
+(:mod:`hw_models.gpu_sm`: FLOP/s, HBM bandwidth and capacity, power, price per hour); the link
+and the models are YAML presets too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, ValidationError
+
+from einsim.errors import SpecError
+from einsim.specfile import describe_validation_error, load_yaml_text, preset_names, read_spec
+from hw_models.gpu_sm import GPU, gpu_presets, load_gpu
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Link(_Spec):
+    name: str
+    kind: str = "link"
+    bandwidth_bytes_per_s: PositiveFloat
+    round_trip_s: float
+
+
+class LLM(_Spec):
+    """A decoder-only transformer's shape (weights and KV cache in ``bytes_per_value``)."""
+
+    name: str
+    layers: PositiveInt
+    hidden: PositiveInt
+    heads: PositiveInt
+    kv_heads: PositiveInt
+    head_dim: PositiveInt
+    ffn: PositiveInt
+    bytes_per_value: PositiveInt = 2
+
+    @property
+    def attention_weights_per_layer(self) -> int:
+        """Q, K, V and output projections."""
+        q = self.hidden * self.heads * self.head_dim
+        kv = 2 * self.hidden * self.kv_heads * self.head_dim
+        return 2 * q + kv
+
+    @property
+    def ffn_weights_per_layer(self) -> int:
+        """Gate, up and down projections (SwiGLU)."""
+        return 3 * self.hidden * self.ffn
+
+    @property
+    def weight_bytes(self) -> int:
+        per_layer = self.attention_weights_per_layer + self.ffn_weights_per_layer
+        return self.layers * per_layer * self.bytes_per_value
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """KV cache of one token over all layers."""
+        return self.layers * 2 * self.kv_heads * self.head_dim * self.bytes_per_value
+
+
+@dataclass(frozen=True)
+class DeviceGroup:
+    gpu: GPU
+    count: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.gpu.name}:{self.count}"
+
+    @property
+    def price_per_hour(self) -> float:
+        if self.gpu.price_per_hour is None:
+            raise SpecError(f"device {self.gpu.name}: no price per hour in its preset; offload "
+                            "economics need one (presets with prices: "
+                            f"{', '.join(n for n in gpu_presets() if load_gpu(n).price_per_hour)})")
+        return self.gpu.price_per_hour * self.count
+
+
+def parse_group(text: str, role: str) -> DeviceGroup:
+    """``h100:2`` → two H100s; names the argument on error."""
+    name, _, count = text.partition(":")
+    try:
+        number = int(count) if count else 1
+    except ValueError:
+        raise SpecError(f"--{role} {text!r}: expected DEVICE:COUNT, e.g. h100:2") from None
+    if number < 1:
+        raise SpecError(f"--{role} {text!r}: the count must be at least 1")
+    if name not in gpu_presets():
+        raise SpecError(f"--{role} {text!r}: unknown device {name!r}; expected one of "
+                        f"{', '.join(gpu_presets())}")
+    return DeviceGroup(load_gpu(name), number)
+
+
+def llm_names() -> list[str]:
+    return preset_names(resources.files("einsim").joinpath("llms"))
+
+
+def load_llm(name_or_path: str) -> LLM:
+    document, source = read_spec(name_or_path, resources.files("einsim").joinpath("llms"), "model")
+    try:
+        return LLM.model_validate(document)
+    except ValidationError as error:
+        raise SpecError(f"model {source}: {describe_validation_error(error)}") from None
+
+
+def load_link(name: str = "roce-400g") -> Link:
+    folder = resources.files("hw_models").joinpath("presets")
+    links = [n for n in preset_names(folder)
+             if load_yaml_text(folder.joinpath(f"{n}.yaml").read_text()).get("kind") == "link"]
+    document, source = read_spec(name, folder, "link", links)
+    try:
+        return Link.model_validate(document)
+    except ValidationError as error:
+        raise SpecError(f"link {source}: {describe_validation_error(error)}") from None
