@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 
 from einsim.errors import EinsimError
-from hw_models.offload import LLM, DeviceGroup, Link
+from hw_models.offload import LLM, DeviceGroup, Link, load_link
 from mappings.decode import estimate
 
 
@@ -36,6 +36,10 @@ class Deployment:
     pipelined: bool = True
     schedule: str = "flash-decoding"
     memory_fraction: float = 0.9
+
+    def __post_init__(self):
+        if self.memory is not None and self.link is None:  # the published RoCE link
+            object.__setattr__(self, "link", load_link())
 
     @property
     def name(self) -> str:
@@ -74,31 +78,34 @@ class Iteration:
                                  "memory": self.memory_s}}
 
 
-def _usable(group: DeviceGroup, fraction: float) -> float:
-    return group.count * group.gpu.hbm_bytes * fraction
-
-
 def max_batch(deployment: Deployment, context: int) -> int:
-    """Largest batch whose KV cache fits at ``context``; errors name the numbers."""
+    """Largest batch whose KV cache fits at ``context``; errors name the numbers.
+
+    The cache is partitioned by KV head, so the device holding the most heads fills first.
+    """
     model, compute = deployment.model, deployment.compute
+    fraction = deployment.memory_fraction
     weights = model.weight_bytes
-    usable_compute = _usable(compute, deployment.memory_fraction)
+    usable_compute = compute.count * compute.gpu.hbm_bytes * fraction
     if weights > usable_compute:
         raise EinsimError(
             f"model {model.name} does not fit on the compute devices: its weights need "
             f"{weights / 1e9:.1f} GB but {compute.label} have {usable_compute / 1e9:.1f} GB "
-            f"usable ({deployment.memory_fraction:.0%} of HBM)")
-    if deployment.memory:
-        room, where = _usable(deployment.memory, deployment.memory_fraction), \
-            deployment.memory.label
-    else:
-        room, where = usable_compute - weights, f"{compute.label} after the weights"
-    per_request = context * model.kv_bytes_per_token
+            f"usable ({fraction:.0%} of HBM)")
+    holder = deployment.memory or compute
+    room = holder.gpu.hbm_bytes * fraction
+    where = f"each of {holder.label}"
+    if deployment.memory is None:
+        room -= weights / compute.count
+        where += " after its share of the weights"
+    heads_per_device = math.ceil(model.kv_heads / holder.count)
+    per_request = context * model.kv_bytes_per_token * heads_per_device / model.kv_heads
     batch = int(room // per_request)
     if batch < 1:
         raise EinsimError(
             f"context {context:,} leaves no room for one request: its KV cache needs "
-            f"{per_request / 1e9:.2f} GB but {where} have {room / 1e9:.2f} GB")
+            f"{per_request / 1e9:.2f} GB per device ({heads_per_device} of {model.kv_heads} KV "
+            f"heads) but {where} has {room / 1e9:.2f} GB")
     return batch
 
 

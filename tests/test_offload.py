@@ -1,0 +1,387 @@
+"""Attention offloading (Lamina) against homogeneous decode: presets, capacity, timing, CLI.
+
+Expected values are computed here from the published model shapes and the preset hardware
+numbers (H100: 80 GB, 3.35 TB/s, 132 SMs at 1.83 GHz, 4096 FP16 FLOP/clk/SM at 75%, NVLink
+900 GB/s, $11.06/h; H20: 96 GB, $4.63/h; RoCE 400 Gbit/s, 33 µs), not from the library.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from einsim.cli import main
+from einsim.errors import EinsimError
+from hw_models.gpu_sm import load_gpu
+from hw_models.offload import load_link, load_llm, llm_names, parse_group
+from mappings.decode import estimate
+from mappings.lamina import Deployment, best_batch, iteration, max_batch
+
+H100_HBM, H20_HBM = 80e9, 96e9
+H100_BW = 3.35e12
+H100_FLOPS = 132 * 1.83e9 * 4096 * 0.75
+NVLINK = 900e9
+LINK_BW, LINK_RTT = 400e9 / 8, 33e-6
+PRICE = {"h100": 11.06, "h20": 4.63}
+USABLE = 0.9
+
+# layers, hidden, heads, kv_heads, head_dim, ffn (FP16)
+PUBLISHED = {"llama-33b": (60, 6656, 52, 52, 128, 17920),
+             "llama-65b": (80, 8192, 64, 64, 128, 22016),
+             "llama3-70b": (80, 8192, 64, 8, 128, 28672),
+             "llama3-8b": (32, 4096, 32, 8, 128, 14336)}
+
+
+def layer_params(name: str) -> int:
+    """SwiGLU FFN (gate, up, down) plus Q, O (hidden x heads x d) and K, V (x kv_heads)."""
+    _, h, heads, kv, d, ffn = PUBLISHED[name]
+    return 3 * h * ffn + 2 * h * heads * d + 2 * h * kv * d
+
+
+def weight_bytes(name: str) -> int:
+    return PUBLISHED[name][0] * layer_params(name) * 2
+
+
+def kv_bytes_per_token(name: str) -> int:
+    layers, _, _, kv, d, _ = PUBLISHED[name]
+    return layers * 2 * kv * d * 2
+
+
+def non_attention_s(name: str, devices: int, batch: float) -> float:
+    """One layer on ``devices`` H100s: weight streaming or FLOPs, plus two ring all-reduces."""
+    params = layer_params(name)
+    stream = params * 2 / devices / H100_BW
+    flops = 2 * batch * params / devices / H100_FLOPS
+    hidden = PUBLISHED[name][1]
+    reduce = 2 * 2 * (devices - 1) / devices * batch * hidden * 2 / NVLINK
+    return max(stream, flops) + reduce
+
+
+def link_s(name: str, batch: float, lanes: int) -> float:
+    """One layer: q, k, v to the memory devices and attention outputs back, plus a round trip."""
+    _, _, heads, kv, d, _ = PUBLISHED[name]
+    return batch * d * (2 * heads + 2 * kv) * 2 / (LINK_BW * lanes) + LINK_RTT
+
+
+def attention_s(name: str, gpu: str, devices: int, batch: int, context: int) -> float:
+    """Decode attention on the busiest device when KV heads are split over ``devices``."""
+    _, _, heads, kv, d, _ = PUBLISHED[name]
+    kv_here = math.ceil(kv / devices)
+    return estimate(load_gpu(gpu), "flash-decoding", batch=batch, heads=kv_here * heads // kv,
+                    kv_heads=kv_here, head_dim=d, context=context).latency_s
+
+
+def lamina(model: str, compute: str = "h100:2", memory: str = "h20:4",
+           pipelined: bool = True) -> Deployment:
+    return Deployment(load_llm(model), parse_group(compute, "compute"),
+                      parse_group(memory, "memory"), load_link("roce-400g"), pipelined)
+
+
+def homogeneous(model: str, compute: str = "h100:4") -> Deployment:
+    return Deployment(load_llm(model), parse_group(compute, "compute"))
+
+
+def run_cli(capsys, *args):
+    status = main(["offload", *args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_llm_presets_match_the_published_shapes(name):
+    llm = load_llm(name)
+    assert (llm.layers, llm.hidden, llm.heads, llm.kv_heads, llm.head_dim, llm.ffn) \
+        == PUBLISHED[name]
+    assert llm.bytes_per_value == 2  # FP16
+    assert llm.weight_bytes == weight_bytes(name)
+    assert llm.kv_bytes_per_token == kv_bytes_per_token(name)
+    assert set(llm_names()) >= set(PUBLISHED)
+
+
+def test_weight_bytes_are_about_the_parameter_counts():
+    # transformer blocks only (no embeddings or LM head), in billions of parameters
+    billions = {n: load_llm(n).weight_bytes / 2e9 for n in PUBLISHED}
+    assert billions["llama-33b"] == pytest.approx(32.1, abs=0.1)
+    assert billions["llama-65b"] == pytest.approx(64.8, abs=0.1)
+    assert billions["llama3-70b"] == pytest.approx(68.5, abs=0.1)
+    assert billions["llama3-8b"] == pytest.approx(6.98, abs=0.01)
+
+
+def test_link_preset_is_400_gbit_and_33_us():
+    link = load_link("roce-400g")
+    assert link.bandwidth_bytes_per_s == pytest.approx(50e9)
+    assert link.round_trip_s == pytest.approx(33e-6)
+
+
+def test_device_groups_price_and_label():
+    group = parse_group("h100:2", "compute")
+    assert (group.gpu.name, group.count, group.label) == ("h100", 2, "h100:2")
+    assert group.price_per_hour == pytest.approx(2 * PRICE["h100"])
+    assert lamina("llama3-70b").cost_per_hour == pytest.approx(2 * 11.06 + 4 * 4.63)
+
+
+# ----------------------------------------------------------------------------- capacity
+
+
+@pytest.mark.parametrize("model, memory, context", [
+    ("llama3-70b", "h20:4", 32768), ("llama3-70b", "h20:2", 131072),
+    ("llama-65b", "h20:8", 4096), ("llama-33b", "h20:2", 65536), ("llama3-8b", "h20:8", 4096)])
+def test_lamina_max_batch_is_the_memory_devices_kv_capacity(model, memory, context):
+    count = int(memory.split(":")[1])
+    expected = math.floor(count * H20_HBM * USABLE / (context * kv_bytes_per_token(model)))
+    assert max_batch(lamina(model, memory=memory), context) == expected
+
+
+@pytest.mark.parametrize("model, compute, context", [
+    ("llama3-70b", "h100:4", 32768), ("llama-65b", "h100:4", 8192),
+    ("llama-33b", "h100:4", 4096), ("llama3-8b", "h100:1", 16384)])
+def test_homogeneous_max_batch_is_what_the_weights_leave(model, compute, context):
+    count = int(compute.split(":")[1])
+    room = count * H100_HBM * USABLE - weight_bytes(model)
+    expected = math.floor(room / (context * kv_bytes_per_token(model)))
+    assert max_batch(homogeneous(model, compute), context) == expected
+
+
+def test_known_capacities_at_32k():
+    assert max_batch(lamina("llama3-70b"), 32768) == 32
+    assert max_batch(homogeneous("llama3-70b"), 32768) == 14
+
+
+def test_capacity_is_limited_by_the_fullest_device():
+    # 8 KV heads on 16 H20s: each device still holds a whole KV head, so the group's total
+    # capacity overstates the batch; the device holding one head of every request limits it.
+    per_device = 32768 * kv_bytes_per_token("llama3-70b") / 8
+    assert max_batch(lamina("llama3-70b", memory="h20:16"), 32768) == \
+        int(H20_HBM * USABLE // per_device)
+
+
+def test_model_too_big_and_context_without_room_raise_with_numbers():
+    with pytest.raises(EinsimError, match=f"{weight_bytes('llama-65b') / 1e9:.1f} GB"):
+        max_batch(homogeneous("llama-65b", "h100:1"), 4096)
+    # per device: 2 of the 8 KV heads live on each of the 4 H20s
+    need = 4 * 2**20 * kv_bytes_per_token("llama3-70b") * 2 / 8 / 1e9
+    with pytest.raises(EinsimError, match=f"{need:.2f} GB per device.*{H20_HBM * USABLE / 1e9:.2f} GB"):
+        max_batch(lamina("llama3-70b"), 4 * 2**20)
+    with pytest.raises(EinsimError, match="between 1 and the largest that fits, 32"):
+        iteration(lamina("llama3-70b"), 33, 32768)
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def test_non_attention_is_weight_streaming_at_batch_1():
+    it = iteration(homogeneous("llama3-8b", "h100:1"), 1, 4096)
+    assert it.compute_s == pytest.approx(32 * layer_params("llama3-8b") * 2 / H100_BW)
+    assert it.link_s == 0
+    two = iteration(homogeneous("llama3-8b", "h100:2"), 1, 4096)
+    reduce = 2 * 2 * (1 / 2) * 4096 * 2 / NVLINK
+    assert two.compute_s == pytest.approx(32 * (layer_params("llama3-8b") * 2 / 2 / H100_BW
+                                                + reduce))
+
+
+def test_non_attention_flat_while_streaming_then_grows_with_flops():
+    deployment = homogeneous("llama3-8b", "h100:1")
+    streaming = [iteration(deployment, b, 128).compute_s for b in (1, 8, 64)]
+    assert streaming == pytest.approx([streaming[0]] * 3)
+    big = iteration(deployment, 1024, 128).compute_s
+    assert big == pytest.approx(32 * 2 * 1024 * layer_params("llama3-8b") / H100_FLOPS)
+    assert big > 3 * streaming[0]
+    assert iteration(deployment, 512, 128).compute_s == pytest.approx(big / 2)
+
+
+@pytest.mark.parametrize("model, memory, batch, context", [
+    ("llama3-70b", "h20:4", 16, 32768), ("llama3-70b", "h20:8", 3, 131072),
+    ("llama-33b", "h20:8", 10, 16384)])  # 52 KV heads on 8 devices: 7 on the busiest
+def test_attention_time_is_layers_times_decode_estimate_on_a_memory_gpu(model, memory, batch,
+                                                                        context):
+    count = int(memory.split(":")[1])
+    it = iteration(lamina(model, memory=memory, pipelined=False), batch, context)
+    layers = PUBLISHED[model][0]
+    assert it.memory_s == pytest.approx(layers * attention_s(model, "h20", count, batch, context))
+    assert it.link_s == pytest.approx(layers * link_s(model, batch, min(2, count)))
+    assert it.compute_s == pytest.approx(layers * non_attention_s(model, 2, batch))
+    assert it.iteration_s == pytest.approx(it.compute_s + it.link_s + it.memory_s)
+
+
+def test_homogeneous_attention_runs_on_the_compute_gpus():
+    it = iteration(homogeneous("llama3-70b"), 8, 32768)
+    assert it.memory_s == pytest.approx(80 * attention_s("llama3-70b", "h100", 4, 8, 32768))
+    assert it.iteration_s == pytest.approx(it.compute_s + it.memory_s)
+
+
+@pytest.mark.parametrize("model, compute, memory, batch, context, bound", [
+    ("llama3-70b", "h100:2", "h20:4", 32, 32768, "compute"),  # weights streamed twice
+    ("llama3-8b", "h100:1", "h20:2", 8, 131072, "memory"),
+    ("llama-33b", "h100:4", "h20:1", 400, 64, "link"),
+    ("llama-33b", "h100:4", "h20:1", 256, 128, "chain")])  # a micro-batch's own path
+def test_pipelined_layer_is_the_max_of_its_terms(model, compute, memory, batch, context, bound):
+    devices, count = (int(g.split(":")[1]) for g in (compute, memory))
+    layers = PUBLISHED[model][0]
+    c = non_attention_s(model, devices, batch / 2)
+    lk = link_s(model, batch / 2, min(devices, count))
+    a = attention_s(model, memory.split(":")[0], count, math.ceil(batch / 2), context)
+    terms = {"compute": 2 * c, "link": 2 * lk, "memory": 2 * a, "chain": c + lk + a}
+    assert max(terms, key=terms.get) == bound
+    pipelined = iteration(lamina(model, compute, memory), batch, context)
+    assert pipelined.iteration_s == pytest.approx(layers * max(terms.values()))
+    split = (pipelined.compute_s, pipelined.link_s, pipelined.memory_s)
+    assert split == pytest.approx((layers * 2 * c, layers * 2 * lk, layers * 2 * a))
+    # never faster than the busiest side, and the stacked sides exceed the iteration
+    assert pipelined.iteration_s >= max(split) * (1 - 1e-12)
+    assert sum(split) > pipelined.iteration_s
+    serial = iteration(lamina(model, compute, memory, pipelined=False), batch, context)
+    # here overlap wins; at batch 2 it loses (test_pipelining_costs_twice_the_weights...)
+    assert pipelined.iteration_s < serial.iteration_s
+
+
+def test_pipelining_costs_twice_the_weights_at_small_batch():
+    on = iteration(lamina("llama3-70b"), 2, 4096)
+    off = iteration(lamina("llama3-70b", pipelined=False), 2, 4096)
+    assert on.compute_s == pytest.approx(2 * off.compute_s, rel=1e-3)
+    assert on.iteration_s > off.iteration_s
+
+
+def test_batch_one_is_never_pipelined():
+    on = iteration(lamina("llama3-70b"), 1, 32768)
+    off = iteration(lamina("llama3-70b", pipelined=False), 1, 32768)
+    assert on.iteration_s == pytest.approx(off.iteration_s)
+    assert on.details["pipelined"] is False
+
+
+def test_summary_economics():
+    it = iteration(lamina("llama3-70b"), 16, 32768)
+    s = it.summary()
+    cost = 2 * PRICE["h100"] + 4 * PRICE["h20"]
+    assert s["cost_per_hour"] == pytest.approx(cost)
+    assert s["tokens_per_s"] == pytest.approx(16 / s["iteration_s"])
+    assert s["tokens_per_dollar"] == pytest.approx(s["tokens_per_s"] * 3600 / cost)
+    link_bytes = 80 * 16 * 128 * (2 * 64 + 2 * 8) * 2
+    assert s["link_bandwidth_needed_bytes_per_s"] == pytest.approx(link_bytes / s["iteration_s"])
+    assert set(s["time_split_s"]) == {"compute", "link", "memory"}
+
+
+@pytest.mark.parametrize("deployment, context", [
+    (lamina("llama3-70b"), 32768), (lamina("llama3-8b", memory="h20:2"), 16384),
+    (homogeneous("llama3-70b"), 8192), (homogeneous("llama3-8b"), 4096)])
+def test_best_batch_is_the_fastest_power_of_two_or_max(deployment, context):
+    limit = max_batch(deployment, context)
+    candidates = [2 ** k for k in range(20) if 2 ** k <= limit] + [limit]
+    rates = {b: b / iteration(deployment, b, context).iteration_s for b in candidates}
+    best = best_batch(deployment, context)
+    assert best.batch <= limit == best.max_batch
+    assert best.tokens_per_s == pytest.approx(max(rates.values()))
+    assert best.batch == max(rates, key=rates.get)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+KEYS = {"tokens_per_s", "cost_per_hour", "tokens_per_dollar", "max_batch", "iteration_s",
+        "link_bandwidth_needed_bytes_per_s"}
+
+
+def test_cli_json_matches_python_and_baseline(capsys):
+    status, out, _ = run_cli(capsys, "--model", "llama3-70b", "--context", "32K", "--compute",
+                             "h100:2", "--memory", "h20:4", "--baseline", "h100:4", "--json")
+    assert status == 0
+    data = json.loads(out)
+    assert set(data) == KEYS | {"batch", "time_split_s", "deployment", "baseline",
+                                "tokens_per_dollar_ratio"}
+    assert set(data["baseline"]) == KEYS | {"batch"}
+    assert data["deployment"] == "lamina"
+    ours, theirs = best_batch(lamina("llama3-70b"), 32768), best_batch(homogeneous("llama3-70b"),
+                                                                        32768)
+    assert data["batch"] == ours.batch and data["max_batch"] == 32
+    assert data["tokens_per_s"] == pytest.approx(ours.tokens_per_s)
+    assert data["baseline"]["batch"] == theirs.batch and data["baseline"]["max_batch"] == 14
+    assert data["baseline"]["cost_per_hour"] == pytest.approx(4 * PRICE["h100"])
+    assert data["baseline"]["link_bandwidth_needed_bytes_per_s"] == 0
+    assert data["tokens_per_dollar_ratio"] == pytest.approx(
+        data["tokens_per_dollar"] / data["baseline"]["tokens_per_dollar"])
+
+
+def test_cli_fixed_batch_and_no_pipelining(capsys):
+    status, out, _ = run_cli(capsys, "--context", "8K", "--batch", "16", "--no-pipelining",
+                             "--json")
+    assert status == 0
+    data = json.loads(out)
+    expected = iteration(lamina("llama3-70b", pipelined=False), 16, 8192).summary()
+    assert data["batch"] == 16
+    assert data["iteration_s"] == pytest.approx(expected["iteration_s"])
+    assert data["time_split_s"] == pytest.approx(expected["time_split_s"])
+
+
+def test_cli_table(capsys):
+    status, out, _ = run_cli(capsys, "--model", "llama3-8b", "--context", "4K")
+    assert status == 0
+    assert "tokens per dollar" in out and "homogeneous (h100:4)" in out
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("--model", "llama-65b", "--compute", "h100:1"),
+     (f"{weight_bytes('llama-65b') / 1e9:.1f} GB", f"{H100_HBM * USABLE / 1e9:.1f} GB",
+      "h100:1")),
+    (("--context", "4M", "--memory", "h20:4"),
+     ("4,194,304", f"{4 * 2**20 * kv_bytes_per_token('llama3-70b') * 2 / 8 / 1e9:.2f} GB",
+      f"{H20_HBM * USABLE / 1e9:.2f} GB")),
+    (("--compute", "tpu:2"), ("unknown device 'tpu'", "h100")),
+    (("--memory", "a100:4"), ("a100", "no price")),
+    (("--baseline", "a100:4"), ("a100", "no price")),
+    (("--batch", "many"), ("--batch 'many'", "auto")),
+    (("--batch", "33"), ("batch 33", "32")),
+    (("--batch", "0"), ("batch 0", "32")),
+])
+def test_cli_errors_exit_2_with_one_line(capsys, args, needles):
+    status, out, err = run_cli(capsys, "--context", "32K", *args)
+    assert status == 2
+    assert out == ""
+    assert err.startswith("einsim: error: ") and err.count("\n") == 1
+    for needle in needles:
+        assert needle in err
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def test_offload_figures():
+    from einsim.offload_plots import (batch_iteration_figure, time_split_figure,
+                                      tokens_per_dollar_figure)
+
+    rows = [{"label": "lamina", "context": c, "tokens_per_dollar": t}
+            for c, t in ((8192, 2.0), (4096, 3.0))]
+    rows += [{"label": "homogeneous", "context": 4096, "tokens_per_dollar": 1.0},
+             {"label": "homogeneous", "context": 8192, "tokens_per_dollar": None}]
+    fig = tokens_per_dollar_figure(rows)
+    assert [t.name for t in fig.data] == ["lamina", "homogeneous"]
+    assert list(fig.data[0].x) == [4096, 8192] and list(fig.data[0].y) == [3.0, 2.0]
+    assert list(fig.data[1].y) == [1.0, None]
+    assert list(fig.layout.xaxis.ticktext) == ["4K", "8K"]
+
+    points = [iteration(lamina("llama3-70b"), b, 32768).summary() | {"label": "lamina"}
+              for b in (4, 2)]
+    fig = batch_iteration_figure(points)
+    assert len(fig.data) == 2
+    assert list(fig.data[0].x) == [2, 4]
+    assert fig.data[0].y[1] == pytest.approx(points[0]["iteration_s"] * 1e3)
+    assert fig.data[1].yaxis == "y2" and fig.data[1].y[1] == pytest.approx(
+        points[0]["tokens_per_s"])
+
+    summaries = {"lamina": points[0], "homogeneous": iteration(homogeneous("llama3-70b"), 4,
+                                                               32768).summary()}
+    fig = time_split_figure(summaries)
+    assert [t.name for t in fig.data] == ["compute", "link", "memory", "iteration"]
+    assert fig.layout.barmode == "stack"
+    assert fig.data[1].y[0] == pytest.approx(points[0]["time_split_s"]["link"] * 1e3)
+    assert fig.data[3].y[1] == pytest.approx(summaries["homogeneous"]["iteration_s"] * 1e3)
+    fig.to_json()
+
+
+def test_a_deployment_with_memory_devices_defaults_to_the_published_link():
+    deployment = Deployment(load_llm("llama3-8b"), parse_group("h100:1", "compute"),
+                            parse_group("h20:2", "memory"))
+    assert deployment.link == load_link("roce-400g")
+    assert iteration(deployment, 4, 4096).link_s > 0
