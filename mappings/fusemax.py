@@ -22,26 +22,38 @@ def parameter_space(spec: MappingSpec, hardware, workload) -> dict[str, list]:
     return {"P1": [d for d in range(1, blocks + 1) if blocks % d == 0]}
 
 
+ON_CHIP = ("BQK", "LM", "SLN", "SLD", "SLNV", "PRM", "SPD", "SPNV")
+
+
+def residency_table(E, F, tile, p1, p2) -> dict[str, tuple]:
+    """``name -> (level, buffer_words, dram_reads, dram_writes)``; arithmetic only, so the
+    vectorized sweep engine evaluates the same formulas over arrays."""
+    queries = tile * p1
+    return {
+        "Q": ("global_buffer", E * queries, 1, 0),
+        "K": ("dram", 0, p2, 0),
+        "V": ("dram", 0, p2, 0),
+        "BK": ("global_buffer", E * tile, 0, 0),
+        "BV": ("global_buffer", F * tile, 0, 0),
+        "RM": ("global_buffer", queries, 0, 0),
+        "RD": ("global_buffer", queries, 0, 0),
+        "RNV": ("global_buffer", F * queries, 0, 0),
+        "AV": ("dram", 0, 0, 1),
+        **{name: ("array", 0, 0, 0) for name in ON_CHIP},
+    }
+
+
 def build(spec: MappingSpec, hardware, workload, parameters: dict) -> Mapping:
     tile = hardware.pe_dim
     blocks = _query_blocks(hardware, workload)
     p1 = int(parameters.get("P1", 1))
     p2 = math.ceil(blocks / p1)
     sizes = {**workload.sizes(), "M0": tile, "M1": math.ceil(workload.M / tile)}
-    queries = tile * p1
-    E, F = workload.E, workload.F
-    on_chip = ("BQK", "LM", "SLN", "SLD", "SLNV", "PRM", "SPD", "SPNV")
-    residency = {
-        "Q": Residency(level="global_buffer", buffer_words=E * queries, dram_reads=1),
-        "K": Residency(level="dram", dram_reads=p2),
-        "V": Residency(level="dram", dram_reads=p2),
-        "BK": Residency(level="global_buffer", buffer_words=E * tile),
-        "BV": Residency(level="global_buffer", buffer_words=F * tile),
-        "RM": Residency(level="global_buffer", buffer_words=queries),
-        "RD": Residency(level="global_buffer", buffer_words=queries),
-        "RNV": Residency(level="global_buffer", buffer_words=F * queries),
-        "AV": Residency(level="dram", dram_writes=1),
-        **{name: Residency(level="array") for name in on_chip},
-    }
+    residency = {name: Residency(level=level, buffer_words=words, dram_reads=reads,
+                                 dram_writes=writes)
+                 for name, (level, words, reads, writes)
+                 in residency_table(workload.E, workload.F, tile, p1, p2).items()}
+    # Query blocks are the same whatever P1 groups them into: p's spatial extent is P itself
+    # (only the last pe_dim-wide block is padded).
     return Mapping(spec=spec, sizes=sizes, parameters={"P1": p1, "P2": p2},
-                   residency=residency, spatial_extents={"p": min(queries, workload.P)})
+                   residency=residency)
