@@ -218,6 +218,7 @@ def _register_commands() -> None:
     import einsim.cli_cost  # noqa: F401  (registers evaluate, sweep and map on the app)
     import einsim.cli_gpu  # noqa: F401  (registers gna and decode)
     import einsim.cli_offload  # noqa: F401  (registers offload)
+    import einsim.cli_report  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # click's usage errors (their class moved between versions)
         if not hasattr(error, "format_message"):
             raise
+        if type(error).__name__ == "NoArgsIsHelpError":  # bare `einsim`: the help was shown
+            return 0
         return _fail(error.format_message(), debug)
     return code if isinstance(code, int) else 0
 

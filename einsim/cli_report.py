@@ -1,0 +1,243 @@
+"""``einsim report COMMAND ... --out page.html``: one self-contained HTML page per command.
+
+Each command takes the options of the command it reports on (``evaluate``, ``sweep``, ``gna``,
+``decode``, ``offload``), runs that command with ``--json`` for the results (so the tables
+hold exactly what ``einsim COMMAND --json`` prints) and adds the figures
+(:mod:`einsim.report`).  ``sweep`` writes its CSV with ``--csv`` (``--out`` is the page).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import json
+import shlex
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from einsim import cli_cost, cli_gpu, cli_offload, report
+from einsim.cli import UsageFailure, app, console
+from einsim.errors import EinsimError
+
+report_app = typer.Typer(no_args_is_help=True, help="Write a self-contained HTML report "
+                         "(inputs, result tables, figures) of evaluate, sweep, gna, decode or "
+                         "offload.")
+app.add_typer(report_app, name="report")
+
+_OUT = typer.Option(..., "--out", "-o", help="The HTML page to write.")
+
+
+def _check_out(out: Path) -> None:
+    if out.is_dir() or not out.parent.is_dir():
+        raise UsageFailure(f"--out {out}: not a file in an existing directory")
+
+
+def _json_of(command, **options) -> dict:
+    """Run a CLI command function with ``--json`` and return what it prints.
+
+    Options not given take the command's defaults, so commands may grow options.
+    """
+    for name, parameter in inspect.signature(command).parameters.items():
+        default = parameter.default
+        if name not in options:
+            value = getattr(default, "default", default)
+            options[name] = None if value is ... else value
+    options.update(as_json=True)
+    if "plot" in options:
+        options["plot"] = None
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        command(**options)
+    return json.loads(buffer.getvalue())
+
+
+def _inputs(ctx: typer.Context) -> tuple[str, dict]:
+    """The command line (options given on it) and every parameter with its value."""
+    words = ["einsim", "report", ctx.info_name]
+    inputs = {}
+    for parameter in ctx.command.params:
+        value = ctx.params.get(parameter.name)
+        flag = next((o for o in parameter.opts if o.startswith("--")), parameter.opts[0])
+        inputs[flag.lstrip("-")] = value
+        source = ctx.get_parameter_source(parameter.name)
+        if getattr(source, "name", None) != "COMMANDLINE":
+            continue
+        if getattr(parameter, "is_flag", False):
+            words += [flag] if value else []
+        else:
+            for item in (value if isinstance(value, (list, tuple)) else [value]):
+                words += [flag, str(item)]
+    return " ".join(shlex.quote(w) for w in words), inputs
+
+
+def _write(out: Path, text: str) -> None:
+    try:
+        report.write(out, text)
+    except OSError as error:
+        raise UsageFailure(f"--out {out}: {error.strerror or error}") from None
+    console.print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+
+
+@report_app.command()
+def evaluate(ctx: typer.Context,
+             mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="Mapping name "
+                                                   "or YAML; omit to compare FuseMax with FLAT."),
+             hw: Optional[str] = cli_cost._HW, workload: str = cli_cost._WORKLOAD,
+             seq_len: str = typer.Option("64K", "--seq-len", "-n", help="e.g. 4096, 64K, 1M."),
+             param: list[str] = cli_cost._PARAM,
+             objective: str = typer.Option("latency", "--objective", help="latency, energy "
+                                           "or edp (for free mapping parameters)."),
+             scope: str = typer.Option("attention", "--scope", help="attention or end-to-end."),
+             check: bool = typer.Option(False, "--check", help="First execute the mapping's "
+                                        "tiling numerically on a small problem."),
+             out: Path = _OUT):
+    """Report of ``einsim evaluate``: utilization, per-Einsum cycles, Gantt, energy."""
+    _check_out(out)
+    result = _json_of(cli_cost.evaluate, mapping=mapping, hw=hw, workload=workload,
+                      seq_len=seq_len, param=param, objective=objective, scope=scope,
+                      check=check)
+    _write(out, report.evaluate_page(result, *_inputs(ctx)))
+
+
+@report_app.command()
+def sweep(ctx: typer.Context,
+          mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mapping name or YAML."),
+          hw: Optional[str] = cli_cost._HW, workload: str = cli_cost._WORKLOAD,
+          seq_len: str = typer.Option("64K", "--seq-len", "-n", help="N1,N2,... e.g. 1K,64K,1M."),
+          param: list[str] = typer.Option([], "--param", "-p", help="name=v1,v2,... "
+                                          "(repeatable); the Cartesian product is evaluated."),
+          csv: Optional[Path] = typer.Option(None, "--csv", help="Also write every point as "
+                                             "CSV (sweep's --out)."),
+          objective: str = typer.Option("latency", "--objective"),
+          out: Path = _OUT):
+    """Report of ``einsim sweep``: Pareto front, utilization against length, every point."""
+    _check_out(out)
+    result = _json_of(cli_cost.sweep, mapping=mapping, hw=hw, workload=workload,
+                      seq_len=seq_len, param=param, out=csv, objective=objective)
+    label = next(iter(cli_cost._pairs(param, multiple=True)), "seq_len")
+    _write(out, report.sweep_page(result, *_inputs(ctx), label=label))
+
+
+@report_app.command()
+def gna(ctx: typer.Context,
+        shape: str = typer.Option(..., "--shape", help="Token layout: L1 [L2 L3]."),
+        window: str = typer.Option(..., "--window", help="Window per axis (or one for all)."),
+        stride: Optional[str] = typer.Option(None, "--stride", help="Stride per axis."),
+        dilation: Optional[str] = typer.Option(None, "--dilation", help="Dilation per axis."),
+        causal: Optional[str] = typer.Option(None, "--causal", help="true|false per axis."),
+        q_tile: Optional[str] = typer.Option(None, "--q-tile", help="Q tile per axis."),
+        kv_tile: Optional[str] = typer.Option(None, "--kv-tile", help="KV tile per axis."),
+        kv_tiling: str = typer.Option("static", "--kv-tiling", help="static or dynamic."),
+        hw: Optional[str] = typer.Option(None, "--hw", help="GPU preset for predicted runtimes."),
+        heads: int = typer.Option(1, "--heads"), head_dim: int = typer.Option(128, "--head-dim"),
+        batch: int = typer.Option(1, "--batch"),
+        dtype: str = typer.Option("fp16", "--dtype", help="fp16, bf16 or fp8."),
+        find_stride_: bool = typer.Option(False, "--find-stride", help="Smallest per-axis "
+                                          "stride that makes the problem fully block-sparse."),
+        find_tiles: bool = typer.Option(False, "--find-tiles", help="Try the GPU's supported "
+                                        "tile shapes and report the best."),
+        attention_share: Optional[float] = typer.Option(None, "--attention-share",
+                                                        help="Share of end-to-end time in "
+                                                        "attention, for Amdahl's law."),
+        steps: int = typer.Option(1, "--steps"),
+        full_attention_steps: int = typer.Option(0, "--full-attention-steps"),
+        out: Path = _OUT):
+    """Report of ``einsim gna``: visited KV tiles per Q tile, speedup against stride."""
+    from hw_models.gpu_sm import load_gpu
+
+    _check_out(out)
+    result = _json_of(cli_gpu.gna, shape=shape, window=window, stride=stride,
+                      dilation=dilation, causal=causal, q_tile=q_tile, kv_tile=kv_tile,
+                      kv_tiling=kv_tiling, hw=hw, heads=heads, head_dim=head_dim, batch=batch,
+                      dtype=dtype, find_stride_=find_stride_, find_tiles=find_tiles,
+                      attention_share=attention_share, steps=steps,
+                      full_attention_steps=full_attention_steps)
+    values = cli_gpu._values
+    problem = dict(shape=values(shape, "--shape"), window=values(window, "--window"),
+                   stride=values(stride, "--stride") or 1,
+                   dilation=values(dilation, "--dilation") or 1,
+                   causal=values(causal, "--causal", str) or False, kv_tiling=kv_tiling)
+    _write(out, report.gna_page(result, *_inputs(ctx), problem=problem,
+                                gpu=load_gpu(hw) if hw else None, heads=heads,
+                                head_dim=head_dim))
+
+
+@report_app.command()
+def decode(ctx: typer.Context,
+           hw: str = typer.Option("h100", "--hw", help="GPU preset."),
+           schedule: str = typer.Option("flash-decoding", "--schedule",
+                                        help="fa2, flash-decoding or lean."),
+           batch: int = typer.Option(1, "--batch"), heads: int = typer.Option(32, "--heads"),
+           kv_heads: Optional[int] = typer.Option(None, "--kv-heads"),
+           head_dim: int = typer.Option(128, "--head-dim"),
+           context: str = typer.Option("32K", "--context", help="KV length, e.g. 32768 or 32K."),
+           dtype: str = typer.Option("fp16", "--dtype"),
+           out: Path = _OUT):
+    """Report of ``einsim decode``: SM timeline and every schedule compared."""
+    from einsim.workload import parse_seq_len
+    from hw_models.gpu_sm import load_gpu
+    from mappings.decode import SCHEDULES, estimate
+
+    _check_out(out)
+    result = _json_of(cli_gpu.decode, hw=hw, schedule=schedule, batch=batch, heads=heads,
+                      kv_heads=kv_heads, head_dim=head_dim, context=context, dtype=dtype)
+    gpu = load_gpu(hw)
+    estimates = {name: estimate(gpu, name, batch=batch, heads=heads, kv_heads=kv_heads,
+                                head_dim=head_dim, context=parse_seq_len(context), dtype=dtype)
+                 for name in dict.fromkeys((schedule, *SCHEDULES))}
+    _write(out, report.decode_page(result, *_inputs(ctx), estimates=estimates, schedule=schedule,
+                                   gpu_name=gpu.name))
+
+
+@report_app.command()
+def offload(ctx: typer.Context,
+            model: str = typer.Option("llama3-70b", "--model", help="llama-33b, llama-65b, "
+                                      "llama3-70b, llama3-8b or a YAML file."),
+            context: str = typer.Option("32K", "--context", help="Tokens per request."),
+            compute: str = typer.Option("h100:2", "--compute", help="DEVICE:COUNT"),
+            memory: Optional[str] = typer.Option("h20:4", "--memory",
+                                                 help="DEVICE:COUNT holding the KV cache."),
+            baseline: Optional[str] = typer.Option("h100:4", "--baseline",
+                                                   help="Homogeneous deployment to compare."),
+            batch: str = typer.Option("auto", "--batch", help="Batch size or auto."),
+            link: str = typer.Option("roce-400g", "--link", help="Link preset."),
+            no_pipelining: bool = typer.Option(False, "--no-pipelining",
+                                               help="Do not stagger two micro-batches."),
+            schedule: str = typer.Option("flash-decoding", "--schedule",
+                                         help="Decode schedule for attention."),
+            out: Path = _OUT):
+    """Report of ``einsim offload``: time split, tokens per dollar against context."""
+    from einsim.workload import parse_seq_len
+    from hw_models.offload import load_link, load_llm, parse_group
+    from mappings.lamina import Deployment
+
+    _check_out(out)
+    result = _json_of(cli_offload.offload, model=model, context=context, compute=compute,
+                      memory=memory, baseline=baseline, batch=batch, link=link,
+                      no_pipelining=no_pipelining, schedule=schedule)
+    llm, tokens = load_llm(model), parse_seq_len(context)
+    deployments = {(f"lamina {compute} + {memory}" if memory else f"homogeneous {compute}"): (
+        Deployment(llm, parse_group(compute, "compute"),
+                   parse_group(memory, "memory") if memory else None,
+                   load_link(link) if memory else None, not no_pipelining, schedule), batch)}
+    if baseline:
+        deployments[f"homogeneous {baseline}"] = (
+            Deployment(llm, parse_group(baseline, "baseline"), schedule=schedule), "auto")
+    summaries = {label: cli_offload._run(d, tokens, b).summary()
+                 for label, (d, b) in deployments.items()}
+    curve = []
+    for n in sorted({4096 << k for k in range(6)} | {tokens}):
+        for label, (d, b) in deployments.items():
+            try:
+                value = cli_offload._run(d, n, b).summary()["tokens_per_dollar"]
+            except EinsimError:  # cannot serve this context: a gap in the line
+                value = None
+            curve.append({"label": label, "context": n, "tokens_per_dollar": value})
+    _write(out, report.offload_page(result, *_inputs(ctx), summaries=summaries, curve=curve,
+                                    model=llm.name))
+
+
+__all__ = ["report_app"]
