@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
+from rich.text import Text
 
 from einsim.cli import UsageFailure, app, console, emit
 from einsim.cost import Report
@@ -16,7 +18,7 @@ from einsim.evaluator import execute_mapping
 from einsim.mapper import search
 from einsim.mapping import MappingError, load_mapping_spec
 from einsim.evaluator import split_parameters
-from einsim.sweeps import iterate, pareto, write_csv
+from einsim.sweeps import run_sweep
 from einsim.workload import load_workload, parse_seq_len, parse_seq_lens
 from hw_models.spatial_array import load_spatial_array
 
@@ -142,27 +144,46 @@ def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mappin
           seq_len: str = typer.Option("64K", "--seq-len", "-n", help="N1,N2,... e.g. 1K,64K,1M."),
           param: list[str] = typer.Option([], "--param", "-p", help="name=v1,v2,... "
                                           "(repeatable); the Cartesian product is evaluated."),
-          out: Optional[Path] = typer.Option(None, "--out", help="Write every point as CSV."),
+          out: Optional[Path] = typer.Option(None, "--out", help="Write every point as it "
+                                             "finishes: a .csv file or a .parquet directory."),
+          resume: bool = typer.Option(False, "--resume", help="Continue an existing --out: "
+                                      "skip the points it holds, append the rest."),
+          no_vectorize: bool = typer.Option(False, "--no-vectorize", help="Evaluate point by "
+                                            "point even when the sweep can be vectorized."),
+          scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run point-by-point "
+                                                  "sweeps on Dask: local:N (N worker "
+                                                  "processes) or tcp://HOST:PORT."),
           plot: Optional[Path] = typer.Option(None, "--plot", help="Write a Pareto plot (HTML)."),
           objective: str = typer.Option("latency", "--objective"),
           as_json: bool = _JSON):
     """Evaluate the Cartesian product of sequence lengths and parameters."""
     lengths = parse_seq_lens(seq_len)
     parameters = _pairs(param, multiple=True)
-    total = len(lengths)
-    for values in parameters.values():
-        total *= len(values)
-    points = []
-    with Progress(TextColumn("sweep"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+    if resume and out is None:
+        raise UsageFailure("--resume continues the sweep stored in --out; give --out")
+
+    class RateColumn(ProgressColumn):  # points per second, as rich measures it
+        def render(self, task) -> Text:
+            return Text("" if task.speed is None else f"{task.speed:,.0f} pts/s")
+
+    with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), RateColumn(),
                   TimeRemainingColumn(), console=console, transient=True,
                   disable=as_json) as progress:
-        task = progress.add_task("sweep", total=total)
-        for point in iterate(mapping, workload, lengths, parameters, hw, objective):
-            points.append(point)
-            progress.advance(task)
-    front = pareto(points)
-    if out:
-        write_csv(points, out)
+        task = progress.add_task("sweep", total=None)
+
+        def advance(done: int, total: int) -> None:
+            if progress.tasks[0].total is None:  # the first call: the points stored before
+                progress.reset(task, total=total, completed=done)  # (not in the rate)
+            else:
+                progress.update(task, completed=done)
+
+        result = run_sweep(mapping, workload, lengths, parameters, hw, objective, out=out,
+                           resume=resume, vectorize=not no_vectorize, scheduler=scheduler,
+                           progress=advance)
+    points, front = result.points, result.pareto
+    if scheduler and result.engine == "vectorized" and not as_json:
+        console.print(f"[dim]vectorized: --scheduler {scheduler} was not needed (pass "
+                      "--no-vectorize to evaluate point by point on it)[/dim]")
     if plot:
         from einsim.cost_plots import pareto_figure
 
@@ -174,12 +195,15 @@ def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mappin
         emit({"points": points, "pareto": front})
         return
     swept = list(parameters)
+    shown = points if len(points) <= 200 else front  # a large sweep: its Pareto points only
+    caption = None if shown is points else "Pareto points only; " + (
+        f"every point is in {out}" if out else "--out keeps every point")
     table = Table(title=f"sweep of {mapping} on {workload} ({len(points)} points, "
-                        f"{len(front)} on the Pareto front)")
+                        f"{len(front)} on the Pareto front)", caption=caption)
     for column in swept + ["seq_len", "latency s", "energy J", "area mm²", "2D util", "1D util"]:
         table.add_column(column, justify="right")
     on_front = {id(p) for p in front}
-    for p in points:
+    for p in shown:
         if not p["feasible"]:
             table.add_row(*(str(p[k]) for k in swept), str(p["seq_len"]),
                           "[red]infeasible[/red]", "", "", "", "")
