@@ -62,7 +62,11 @@ def _load(name: Optional[str], file: Optional[Path]) -> ir.Cascade:
         return library.get(name)
     if not file.is_file():
         raise UsageFailure(f"--file {file}: no such file")
-    text = file.read_text()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UsageFailure(f"--file {file}: not UTF-8 text; expected a cascade (.einsum) or "
+                           "YAML file") from None
     if file.suffix in (".yaml", ".yml"):
         return einsim.load_yaml(text, source=str(file))
     return einsim.parse(text, name=file.stem, source=str(file))

@@ -52,6 +52,11 @@ def _pairs(items: list[str], multiple: bool) -> dict:
     return parameters
 
 
+def _writable(path: Optional[Path], option: str) -> None:
+    if path is not None and not path.resolve().parent.is_dir():
+        raise UsageFailure(f"{option} {path}: the folder {path.resolve().parent} does not exist")
+
+
 def _report_table(reports: list[Report], title: str) -> Table:
     table = Table(title=title)
     table.add_column("")
@@ -94,6 +99,7 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
     """Cost of a mapping on a spatial array: latency, utilization, energy, area."""
     parameters = _pairs(param, multiple=False)
     length = parse_seq_len(seq_len)
+    _writable(plot, "--plot")
     names = [mapping] if mapping else ["flat", "fusemax"]
     checks = {name: execute_mapping(name) for name in names} if check else {}
     reports = [evaluate_report(name, hw, workload, length, parameters, objective, scope)
@@ -159,6 +165,8 @@ def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mappin
     """Evaluate the Cartesian product of sequence lengths and parameters."""
     lengths = parse_seq_lens(seq_len)
     parameters = _pairs(param, multiple=True)
+    _writable(out, "--out")
+    _writable(plot, "--plot")
     if resume and out is None:
         raise UsageFailure("--resume continues the sweep stored in --out; give --out")
 

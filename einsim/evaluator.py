@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
+
+import yaml
 from typing import Mapping as MappingType
 
 from einsim.cost import EinsumCost, Report
@@ -59,9 +61,7 @@ def evaluate(mapping: str = "fusemax", hardware: str | None = None, workload: st
 
 def load_hardware(name: str, overrides: MappingType[str, float] | None = None):
     """A spatial array or a GPU, by preset name or YAML file (whichever kind it is)."""
-    if name in gpu_presets() or (name.endswith((".yaml", ".yml")) and Path(name).is_file()
-                                 and load_yaml_text(Path(name).read_text()).get("kind")
-                                 == "gpu_sm"):
+    if name in gpu_presets() or _file_kind(name) == "gpu_sm":
         if overrides:
             raise SpecError(f"GPU {name}: parameters {', '.join(overrides)} cannot be "
                             "overridden; write a GPU YAML file instead")
@@ -70,6 +70,18 @@ def load_hardware(name: str, overrides: MappingType[str, float] | None = None):
         raise SpecError(f"hardware {name!r}: unknown preset; expected a YAML file or one of "
                         f"{', '.join(spatial_array_presets() + gpu_presets())}")
     return load_spatial_array(name, overrides)
+
+
+def _file_kind(name: str):
+    """The ``kind`` of a hardware YAML file; None when unreadable (its loader then says why)."""
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():
+        return None
+    try:
+        document = load_yaml_text(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return document.get("kind") if isinstance(document, dict) else None
 
 
 def with_linear_layers(report: Report, hardware, workload) -> Report:

@@ -49,7 +49,8 @@ def run(cascade: ir.Cascade, inputs: Mapping[str, np.ndarray],
     overflow: dict[str, int] = {}
     for name, array in arrays.items():
         data = array.astype(number.compute, copy=True)
-        count = round_in_place(data, None, number)
+        with np.errstate(over="ignore"):  # overflow is counted and reported below
+            count = round_in_place(data, None, number)
         if count:
             overflow[name] = count
         env.tensors[name] = Stored(data, extents[name])

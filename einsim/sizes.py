@@ -90,6 +90,11 @@ def _resolve_partitions(cascade, known, give) -> None:
                     give(part, size, where, partition.line, partition.column)
                 elif size in known and size != part:
                     give(part, known[size], where, partition.line, partition.column)
+            for part in inner:
+                if part in known and known[part] < 1:
+                    raise RankSizeConflictError(
+                        f"tile size {part} = {_fmt(known[part])} in '{partition}': expected a "
+                        "positive integer", partition.line, partition.column)
             if partition.rank in known and all(p in known for p in inner):
                 tile = math.prod(int(known[p]) for p in inner)
                 give(partition.parts[0], -(-int(known[partition.rank]) // tile), where,

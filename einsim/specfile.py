@@ -76,7 +76,8 @@ def describe_validation_error(error, fields=()) -> str:
     problems = sorted(error.errors(include_url=False),
                       key=lambda p: p["type"] != "extra_forbidden")
     first = problems[0]
-    where = ".".join(str(part) for part in first["loc"])
+    where = ".".join(str(part) if str(part).isprintable() else repr(str(part))
+                     for part in first["loc"])  # a key with a newline stays on one line
     if first["type"] == "extra_forbidden":
         text = f"unknown field {where!r}" + (f"; expected one of {', '.join(fields)}"
                                              if fields else "")

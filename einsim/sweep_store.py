@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from einsim.errors import EinsimError
+from einsim.errors import SpecError, EinsimError
 
 KEY = "point_key"
 TEXT_COLUMNS = {KEY, "mapping", "hardware", "workload", "error"}
@@ -114,7 +114,13 @@ class CsvStore:
             if end < len(data):
                 os.truncate(path, end)
                 _fsync(path)
-            self.columns = next(csv.reader(io.StringIO(data[:end].decode())), [])
+            try:
+                self.columns = next(csv.reader(io.StringIO(data[:end].decode())), [])
+            except UnicodeDecodeError:
+                self.columns = []
+            if data and KEY not in self.columns:
+                raise SpecError(f"--out {path}: exists but is not a sweep file (no {KEY} "
+                                "column); choose another --out")
 
     @staticmethod
     def read_path(path: Path) -> dict[str, dict]:

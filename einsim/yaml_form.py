@@ -32,11 +32,11 @@ def load_yaml(text: str, source: str = "") -> ir.Cascade:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(f"{source or 'YAML'}: not valid YAML{where}: "
-                        f"{getattr(error, 'problem', error)}") from None
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SpecError(f"{source or 'YAML'}: not valid YAML{where}: {problem}") from None
     if not isinstance(document, dict):
         raise SpecError(f"{source or 'YAML'}: expected a mapping with keys {', '.join(_KEYS)}")
-    unknown = sorted(set(document) - set(_KEYS))
+    unknown = sorted(set(document) - set(_KEYS), key=str)
     if unknown:
         raise SpecError(f"{source or 'YAML'}: unknown key {unknown[0]!r}; expected one of "
                         f"{', '.join(_KEYS)}")

@@ -75,6 +75,8 @@ def _cta_cycles(gpu: GPU, tokens: np.ndarray, q_rows: int, head_dim: int, dtype:
 def estimate(gpu: GPU, schedule: str, *, batch: int, heads: int, head_dim: int, context: int,
              kv_heads: int | None = None, dtype: str = "fp16") -> DecodeEstimate:
     """Predicted decode attention time of one step for ``batch`` sequences of ``context``."""
+    if dtype not in BYTES:
+        raise EinsimError(f"dtype {dtype!r}: expected one of {', '.join(BYTES)}")
     if schedule not in SCHEDULES:
         raise EinsimError(f"schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
     kv_heads = heads if kv_heads is None else kv_heads

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from einsim.errors import SpecError
 from einsim.mapping import Mapping, MappingSpec, Residency
 
 
@@ -47,6 +48,8 @@ def build(spec: MappingSpec, hardware, workload, parameters: dict) -> Mapping:
     tile = hardware.pe_dim
     blocks = _query_blocks(hardware, workload)
     p1 = int(parameters.get("P1", 1))
+    if p1 < 1:
+        raise SpecError(f"P1 {p1}: expected a positive number of query blocks")
     p2 = math.ceil(blocks / p1)
     sizes = {**workload.sizes(), "M0": tile, "M1": math.ceil(workload.M / tile)}
     residency = {name: Residency(level=level, buffer_words=words, dram_reads=reads,
