@@ -75,7 +75,7 @@ def vectorized_points(mapping: str, workload: str, seq_lens, parameters=None,
     capacity = values.get("global_buffer_bytes", np.full_like(n, base.global_buffer.bytes))
     bandwidth = values.get("dram_bandwidth", np.full_like(n, base.dram.bandwidth_bytes_per_s))
     clock = values.get("clock_hz", np.full_like(n, base.clock_hz))
-    E, F, B, H = problem.E, problem.F, problem.B, problem.H
+    E, F = problem.E, problem.F
     word = base.word_bytes
     blocks = np.ceil(n / tile)
     if "P1" in values:

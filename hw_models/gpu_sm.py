@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from functools import lru_cache
 from importlib import resources
 
 import numpy as np
@@ -87,9 +88,15 @@ class GPU(_Spec):
 
 
 def gpu_presets() -> list[str]:
+    return list(_presets_of_kind("gpu_sm"))
+
+
+@lru_cache(maxsize=None)
+def _presets_of_kind(kind: str) -> tuple[str, ...]:
+    """Preset names of one hardware kind (the folder is package data: read it once)."""
     folder = resources.files("hw_models").joinpath("presets")
-    return [n for n in preset_names(folder)
-            if load_yaml_text(folder.joinpath(f"{n}.yaml").read_text()).get("kind") == "gpu_sm"]
+    return tuple(n for n in preset_names(folder)
+                 if load_yaml_text(folder.joinpath(f"{n}.yaml").read_text()).get("kind") == kind)
 
 
 def load_gpu(name_or_path: str) -> GPU:

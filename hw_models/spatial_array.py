@@ -15,8 +15,7 @@ from typing import Mapping
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
 from einsim.errors import SpecError
-from einsim.specfile import (describe_validation_error, load_yaml_text, preset_names,
-                             read_spec)
+from einsim.specfile import describe_validation_error, read_spec
 
 
 class _Spec(BaseModel):
@@ -140,10 +139,9 @@ SHORT_NAMES = {"pe_dim": "pe_dim", "clock_hz": "clock_hz",
 
 
 def spatial_array_presets() -> list[str]:
-    folder = resources.files("hw_models").joinpath("presets")
-    return [n for n in preset_names(folder)
-            if load_yaml_text(folder.joinpath(f"{n}.yaml").read_text()).get("kind")
-            == "spatial_array"]
+    from hw_models.gpu_sm import _presets_of_kind
+
+    return list(_presets_of_kind("spatial_array"))
 
 
 def load_spatial_array(name_or_path: str, overrides: Mapping[str, float] | None = None
