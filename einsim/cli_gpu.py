@@ -43,28 +43,49 @@ def _values(text: Optional[str], name: str, kind=int) -> list:
                            " separated by spaces") from None
 
 
+# Options shared with ``einsim report gna``.
+GNA_SHAPE = typer.Option(..., "--shape", help="Token layout: L1 [L2 L3].")
+GNA_WINDOW = typer.Option(..., "--window", help="Window per axis (or one for all).")
+GNA_STRIDE = typer.Option(None, "--stride", help="Stride per axis.")
+GNA_DILATION = typer.Option(None, "--dilation", help="Dilation per axis.")
+GNA_CAUSAL = typer.Option(None, "--causal", help="true|false per axis.")
+GNA_Q_TILE = typer.Option(None, "--q-tile", help="Q tile per axis.")
+GNA_KV_TILE = typer.Option(None, "--kv-tile", help="KV tile per axis.")
+GNA_KV_TILING = typer.Option("static", "--kv-tiling", help="static or dynamic.")
+GNA_HW = typer.Option(None, "--hw", help="GPU preset for predicted runtimes.")
+GNA_HEADS = typer.Option(1, "--heads")
+GNA_HEAD_DIM = typer.Option(128, "--head-dim")
+GNA_BATCH = typer.Option(1, "--batch")
+GNA_DTYPE = typer.Option("fp16", "--dtype", help="fp16, bf16 or fp8.")
+GNA_FIND_STRIDE = typer.Option(False, "--find-stride",
+                               help="Smallest per-axis stride that makes the problem fully "
+                                    "block-sparse.")
+GNA_FIND_TILES = typer.Option(False, "--find-tiles",
+                              help="Try the GPU's supported tile shapes and report the best.")
+GNA_ATTENTION_SHARE = typer.Option(None, "--attention-share",
+                                   help="Share of end-to-end time in attention, for Amdahl's law.")
+GNA_STEPS = typer.Option(1, "--steps")
+GNA_FULL_ATTENTION_STEPS = typer.Option(0, "--full-attention-steps")
+
+
 @app.command()
-def gna(shape: str = typer.Option(..., "--shape", help="Token layout: L1 [L2 L3]."),
-        window: str = typer.Option(..., "--window", help="Window per axis (or one for all)."),
-        stride: Optional[str] = typer.Option(None, "--stride", help="Stride per axis."),
-        dilation: Optional[str] = typer.Option(None, "--dilation", help="Dilation per axis."),
-        causal: Optional[str] = typer.Option(None, "--causal", help="true|false per axis."),
-        q_tile: Optional[str] = typer.Option(None, "--q-tile", help="Q tile per axis."),
-        kv_tile: Optional[str] = typer.Option(None, "--kv-tile", help="KV tile per axis."),
-        kv_tiling: str = typer.Option("static", "--kv-tiling", help="static or dynamic."),
-        hw: Optional[str] = typer.Option(None, "--hw", help="GPU preset for predicted runtimes."),
-        heads: int = typer.Option(1, "--heads"), head_dim: int = typer.Option(128, "--head-dim"),
-        batch: int = typer.Option(1, "--batch"),
-        dtype: str = typer.Option("fp16", "--dtype", help="fp16, bf16 or fp8."),
-        find_stride_: bool = typer.Option(False, "--find-stride", help="Smallest per-axis "
-                                          "stride that makes the problem fully block-sparse."),
-        find_tiles: bool = typer.Option(False, "--find-tiles", help="Try the GPU's supported "
-                                        "tile shapes and report the best."),
-        attention_share: Optional[float] = typer.Option(None, "--attention-share",
-                                                        help="Share of end-to-end time in "
-                                                        "attention, for Amdahl's law."),
-        steps: int = typer.Option(1, "--steps"),
-        full_attention_steps: int = typer.Option(0, "--full-attention-steps"),
+def gna(shape: str = GNA_SHAPE,
+        window: str = GNA_WINDOW,
+        stride: Optional[str] = GNA_STRIDE,
+        dilation: Optional[str] = GNA_DILATION,
+        causal: Optional[str] = GNA_CAUSAL,
+        q_tile: Optional[str] = GNA_Q_TILE,
+        kv_tile: Optional[str] = GNA_KV_TILE,
+        kv_tiling: str = GNA_KV_TILING,
+        hw: Optional[str] = GNA_HW,
+        heads: int = GNA_HEADS, head_dim: int = GNA_HEAD_DIM,
+        batch: int = GNA_BATCH,
+        dtype: str = GNA_DTYPE,
+        find_stride_: bool = GNA_FIND_STRIDE,
+        find_tiles: bool = GNA_FIND_TILES,
+        attention_share: Optional[float] = GNA_ATTENTION_SHARE,
+        steps: int = GNA_STEPS,
+        full_attention_steps: int = GNA_FULL_ATTENTION_STEPS,
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Speedup upper bounds of generalized neighborhood attention (and GPU runtimes)."""
     gpu = load_gpu(hw) if hw else None
@@ -129,15 +150,25 @@ def gna(shape: str = typer.Option(..., "--shape", help="Token layout: L1 [L2 L3]
     console.print(table)
 
 
+# Options shared with ``einsim report decode``.
+DECODE_HW = typer.Option("h100", "--hw", help="GPU preset.")
+DECODE_SCHEDULE = typer.Option("flash-decoding", "--schedule", help="fa2, flash-decoding or lean.")
+DECODE_BATCH = typer.Option(1, "--batch")
+DECODE_HEADS = typer.Option(32, "--heads")
+DECODE_KV_HEADS = typer.Option(None, "--kv-heads")
+DECODE_HEAD_DIM = typer.Option(128, "--head-dim")
+DECODE_CONTEXT = typer.Option("32K", "--context", help="KV length, e.g. 32768 or 32K.")
+DECODE_DTYPE = typer.Option("fp16", "--dtype")
+
+
 @app.command()
-def decode(hw: str = typer.Option("h100", "--hw", help="GPU preset."),
-           schedule: str = typer.Option("flash-decoding", "--schedule",
-                                        help="fa2, flash-decoding or lean."),
-           batch: int = typer.Option(1, "--batch"), heads: int = typer.Option(32, "--heads"),
-           kv_heads: Optional[int] = typer.Option(None, "--kv-heads"),
-           head_dim: int = typer.Option(128, "--head-dim"),
-           context: str = typer.Option("32K", "--context", help="KV length, e.g. 32768 or 32K."),
-           dtype: str = typer.Option("fp16", "--dtype"),
+def decode(hw: str = DECODE_HW,
+           schedule: str = DECODE_SCHEDULE,
+           batch: int = DECODE_BATCH, heads: int = DECODE_HEADS,
+           kv_heads: Optional[int] = DECODE_KV_HEADS,
+           head_dim: int = DECODE_HEAD_DIM,
+           context: str = DECODE_CONTEXT,
+           dtype: str = DECODE_DTYPE,
            plot: Optional[Path] = typer.Option(None, "--plot", help="SM timeline (HTML)."),
            as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Decode attention time of one step under a GPU decode schedule."""

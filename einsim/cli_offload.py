@@ -26,21 +26,31 @@ def _run(deployment: Deployment, context: int, batch: str):
     return iteration(deployment, size, context)
 
 
+# Options shared with ``einsim report offload``.
+OFFLOAD_MODEL = typer.Option("llama3-70b", "--model",
+                             help="llama-33b, llama-65b, llama3-70b, llama3-8b or a YAML file.")
+OFFLOAD_CONTEXT = typer.Option("32K", "--context", help="Tokens per request.")
+OFFLOAD_COMPUTE = typer.Option("h100:2", "--compute", help="DEVICE:COUNT")
+OFFLOAD_MEMORY = typer.Option("h20:4", "--memory", help="DEVICE:COUNT holding the KV cache.")
+OFFLOAD_BASELINE = typer.Option("h100:4", "--baseline", help="Homogeneous deployment to compare.")
+OFFLOAD_BATCH = typer.Option("auto", "--batch", help="Batch size or auto.")
+OFFLOAD_LINK = typer.Option("roce-400g", "--link", help="Link preset.")
+OFFLOAD_NO_PIPELINING = typer.Option(False, "--no-pipelining",
+                                     help="Do not stagger two micro-batches.")
+OFFLOAD_SCHEDULE = typer.Option("flash-decoding", "--schedule",
+                                help="Decode schedule for attention.")
+
+
 @app.command()
-def offload(model: str = typer.Option("llama3-70b", "--model", help="llama-33b, llama-65b, "
-                                      "llama3-70b, llama3-8b or a YAML file."),
-            context: str = typer.Option("32K", "--context", help="Tokens per request."),
-            compute: str = typer.Option("h100:2", "--compute", help="DEVICE:COUNT"),
-            memory: Optional[str] = typer.Option("h20:4", "--memory",
-                                                 help="DEVICE:COUNT holding the KV cache."),
-            baseline: Optional[str] = typer.Option("h100:4", "--baseline",
-                                                   help="Homogeneous deployment to compare."),
-            batch: str = typer.Option("auto", "--batch", help="Batch size or auto."),
-            link: str = typer.Option("roce-400g", "--link", help="Link preset."),
-            no_pipelining: bool = typer.Option(False, "--no-pipelining",
-                                               help="Do not stagger two micro-batches."),
-            schedule: str = typer.Option("flash-decoding", "--schedule",
-                                         help="Decode schedule for attention."),
+def offload(model: str = OFFLOAD_MODEL,
+            context: str = OFFLOAD_CONTEXT,
+            compute: str = OFFLOAD_COMPUTE,
+            memory: Optional[str] = OFFLOAD_MEMORY,
+            baseline: Optional[str] = OFFLOAD_BASELINE,
+            batch: str = OFFLOAD_BATCH,
+            link: str = OFFLOAD_LINK,
+            no_pipelining: bool = OFFLOAD_NO_PIPELINING,
+            schedule: str = OFFLOAD_SCHEDULE,
             as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Decode throughput and cost of attention offloading against a homogeneous deployment."""
     llm = load_llm(model)
@@ -56,7 +66,8 @@ def offload(model: str = typer.Option("llama3-70b", "--model", help="llama-33b, 
         reference = Deployment(llm, parse_group(baseline, "baseline"), schedule=schedule)
         other = _run(reference, tokens, "auto").summary()
         output["baseline"] = {k: other[k] for k in _KEYS} | {"batch": other["batch"]}
-        output["tokens_per_dollar_ratio"] = output["tokens_per_dollar"] / other["tokens_per_dollar"]
+        output["tokens_per_dollar_ratio"] = (output["tokens_per_dollar"]
+                                             / other["tokens_per_dollar"])
     if as_json:
         emit(output)
         return

@@ -123,27 +123,23 @@ def sweep(ctx: typer.Context,
 
 @report_app.command()
 def gna(ctx: typer.Context,
-        shape: str = typer.Option(..., "--shape", help="Token layout: L1 [L2 L3]."),
-        window: str = typer.Option(..., "--window", help="Window per axis (or one for all)."),
-        stride: Optional[str] = typer.Option(None, "--stride", help="Stride per axis."),
-        dilation: Optional[str] = typer.Option(None, "--dilation", help="Dilation per axis."),
-        causal: Optional[str] = typer.Option(None, "--causal", help="true|false per axis."),
-        q_tile: Optional[str] = typer.Option(None, "--q-tile", help="Q tile per axis."),
-        kv_tile: Optional[str] = typer.Option(None, "--kv-tile", help="KV tile per axis."),
-        kv_tiling: str = typer.Option("static", "--kv-tiling", help="static or dynamic."),
-        hw: Optional[str] = typer.Option(None, "--hw", help="GPU preset for predicted runtimes."),
-        heads: int = typer.Option(1, "--heads"), head_dim: int = typer.Option(128, "--head-dim"),
-        batch: int = typer.Option(1, "--batch"),
-        dtype: str = typer.Option("fp16", "--dtype", help="fp16, bf16 or fp8."),
-        find_stride_: bool = typer.Option(False, "--find-stride", help="Smallest per-axis "
-                                          "stride that makes the problem fully block-sparse."),
-        find_tiles: bool = typer.Option(False, "--find-tiles", help="Try the GPU's supported "
-                                        "tile shapes and report the best."),
-        attention_share: Optional[float] = typer.Option(None, "--attention-share",
-                                                        help="Share of end-to-end time in "
-                                                        "attention, for Amdahl's law."),
-        steps: int = typer.Option(1, "--steps"),
-        full_attention_steps: int = typer.Option(0, "--full-attention-steps"),
+        shape: str = cli_gpu.GNA_SHAPE,
+        window: str = cli_gpu.GNA_WINDOW,
+        stride: Optional[str] = cli_gpu.GNA_STRIDE,
+        dilation: Optional[str] = cli_gpu.GNA_DILATION,
+        causal: Optional[str] = cli_gpu.GNA_CAUSAL,
+        q_tile: Optional[str] = cli_gpu.GNA_Q_TILE,
+        kv_tile: Optional[str] = cli_gpu.GNA_KV_TILE,
+        kv_tiling: str = cli_gpu.GNA_KV_TILING,
+        hw: Optional[str] = cli_gpu.GNA_HW,
+        heads: int = cli_gpu.GNA_HEADS, head_dim: int = cli_gpu.GNA_HEAD_DIM,
+        batch: int = cli_gpu.GNA_BATCH,
+        dtype: str = cli_gpu.GNA_DTYPE,
+        find_stride_: bool = cli_gpu.GNA_FIND_STRIDE,
+        find_tiles: bool = cli_gpu.GNA_FIND_TILES,
+        attention_share: Optional[float] = cli_gpu.GNA_ATTENTION_SHARE,
+        steps: int = cli_gpu.GNA_STEPS,
+        full_attention_steps: int = cli_gpu.GNA_FULL_ATTENTION_STEPS,
         out: Path = _OUT):
     """Report of ``einsim gna``: visited KV tiles per Q tile, speedup against stride."""
     from hw_models.gpu_sm import load_gpu
@@ -167,14 +163,13 @@ def gna(ctx: typer.Context,
 
 @report_app.command()
 def decode(ctx: typer.Context,
-           hw: str = typer.Option("h100", "--hw", help="GPU preset."),
-           schedule: str = typer.Option("flash-decoding", "--schedule",
-                                        help="fa2, flash-decoding or lean."),
-           batch: int = typer.Option(1, "--batch"), heads: int = typer.Option(32, "--heads"),
-           kv_heads: Optional[int] = typer.Option(None, "--kv-heads"),
-           head_dim: int = typer.Option(128, "--head-dim"),
-           context: str = typer.Option("32K", "--context", help="KV length, e.g. 32768 or 32K."),
-           dtype: str = typer.Option("fp16", "--dtype"),
+           hw: str = cli_gpu.DECODE_HW,
+           schedule: str = cli_gpu.DECODE_SCHEDULE,
+           batch: int = cli_gpu.DECODE_BATCH, heads: int = cli_gpu.DECODE_HEADS,
+           kv_heads: Optional[int] = cli_gpu.DECODE_KV_HEADS,
+           head_dim: int = cli_gpu.DECODE_HEAD_DIM,
+           context: str = cli_gpu.DECODE_CONTEXT,
+           dtype: str = cli_gpu.DECODE_DTYPE,
            out: Path = _OUT):
     """Report of ``einsim decode``: SM timeline and every schedule compared."""
     from einsim.workload import parse_seq_len
@@ -194,20 +189,15 @@ def decode(ctx: typer.Context,
 
 @report_app.command()
 def offload(ctx: typer.Context,
-            model: str = typer.Option("llama3-70b", "--model", help="llama-33b, llama-65b, "
-                                      "llama3-70b, llama3-8b or a YAML file."),
-            context: str = typer.Option("32K", "--context", help="Tokens per request."),
-            compute: str = typer.Option("h100:2", "--compute", help="DEVICE:COUNT"),
-            memory: Optional[str] = typer.Option("h20:4", "--memory",
-                                                 help="DEVICE:COUNT holding the KV cache."),
-            baseline: Optional[str] = typer.Option("h100:4", "--baseline",
-                                                   help="Homogeneous deployment to compare."),
-            batch: str = typer.Option("auto", "--batch", help="Batch size or auto."),
-            link: str = typer.Option("roce-400g", "--link", help="Link preset."),
-            no_pipelining: bool = typer.Option(False, "--no-pipelining",
-                                               help="Do not stagger two micro-batches."),
-            schedule: str = typer.Option("flash-decoding", "--schedule",
-                                         help="Decode schedule for attention."),
+            model: str = cli_offload.OFFLOAD_MODEL,
+            context: str = cli_offload.OFFLOAD_CONTEXT,
+            compute: str = cli_offload.OFFLOAD_COMPUTE,
+            memory: Optional[str] = cli_offload.OFFLOAD_MEMORY,
+            baseline: Optional[str] = cli_offload.OFFLOAD_BASELINE,
+            batch: str = cli_offload.OFFLOAD_BATCH,
+            link: str = cli_offload.OFFLOAD_LINK,
+            no_pipelining: bool = cli_offload.OFFLOAD_NO_PIPELINING,
+            schedule: str = cli_offload.OFFLOAD_SCHEDULE,
             out: Path = _OUT):
     """Report of ``einsim offload``: time split, tokens per dollar against context."""
     from einsim.workload import parse_seq_len
