@@ -45,6 +45,13 @@ class GNAProblem(BaseModel):
         return math.prod(self.shape)
 
 
+MAX_AXIS_LENGTH = 2 ** 31
+"""Longest axis: keeps every per-axis count (tiles x tiles) exact in 64-bit integers."""
+
+MAX_Q_TILES_PER_AXIS = 2 ** 22
+"""Q tiles along one axis the analysis holds at once (a few 32 MiB arrays)."""
+
+
 def problem(shape: Sequence[int], window: Sequence[int] | int, q_tile: Sequence[int] | int,
             kv_tile: Sequence[int] | int, stride: Sequence[int] | int = 1,
             dilation: Sequence[int] | int = 1, causal: Sequence[bool] | bool = False,
@@ -52,16 +59,19 @@ def problem(shape: Sequence[int], window: Sequence[int] | int, q_tile: Sequence[
     """Build and check a :class:`GNAProblem`; scalars (or one value) apply to every axis.
 
     Raises :class:`GNAError` naming the argument for a window larger than its axis
-    (window x dilation > length), a stride larger than the window, non-positive values, or a
-    tile or parameter whose number of dimensions differs from the shape's.
+    (window x dilation > length), a stride larger than the window, non-positive, fractional,
+    non-finite or non-numeric values, or a tile or parameter whose number of dimensions
+    differs from the shape's.
     """
-    shape = tuple(int(v) for v in _as_tuple(shape))
+    shape = tuple(_integer("shape", v) for v in _as_tuple("shape", shape))
     dims = len(shape)
     if not 1 <= dims <= 3 or any(v < 1 for v in shape):
         raise GNAError(f"shape {list(shape)}: expected 1 to 3 positive axis lengths")
+    if max(shape) > MAX_AXIS_LENGTH:
+        raise GNAError(f"shape {list(shape)}: an axis is longer than {MAX_AXIS_LENGTH:,} tokens")
 
     def per_axis(name: str, value, broadcast: bool = True) -> tuple:
-        values = _as_tuple(value)
+        values = _as_tuple(name, value)
         if len(values) == 1 and broadcast:
             values = values * dims
         if len(values) != dims:
@@ -69,12 +79,12 @@ def problem(shape: Sequence[int], window: Sequence[int] | int, q_tile: Sequence[
                            f"{list(shape)} has {dims}")
         return values
 
-    window = tuple(int(v) for v in per_axis("window", window))
-    stride = tuple(int(v) for v in per_axis("stride", stride))
-    dilation = tuple(int(v) for v in per_axis("dilation", dilation))
+    window = tuple(_integer("window", v) for v in per_axis("window", window))
+    stride = tuple(_integer("stride", v) for v in per_axis("stride", stride))
+    dilation = tuple(_integer("dilation", v) for v in per_axis("dilation", dilation))
     causal = tuple(_as_bool(v) for v in per_axis("causal", causal))
-    q_tile = tuple(int(v) for v in per_axis("q_tile", q_tile, broadcast=dims == 1))
-    kv_tile = tuple(int(v) for v in per_axis("kv_tile", kv_tile, broadcast=dims == 1))
+    q_tile = tuple(_integer("q_tile", v) for v in per_axis("q_tile", q_tile, dims == 1))
+    kv_tile = tuple(_integer("kv_tile", v) for v in per_axis("kv_tile", kv_tile, dims == 1))
     for name, values in (("window", window), ("stride", stride), ("dilation", dilation),
                          ("q_tile", q_tile), ("kv_tile", kv_tile)):
         if any(v < 1 for v in values):
@@ -87,14 +97,41 @@ def problem(shape: Sequence[int], window: Sequence[int] | int, q_tile: Sequence[
         if stride[axis] > window[axis]:
             raise GNAError(f"stride {stride[axis]} on axis {axis}: larger than the window "
                            f"{window[axis]}")
+        small, extra = divmod(shape[axis], dilation[axis])
+        tiles = extra * -(-(small + 1) // q_tile[axis]) \
+            + (dilation[axis] - extra) * -(-small // q_tile[axis])
+        if tiles > MAX_Q_TILES_PER_AXIS:
+            raise GNAError(f"q_tile {q_tile[axis]} on axis {axis}: about {tiles:,} Q tiles along "
+                           f"an axis of {shape[axis]:,} tokens (dilation {dilation[axis]}); the "
+                           f"analysis holds at most {MAX_Q_TILES_PER_AXIS:,} per axis: use a "
+                           f"larger q_tile or a smaller dilation")
     if kv_tiling not in ("static", "dynamic"):
         raise GNAError(f"kv_tiling {kv_tiling!r}: expected static or dynamic")
     return GNAProblem(shape=shape, window=window, stride=stride, dilation=dilation,
                       causal=causal, q_tile=q_tile, kv_tile=kv_tile, kv_tiling=kv_tiling)
 
 
-def _as_tuple(value) -> tuple:
-    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+def _as_tuple(name: str, value) -> tuple:
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    if isinstance(value, np.ndarray):
+        return tuple(value.ravel().tolist())
+    if value is None or isinstance(value, (str, bytes, dict, set)):
+        raise GNAError(f"{name} {value!r}: expected an integer or a list of integers, one per "
+                       "axis")
+    return (value,)
+
+
+def _integer(name: str, value) -> int:
+    """``value`` as an exact int: integral numbers only (no bools, strings, inf, nan, 1.5)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                      np.floating)):
+        raise GNAError(f"{name} {value!r}: expected an integer")
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value) or value != int(value):
+            raise GNAError(f"{name} {value!r}: expected an integer, not a fractional or "
+                           "non-finite number")
+    return int(value)
 
 
 def _as_bool(value) -> bool:
@@ -104,7 +141,10 @@ def _as_bool(value) -> bool:
         if value.lower() in ("false", "0", "no"):
             return False
         raise GNAError(f"causal {value!r}: expected true or false")
-    return bool(value)
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer))
+                                               and value in (0, 1)):
+        return bool(value)
+    raise GNAError(f"causal {value!r}: expected true or false")
 
 
 def windows(length: int, window: int, stride: int = 1, causal: bool = False):
@@ -112,31 +152,105 @@ def windows(length: int, window: int, stride: int = 1, causal: bool = False):
     return window_bounds(np.arange(length), length, window, stride, causal)
 
 
+def attended_pairs(length: int, window: int, stride: int = 1, causal: bool = False) -> int:
+    """Attended (query, key) pairs of one dilation group of ``length`` tokens, in closed form.
+
+    Non-causal windows never shrink: ``length x window``.  A causal query ``i`` attends
+    ``i + 1 - start``, with ``start = max(leader - window + 1, 0)`` shared by its stride group
+    (leader ``jS + S - 1``, or the last token for a partial last group).
+    """
+    if not causal:
+        return length * window
+    full = length // stride  # stride groups of S queries; leader j*S + S - 1
+    first = window // stride  # first group whose start is above 0
+    starts = 0
+    if full > first:
+        count = full - first
+        starts = stride * ((first + full - 1) * count // 2 * stride + (stride - window) * count)
+    if length % stride:
+        starts += (length % stride) * max(length - window, 0)
+    return length * (length + 1) // 2 - starts
+
+
 @dataclass(frozen=True)
-class AxisCounts:
-    """Per-axis counts, one entry per Q tile (all dilation groups concatenated)."""
+class GroupCounts:
+    """Per-Q-tile counts of one dilation-group size, shared by ``groups`` identical groups."""
 
     visited: np.ndarray
     unmasked: np.ndarray
     kv_tile_start: np.ndarray
+    groups: int
+
+
+@dataclass(frozen=True)
+class AxisCounts:
+    """Per-axis counts.  Dilation groups have at most two sizes, so the counts are kept per
+    distinct size (``parts``) with multiplicities; ``visited`` etc. expand them to one entry
+    per Q tile (all dilation groups concatenated) for plots."""
+
+    parts: tuple[GroupCounts, ...]
     attended_pairs: int
     block_sparse: bool
     groups: int
 
+    def _expand(self, field: str) -> np.ndarray:
+        return np.concatenate([np.tile(getattr(p, field), p.groups) for p in self.parts])
+
+    @property
+    def visited(self) -> np.ndarray:
+        return self._expand("visited")
+
+    @property
+    def unmasked(self) -> np.ndarray:
+        return self._expand("unmasked")
+
+    @property
+    def kv_tile_start(self) -> np.ndarray:
+        return self._expand("kv_tile_start")
+
+    @property
+    def q_tiles(self) -> int:
+        return sum(p.visited.size * p.groups for p in self.parts)
+
+    @property
+    def worst(self) -> int:
+        return max(int(p.visited.max()) for p in self.parts)
+
+    @property
+    def visited_total(self) -> int:
+        return sum(int(p.visited.sum()) * p.groups for p in self.parts)
+
+    @property
+    def unmasked_total(self) -> int:
+        return sum(int(p.unmasked.sum()) * p.groups for p in self.parts)
+
+    def distinct(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Distinct ``(visited, unmasked)`` pairs of Q tiles and how many Q tiles have each."""
+        pairs = np.concatenate([np.stack([p.visited, p.unmasked], axis=1) for p in self.parts])
+        weights = np.concatenate([np.full(p.visited.size, p.groups, dtype=np.int64)
+                                  for p in self.parts])
+        unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        counts = np.bincount(inverse.ravel(), weights=weights, minlength=len(unique))
+        return unique[:, 0], unique[:, 1], counts.astype(np.int64)
+
 
 def axis_counts(length: int, window: int, stride: int, dilation: int, causal: bool,
                 q_tile: int, kv_tile: int, dynamic: bool = False) -> AxisCounts:
-    """KV tiles each Q tile visits along one axis, and how many of them need no masking."""
-    visited, unmasked, first_tile = [], [], []
-    attended, block_sparse = 0, True
-    for group in range(dilation):
-        size = -(-(length - group) // dilation)
-        start, end = windows(size, window, stride, causal)
-        attended += int(np.sum(end - start))
-        firsts = np.arange(0, size, q_tile)
+    """KV tiles each Q tile visits along one axis, and how many of them need no masking.
+
+    Only each Q tile's first and last query are looked at (windows are monotone in the
+    query), so the cost is O(Q tiles per distinct dilation-group size), not O(length).
+    """
+    parts, attended, block_sparse = [], 0, True
+    small, extra = divmod(length, dilation)  # `extra` groups of small + 1, the rest of small
+    for size, groups in ((small + 1, extra), (small, dilation - extra)):
+        if groups == 0 or size == 0:
+            continue
+        attended += groups * attended_pairs(size, window, stride, causal)
+        firsts = np.arange(0, size, q_tile, dtype=np.int64)
         lasts = np.minimum(firsts + q_tile, size) - 1
-        start_first, start_last = start[firsts], start[lasts]
-        end_first, end_last = end[firsts], end[lasts]
+        start_first, end_first = window_bounds(firsts, size, window, stride, causal)
+        start_last, end_last = window_bounds(lasts, size, window, stride, causal)
         limit = np.minimum(end_first, size)  # keys all queries attend, without padding
         if dynamic:
             count = -(-(end_last - start_first) // kv_tile)
@@ -152,11 +266,8 @@ def axis_counts(length: int, window: int, stride: int, dilation: int, causal: bo
             aligned = (start_first % kv_tile == 0) & (end_first % kv_tile == 0)
         shared = (start_first == start_last) & (end_first == end_last)
         block_sparse &= bool(np.all(shared & aligned))
-        visited.append(count)
-        unmasked.append(np.minimum(clean, count))
-        first_tile.append(tile0)
-    return AxisCounts(np.concatenate(visited), np.concatenate(unmasked), np.concatenate(first_tile),
-                      attended, block_sparse, dilation)
+        parts.append(GroupCounts(count, np.minimum(clean, count), tile0, groups))
+    return AxisCounts(tuple(parts), attended, block_sparse, dilation)
 
 
 class GNAResult(BaseModel):
@@ -184,16 +295,16 @@ def analyze(spec: GNAProblem) -> GNAResult:
     tokens = spec.tokens
     q_tokens, kv_tokens = math.prod(spec.q_tile), math.prod(spec.kv_tile)
     dense_kv = -(-tokens // kv_tokens)
-    worst = math.prod(int(a.visited.max()) for a in axes)
-    visited = math.prod(int(a.visited.sum()) for a in axes)
-    clean = math.prod(int(a.unmasked.sum()) for a in axes)
+    worst = math.prod(a.worst for a in axes)
+    visited = math.prod(a.visited_total for a in axes)
+    clean = math.prod(a.unmasked_total for a in axes)
     attended = math.prod(a.attended_pairs for a in axes)
     return GNAResult(
         flop_upper_bound=tokens * tokens / attended,
         tile_upper_bound=dense_kv / worst,
         tile_upper_bound_mean=(-(-tokens // q_tokens)) * dense_kv / visited,
         fully_block_sparse=all(a.block_sparse for a in axes),
-        q_tiles=math.prod(len(a.visited) for a in axes), worst_kv_tiles=worst,
+        q_tiles=math.prod(a.q_tiles for a in axes), worst_kv_tiles=worst,
         masked_tiles=visited - clean, visited_kv_tiles=visited, dense_kv_tiles=dense_kv,
         tokens=tokens)
 

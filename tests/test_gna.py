@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from einsim.gna import GNAError, end_to_end_speedup, find_stride, gna, problem
+from einsim.gna import (GNAError, attended_pairs, axis_counts, end_to_end_speedup, find_stride,
+                        gna, problem, windows)
 from einsim.library.references import neighborhood_mask, neighborhood_mask_1d
 
 
@@ -153,3 +154,72 @@ def test_amdahl():
     assert end_to_end_speedup(4.0, 1.0, steps=4, full_attention_steps=2) == pytest.approx(1.6)
     with pytest.raises(GNAError):
         end_to_end_speedup(2.0, 1.5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 300), st.data())
+def test_closed_form_attended_pairs_match_the_per_query_windows(length, data):
+    window = data.draw(st.integers(1, length))
+    stride = data.draw(st.integers(1, window))
+    causal = data.draw(st.booleans())
+    start, end = windows(length, window, stride, causal)
+    assert attended_pairs(length, window, stride, causal) == int(np.sum(end - start))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(2, 400), st.data())
+def test_first_and_last_query_counts_match_per_token_counting(length, data):
+    """The per-Q-tile counts from first/last queries equal a count over every token's window."""
+    dilation = data.draw(st.integers(1, max(1, length // 2)))
+    window = data.draw(st.integers(1, length // dilation))
+    stride = data.draw(st.integers(1, window))
+    causal = data.draw(st.booleans())
+    q_tile, kv_tile = data.draw(st.integers(1, 40)), data.draw(st.integers(1, 40))
+    axis = axis_counts(length, window, stride, dilation, causal, q_tile, kv_tile)
+    want_visited, want_pairs = [], 0
+    for group in range(dilation):
+        size = -(-(length - group) // dilation)
+        start, end = windows(size, window, stride, causal)
+        want_pairs += int(np.sum(end - start))
+        for first in range(0, size, q_tile):
+            lo, hi = start[first:first + q_tile].min(), end[first:first + q_tile].max()
+            want_visited.append(-(-hi // kv_tile) - lo // kv_tile)
+    assert axis.visited.tolist() == want_visited and axis.attended_pairs == want_pairs
+    assert axis.q_tiles == len(want_visited) and axis.visited_total == sum(want_visited)
+
+
+@pytest.mark.parametrize("causal, dilation", [(False, 1), (True, 4)])
+def test_million_token_1d_problem_is_under_a_millisecond(causal, dilation):
+    case = dict(shape=(1048576,), window=(2048,), q_tile=(128,), kv_tile=(128,),
+                dilation=dilation, causal=causal)
+    gna(**case)
+    best = float("inf")
+    for _ in range(20):
+        started = time.perf_counter()
+        gna(**case)
+        best = min(best, time.perf_counter() - started)
+    assert best < 1e-3, f"{best * 1e3:.2f} ms"
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(shape=("64",), window=(3,)), "shape '64': expected an integer"),
+    (dict(shape=(64,), window=(1.5,)), "window 1.5: expected an integer"),
+    (dict(shape=(64,), window=None), "window None"),
+    (dict(shape=(float("inf"),), window=(3,)), "shape inf"),
+    (dict(shape=(64,), window=(3,), stride=float("nan")), "stride nan"),
+    (dict(shape=(2 ** 63,), window=(3,)), "an axis is longer than"),
+    (dict(shape=(10 ** 400,), window=(3,)), "an axis is longer than"),
+    (dict(shape=(2 ** 31,), window=(3,), q_tile=(1,)), "use a larger q_tile"),
+    (dict(shape=(64,), window=(3,), causal=(2,)), "causal 2"),
+    (dict(shape=(64,), window=(3,), q_tile=(True,)), "q_tile True"),
+])
+def test_api_misuse_is_a_typed_error_naming_the_argument(kwargs, fragment):
+    arguments = {"q_tile": (1,) * len(kwargs["shape"]), "kv_tile": (1,) * len(kwargs["shape"]),
+                 **kwargs}
+    with pytest.raises(GNAError) as caught:
+        problem(**arguments)
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_integral_floats_are_accepted():
+    assert problem((64.0,), (8.0,), (16,), (16,)).shape == (64,)
