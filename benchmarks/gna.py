@@ -1,8 +1,10 @@
 """GNA analysis speed: per-axis counting on million-token problems, against a brute-force oracle.
 
-Run ``python benchmarks/gna.py [--repeat 5] [--json]``.  Three parts:
+Run ``python benchmarks/gna.py [--repeat 5] [--json]``.  Four parts:
 
 * analysis time of :func:`einsim.gna.gna` on 1-D, 2-D and 3-D problems of about 1M tokens;
+* on the 1-D problems, the previous per-token counting (every query's window, O(length)) timed
+  alternately with the per-Q-tile closed forms, median of the rounds, as a ratio;
 * a brute-force oracle (build the explicit token mask, count attended pairs per Q-tile x KV-tile
   block) on small shapes where it is feasible, the same analysis on them, and the ratio
   oracle_time / analysis_time (the oracle's counts are checked against the analysis);
@@ -19,6 +21,7 @@ import time
 
 import numpy as np
 
+from einsim.functions import window_bounds
 from einsim.gna import gna, problem
 from einsim.library.references import neighborhood_mask
 from hw_models.gpu_sm import load_gpu
@@ -92,6 +95,31 @@ def oracle(shape, window, q_tile, kv_tile, stride, dilation, causal) -> dict:
             "masked_tiles": int(visited.sum() - clean.sum())}
 
 
+def per_token(length, window, q_tile, kv_tile, stride, dilation, causal) -> tuple[int, int, int]:
+    """The previous 1-D analysis: every query's window, then (worst, visited, attended)."""
+    visited, attended = [], 0
+    for group in range(dilation):
+        size = -(-(length - group) // dilation)
+        start, end = window_bounds(np.arange(size), size, window, stride, causal)
+        attended += int(np.sum(end - start))
+        firsts = np.arange(0, size, q_tile)
+        lasts = np.minimum(firsts + q_tile, size) - 1
+        visited.append(-(-end[lasts] // kv_tile) - start[firsts] // kv_tile)
+    counts = np.concatenate(visited)
+    return int(counts.max()), int(counts.sum()), attended
+
+
+def alternating(first, second, rounds: int) -> tuple[float, float]:
+    """Median times of two functions timed alternately (fair on a noisy machine)."""
+    times: tuple[list, list] = ([], [])
+    for _ in range(rounds):
+        for function, out in ((first, times[0]), (second, times[1])):
+            started = time.perf_counter()
+            function()
+            out.append(time.perf_counter() - started)
+    return float(np.median(times[0])), float(np.median(times[1]))
+
+
 def best_of(function, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -114,6 +142,20 @@ def run(repeat: int) -> dict:
         result = analysis(case)
         large.append({"problem": case[0], "tokens": result.tokens, "analysis_s": seconds,
                       "tile_upper_bound": result.tile_upper_bound})
+    one_d = []
+    for case in LARGE:
+        name, shape, window, q_tile, kv_tile, stride, dilation, causal = case
+        if len(shape) != 1:
+            continue
+        args = (shape[0], window[0], q_tile[0], kv_tile[0], stride, dilation, causal)
+        result = analysis(case)
+        worst, visited, attended = per_token(*args)
+        if (worst, visited) != (result.worst_kv_tiles, result.visited_kv_tiles) or \
+                not math.isclose(result.flop_upper_bound, shape[0] ** 2 / attended):
+            raise AssertionError(f"{name}: per-token and per-Q-tile counts differ")
+        new, old = alternating(lambda: analysis(case), lambda: per_token(*args), 2 * repeat + 1)
+        one_d.append({"problem": name, "per_q_tile_s": new, "per_token_s": old,
+                      "ratio": old / new})
     small = []
     for case in SMALL:
         name, shape, window, q_tile, kv_tile, stride, dilation, causal = case
@@ -132,7 +174,7 @@ def run(repeat: int) -> dict:
     flux = problem((256, 256), (80, 80), (16, 8), (16, 8))
     predict(gpu, flux, heads=24, head_dim=128)
     predict_s = best_of(lambda: predict(gpu, flux, heads=24, head_dim=128), 5 * repeat)
-    return {"large": large, "oracle": small, "predict_flux_h100_s": predict_s}
+    return {"large": large, "one_d": one_d, "oracle": small, "predict_flux_h100_s": predict_s}
 
 
 def main() -> None:
@@ -148,6 +190,11 @@ def main() -> None:
     for row in results["large"]:
         print(f"{row['problem']:32s} {row['tokens']:10,d} {1e3 * row['analysis_s']:12.3f} "
               f"{row['tile_upper_bound']:11.3f}")
+    print()
+    print(f"{'1-D problem':32s} {'per Q tile ms':>14s} {'per token ms':>13s} {'ratio':>8s}")
+    for row in results["one_d"]:
+        print(f"{row['problem']:32s} {1e3 * row['per_q_tile_s']:14.3f} "
+              f"{1e3 * row['per_token_s']:13.3f} {row['ratio']:8.0f}")
     print()
     print(f"{'problem':32s} {'tokens':>10s} {'analysis ms':>12s} {'oracle ms':>10s} "
           f"{'ratio':>8s}")
