@@ -20,7 +20,7 @@ from importlib import resources
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
-from einsim.errors import SpecError
+from einsim.errors import EinsimError, SpecError
 from einsim.specfile import describe_validation_error, load_yaml_text, preset_names, read_spec
 
 SOFTMAX_FP32_OPS = 3.5
@@ -109,6 +109,28 @@ def load_gpu(name_or_path: str) -> GPU:
         raise SpecError(f"GPU {source}: {describe_validation_error(error)}") from None
 
 
+MAX_SIZE = 2 ** 40
+"""Largest batch, head count, head dimension or context the GPU models accept."""
+
+
+def size_argument(name: str, value, limit: int = MAX_SIZE,
+                  error: type[EinsimError] = EinsimError) -> int:
+    """A positive integer argument (integral floats such as ``1e6`` accepted), else a typed
+    error naming it: no bools, strings, None, fractions, inf or nan."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                      np.floating)):
+        raise error(f"{name} {value!r}: expected a positive integer")
+    if isinstance(value, (float, np.floating)) and (not math.isfinite(value)
+                                                    or value != int(value)):
+        raise error(f"{name} {value!r}: expected a positive integer, not a fractional or "
+                    "non-finite number")
+    if not 1 <= value <= limit:
+        text = str(int(value))
+        shown = text if len(text) <= 24 else f"{text[:8]}...({len(text)} digits)"
+        raise error(f"{name} {shown}: expected a positive integer of at most {limit:,}")
+    return int(value)
+
+
 def tile_cycles(gpu: GPU, dtype: str, q_rows: int, kv_cols: int, head_dim: int,
                 pipelined: bool, masked: bool = False) -> dict[str, float]:
     """Cycles of one KV tile on one SM, per resource and in total.
@@ -126,22 +148,52 @@ def tile_cycles(gpu: GPU, dtype: str, q_rows: int, kv_cols: int, head_dim: int,
     return {"tensor_core": tensor, "sfu": sfu, "fp32": fp32, "total": total}
 
 
-def makespan(cta_cycles: np.ndarray, slots: int, persistent: bool = False) -> tuple[float, int]:
+def makespan(cta_cycles: np.ndarray, slots: int, persistent: bool = False,
+             counts: np.ndarray | None = None) -> tuple[float, int]:
     """Time for CTAs on ``slots`` concurrent CTA slots, and the number of waves.
 
     Non-persistent: CTAs launch in grid order onto the first free slot (a hardware block
     scheduler); equal CTAs finish in ``ceil(n / slots)`` waves.  Persistent: the longest CTAs
     are placed first (largest-processing-time), as a persistent tile scheduler would.
+
+    ``counts`` (optional) run-length encodes the grid: ``counts[k]`` consecutive CTAs of
+    ``cta_cycles[k]`` cycles, so a billion equal CTAs cost O(distinct CTA shapes), not memory.
     """
-    cycles = np.asarray(cta_cycles, dtype=float)
-    if cycles.size == 0:
+    cycles = np.asarray(cta_cycles, dtype=float).ravel()
+    repeats = np.ones(cycles.size, dtype=np.int64) if counts is None \
+        else np.asarray(counts, dtype=np.int64).ravel()
+    if repeats.size != cycles.size or np.any(repeats < 0):
+        raise ValueError("counts: expected one non-negative count per CTA shape")
+    cycles, repeats = cycles[repeats > 0], repeats[repeats > 0]
+    total = int(repeats.sum())
+    if total == 0:
         return 0.0, 0
-    waves = math.ceil(cycles.size / slots)
+    waves = -(-total // slots)
     if np.all(cycles == cycles[0]):
         return float(cycles[0]) * waves, waves
-    order = np.sort(cycles)[::-1] if persistent else cycles
-    free = [0.0] * min(slots, cycles.size)
-    heapq.heapify(free)
-    for work in order:
-        heapq.heappush(free, heapq.heappop(free) + work)
-    return max(free), waves
+    if persistent:
+        cycles, inverse = np.unique(cycles, return_inverse=True)
+        repeats = np.bincount(inverse, weights=repeats).astype(np.int64)
+        cycles, repeats = cycles[::-1], repeats[::-1]
+    return _greedy_runs(cycles, repeats, min(slots, total)), waves
+
+
+def _greedy_runs(cycles: np.ndarray, repeats: np.ndarray, slots: int) -> float:
+    """Each CTA, in order, to the least-loaded slot; a run of equal CTAs advances in whole
+    rounds (one per slot) once the loads are within one CTA of each other, which is exactly
+    what one-at-a-time placement would do."""
+    free = [0.0] * slots
+    highest = 0.0
+    for work, count in zip(cycles.tolist(), repeats.tolist()):
+        while count:
+            if count >= slots and highest - free[0] <= work:
+                rounds = count // slots
+                free = [load + rounds * work for load in free]  # still a heap
+                highest += rounds * work
+                count -= rounds * slots
+                continue
+            load = free[0] + work
+            heapq.heapreplace(free, load)
+            highest = max(highest, load)
+            count -= 1
+    return highest

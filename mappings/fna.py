@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 from einsim.gna import GNAError, GNAProblem, axis_counts
-from hw_models.gpu_sm import GPU, tile_cycles
-from mappings.flash_attention import BYTES, fmha, kernel_time
+from hw_models.gpu_sm import GPU, makespan, size_argument, tile_cycles
+from mappings.flash_attention import BYTES, fmha
 
 
 def supported_tiles(gpu: GPU, dims: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -33,36 +33,55 @@ def check_tiles(gpu: GPU, spec: GNAProblem) -> None:
 
 def predict(gpu: GPU, spec: GNAProblem, *, heads: int, head_dim: int, batch: int = 1,
             dtype: str = "fp16") -> dict[str, float]:
-    """``dense_s``, ``sparse_s``, ``permute_s`` and ``speedup`` of GNA against dense FMHA."""
-    if dtype not in BYTES:
+    """``dense_s``, ``sparse_s``, ``permute_s`` and ``speedup`` of GNA against dense FMHA.
+
+    CTAs are grouped by shape (visited and unmasked KV tiles) with counts, so time and memory
+    are O(distinct CTA shapes), whatever ``batch x heads``.
+    """
+    if not isinstance(dtype, str) or dtype not in BYTES:
         raise GNAError(f"dtype {dtype!r}: expected one of {', '.join(BYTES)}")
-    for name, value in (("heads", heads), ("head_dim", head_dim), ("batch", batch)):
-        if value < 1:
-            raise GNAError(f"{name} {value}: must be at least 1")
+    heads, head_dim, batch = (size_argument(name, value, error=GNAError) for name, value in (
+        ("heads", heads), ("head_dim", head_dim), ("batch", batch)))
     gpu.tensor_rate(dtype)
     tokens = spec.tokens
-    dense_q, dense_kv = gpu.tiles.fmha[0]
-    dense = fmha(gpu, batch=batch, heads=heads, q_len=tokens, kv_len=tokens, head_dim=head_dim,
-                 q_tile=dense_q, kv_tile=dense_kv, pipelined=gpu.fmha_pipelined, dtype=dtype)
-    axes = [axis_counts(spec.shape[a], spec.window[a], spec.stride[a], spec.dilation[a],
-                        spec.causal[a], spec.q_tile[a], spec.kv_tile[a],
-                        spec.kv_tiling == "dynamic") for a in range(len(spec.shape))]
-    visited = np.ones(1)
-    clean = np.ones(1)
-    for axis in axes:
-        visited = np.multiply.outer(visited, axis.visited).ravel()
-        clean = np.multiply.outer(clean, axis.unmasked).ravel()
+    sequences = batch * heads
+    dense_s = _dense_seconds(gpu, sequences, tokens, head_dim, dtype)
+    visited, clean, counts = np.ones(1), np.ones(1), np.ones(1, dtype=np.int64)
+    for a in range(len(spec.shape)):
+        axis_visited, axis_clean, axis_counts_ = axis_counts(
+            spec.shape[a], spec.window[a], spec.stride[a], spec.dilation[a], spec.causal[a],
+            spec.q_tile[a], spec.kv_tile[a], spec.kv_tiling == "dynamic").distinct()
+        visited = np.multiply.outer(visited, axis_visited).ravel()
+        clean = np.multiply.outer(clean, axis_clean).ravel()
+        counts = np.multiply.outer(counts, axis_counts_).ravel()
     q_rows, kv_cols = math.prod(spec.q_tile), math.prod(spec.kv_tile)
     full = tile_cycles(gpu, dtype, q_rows, kv_cols, head_dim, pipelined=True)
     edge = tile_cycles(gpu, dtype, q_rows, kv_cols, head_dim, pipelined=True, masked=True)
     per_q_tile = clean * full["total"] + (visited - clean) * edge["total"] \
         + gpu.calibration.cta_overhead_cycles
-    cta_cycles = np.tile(per_q_tile, batch * heads)
+    ctas = int(counts.sum()) * sequences
+    if ctas >= 2 ** 62:
+        raise GNAError(f"batch {batch} x heads {heads}: {ctas:,} CTAs is more than the model "
+                       "counts (2^62); use a smaller batch or fewer heads")
+    span, _ = makespan(per_q_tile, gpu.sms, persistent=True, counts=counts * sequences)
     element = BYTES[dtype]
-    hbm = 4 * batch * heads * tokens * head_dim * element
-    busy = {"tensor_core": float(visited.sum()) * full["tensor_core"] * batch * heads}
-    sparse = kernel_time(gpu, cta_cycles, hbm, busy, 0.0, persistent=True)
+    hbm = 4 * sequences * tokens * head_dim * element
+    sparse_s = max(span / gpu.clock_hz, hbm / gpu.hbm_bandwidth_bytes_per_s)
     permuted = len(spec.shape) > 1 or any(d > 1 for d in spec.dilation)
     permute_s = 2 * hbm / gpu.hbm_bandwidth_bytes_per_s if permuted else 0.0
-    return {"dense_s": dense.seconds, "sparse_s": sparse.seconds, "permute_s": permute_s,
-            "speedup": dense.seconds / (sparse.seconds + permute_s)}
+    return {"dense_s": dense_s, "sparse_s": sparse_s, "permute_s": permute_s,
+            "speedup": dense_s / (sparse_s + permute_s)}
+
+
+def _dense_seconds(gpu: GPU, sequences: int, tokens: int, head_dim: int, dtype: str) -> float:
+    """The GPU's own FMHA on ``sequences`` (batch x heads) of ``tokens``.  Its CTAs are equal,
+    so one sequence's grid gives the CTA time and the whole grid only its wave count."""
+    dense_q, dense_kv = gpu.tiles.fmha[0]
+    one = fmha(gpu, batch=1, heads=1, q_len=tokens, kv_len=tokens, head_dim=head_dim,
+               q_tile=dense_q, kv_tile=dense_kv, pipelined=gpu.fmha_pipelined, dtype=dtype)
+    cycles = np.asarray(one.cta_cycles, dtype=float)
+    span, _ = makespan(cycles[:1], gpu.sms, counts=np.array([cycles.size * sequences]))
+    if not np.all(cycles == cycles[0]):  # not the case for non-causal FMHA; kept exact
+        span, _ = makespan(cycles, gpu.sms, counts=np.full(cycles.size, sequences))
+    memory = one.hbm_bytes * sequences / gpu.hbm_bandwidth_bytes_per_s
+    return max(span / gpu.clock_hz, memory)

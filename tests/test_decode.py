@@ -236,3 +236,55 @@ def test_split_kv_merge_is_exact():
                              sizes={"E": 32, "F": 32, "P": 3, "M": 1000, "M0": 96})
     assert result.ok
     assert result.max_rel_error < 1e-9
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_a_million_sequences_are_fast_and_small(schedule):
+    import time
+    import tracemalloc
+
+    h100 = load_gpu("h100")
+    tracemalloc.start()
+    started = time.perf_counter()
+    result = estimate(h100, schedule, batch=1_000_000, heads=32, head_dim=128, context=32768)
+    elapsed = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert elapsed < 0.5 and peak < 10 * 2 ** 20, (elapsed, peak)
+    assert result.ctas == (132 if schedule == "lean" else 32_000_000)
+    if schedule != "lean":  # listing every CTA is refused before allocating
+        with pytest.raises(EinsimError, match="SM timeline of 32,000,000 CTAs"):
+            result.timeline
+
+
+def test_grouped_grid_matches_the_listed_timeline():
+    h100 = load_gpu("h100")
+    for schedule in SCHEDULES:
+        result = estimate(h100, schedule, batch=3, heads=8, head_dim=128, context=5000)
+        end = max(row["end_s"] for row in result.timeline)
+        assert end == pytest.approx(result.latency_s - result.merge_s)
+        assert len(result.timeline) == result.ctas
+
+
+@pytest.mark.parametrize("name, value, fragment", [
+    ("batch", "4", "batch '4': expected a positive integer"),
+    ("batch", None, "batch None"),
+    ("batch", 1.5, "batch 1.5: expected a positive integer, not a fractional"),
+    ("context", float("inf"), "context inf"),
+    ("heads", float("nan"), "heads nan"),
+    ("batch", 2 ** 63, "batch 9223372036854775808: expected a positive integer of at most"),
+    ("context", 10 ** 400, "(401 digits)"),
+    ("kv_heads", 0, "kv_heads 0"),
+    ("head_dim", True, "head_dim True"),
+])
+def test_api_misuse_names_the_argument(name, value, fragment):
+    arguments = dict(batch=2, heads=8, head_dim=128, context=4096)
+    arguments[name] = value
+    with pytest.raises(EinsimError) as caught:
+        estimate(load_gpu("h100"), "flash-decoding", **arguments)
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_integral_float_batch_is_accepted():
+    h100 = load_gpu("h100")
+    assert estimate(h100, "fa2", batch=1e3, heads=8, head_dim=128, context=4096).ctas == 8000

@@ -174,3 +174,62 @@ def test_unsupported_tile_error_lists_the_supported_ones(capsys):
                              "--q-tile", "8", "8", "--kv-tile", "8", "8", "--hw", "h100")
     assert status == 2
     assert "h100" in err and "[16, 8]" in err
+
+
+def test_predicted_runtime_of_a_huge_batch_is_fast_and_small():
+    import time
+    import tracemalloc
+
+    gpu = load_gpu("h100")
+    spec = problem((256, 256), (80, 80), (16, 8), (16, 8))
+    small = predict(gpu, spec, heads=24, head_dim=128, batch=1)
+    tracemalloc.start()
+    started = time.perf_counter()
+    huge = predict(gpu, spec, heads=24, head_dim=128, batch=10 ** 8)
+    elapsed = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert elapsed < 1.0 and peak < 10 * 2 ** 20, (elapsed, peak)
+    assert huge["dense_s"] == pytest.approx(small["dense_s"] * 10 ** 8, rel=0.01)
+    assert huge["speedup"] > 1
+
+
+@pytest.mark.parametrize("batch, heads", [(1, 1), (3, 5), (7, 24)])
+def test_grouped_ctas_match_the_listed_grid(batch, heads):
+    """The grouped prediction equals the kernel model run on every CTA listed."""
+    import numpy as np
+
+    from einsim.gna import axis_counts
+    from hw_models.gpu_sm import tile_cycles
+    from mappings.flash_attention import fmha, kernel_time
+
+    gpu = load_gpu("h100")
+    spec = problem((48, 40), (13, 9), (16, 8), (16, 8), stride=(4, 2), dilation=(1, 2))
+    got = predict(gpu, spec, heads=heads, head_dim=128, batch=batch)
+    visited, clean = np.ones(1), np.ones(1)
+    for a in range(2):
+        axis = axis_counts(spec.shape[a], spec.window[a], spec.stride[a], spec.dilation[a],
+                           spec.causal[a], spec.q_tile[a], spec.kv_tile[a])
+        visited = np.multiply.outer(visited, axis.visited).ravel()
+        clean = np.multiply.outer(clean, axis.unmasked).ravel()
+    full = tile_cycles(gpu, "fp16", 128, 128, 128, pipelined=True)
+    edge = tile_cycles(gpu, "fp16", 128, 128, 128, pipelined=True, masked=True)
+    per = clean * full["total"] + (visited - clean) * edge["total"] \
+        + gpu.calibration.cta_overhead_cycles
+    hbm = 4 * batch * heads * spec.tokens * 128 * 2
+    sparse = kernel_time(gpu, np.tile(per, batch * heads), hbm, {}, 0.0, persistent=True)
+    dense = fmha(gpu, batch=batch, heads=heads, q_len=spec.tokens, kv_len=spec.tokens,
+                 head_dim=128, q_tile=128, kv_tile=176, pipelined=True)
+    assert got["sparse_s"] == pytest.approx(sparse.seconds)
+    assert got["dense_s"] == pytest.approx(dense.seconds)
+
+
+@pytest.mark.parametrize("name, value", [("batch", "2"), ("heads", None), ("batch", 1.5),
+                                         ("head_dim", float("inf")), ("batch", 2 ** 63)])
+def test_predict_misuse_names_the_argument(name, value):
+    from einsim.gna import GNAError
+
+    arguments = dict(heads=2, head_dim=128, batch=1)
+    arguments[name] = value
+    with pytest.raises(GNAError, match=f"^{name} "):
+        predict(load_gpu("h100"), problem((64,), (16,), (128,), (128,)), **arguments)

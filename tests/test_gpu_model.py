@@ -273,3 +273,28 @@ def test_unknown_gpu_in_evaluate_lists_the_gpu_presets():
     message = str(caught.value)
     assert "h999" in message
     assert all(name in message for name in PUBLISHED), message
+
+
+# --------------------------------------------------------------------- grouped makespan
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 50), st.integers(0, 40)), min_size=1, max_size=8),
+       st.integers(1, 9), st.booleans())
+def test_run_length_encoded_grid_equals_the_expanded_grid(runs, slots, persistent):
+    """Counting equal CTAs gives the same makespan as listing them one by one."""
+    cycles = np.array([float(c) for c, _ in runs])
+    counts = np.array([n for _, n in runs])
+    expanded = np.repeat(cycles, counts)
+    want = makespan(expanded, slots, persistent)
+    got = makespan(cycles, slots, persistent, counts=counts)
+    assert got[1] == want[1] and got[0] == pytest.approx(want[0])
+
+
+def test_a_billion_equal_ctas_cost_no_memory():
+    span, waves = makespan(np.array([3.0, 2.0]), 132, persistent=True,
+                           counts=np.array([10 ** 9, 10 ** 9]))
+    assert waves == -(-2 * 10 ** 9 // 132)
+    assert span == pytest.approx(5e9 / 132, rel=1e-6)
