@@ -7,8 +7,14 @@ source order (so printing reproduces what was written) and merges like terms.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping
+
+from einsim.errors import SizeError
+
+MAX_INDEX = 2**63 - 1
+"""Largest index, coefficient or size (NumPy's int64 indexing)."""
 
 
 @dataclass(frozen=True)
@@ -125,5 +131,25 @@ class Affine:
 def _term_scale(term: Term, sizes: Mapping[str, float]) -> int:
     value = term.coefficient
     for size in term.sizes:
-        value *= int(sizes[size])
+        value *= index_size(size, sizes[size])
     return value
+
+
+def index_size(name: str, value) -> int:
+    """``value`` of size ``name`` as an int if it is a finite integer that fits an index; else
+    :class:`~einsim.errors.SizeError` naming it (``1.5`` is refused, never truncated)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and \
+            not hasattr(value, "__index__") and not hasattr(value, "is_integer"):
+        raise SizeError(f"size {name}: expected an integer, got {type(value).__name__} "
+                        f"{value!r:.40}")
+    if isinstance(value, int) or hasattr(value, "__index__"):
+        number = int(value)
+    else:
+        number_float = float(value)
+        if not math.isfinite(number_float) or not number_float.is_integer():
+            raise SizeError(f"size {name} = {number_float!r} is used in an index; expected a "
+                            "finite integer")
+        number = int(number_float)
+    if abs(number) > MAX_INDEX:
+        raise SizeError(f"size {name} = {number:.3g} is too large; expected at most 2**63 - 1")
+    return number

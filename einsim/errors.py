@@ -86,6 +86,19 @@ class InputError(EinsimError):
     """A missing input array or one whose shape disagrees with the cascade."""
 
 
+class ArgumentError(EinsimError, TypeError):
+    """A Python API argument of the wrong type; the message names the argument."""
+
+
+class SizeError(EinsimError, ValueError):
+    """A size or parameter that is not finite, not an integer where one is needed, or out of range;
+    the message names it."""
+
+
+class LimitError(CascadeError):
+    """Input beyond a stated limit (nesting depth, literal size); the message states the limit."""
+
+
 class SpecError(EinsimError):
     """A YAML specification with a wrong or missing field; the message names the field path."""
 

@@ -11,6 +11,8 @@ from typing import Callable
 
 import numpy as np
 
+from einsim.errors import SizeError
+
 
 def _safe_subtract(a, b):
     """``a - b`` where the difference of two ``-inf`` logits is ``-inf`` (not NaN).
@@ -137,6 +139,7 @@ def neighborhood(query, key, length, window, stride=1, dilation=1, causal=0):
     """
     query = np.asarray(query)
     key = np.asarray(key)
+    check_predicate_args("neighborhood", [query, key, length, window, stride, dilation, causal])
     length, window, stride, dilation = int(length), int(window), int(stride), int(dilation)
     group = query % dilation
     start, end = window_bounds(query // dilation, -(-(length - group) // dilation), window,
@@ -152,15 +155,46 @@ def within(a, b, radius):
 
 @dataclass(frozen=True)
 class Predicate:
-    """A mask predicate usable in ``where`` filters; ``min_args``/``max_args`` bound its arity."""
+    """A mask predicate usable in ``where`` filters; ``min_args``/``max_args`` bound its arity.
+
+    The first ``variable_args`` arguments are coordinates; the rest are scalars with the given
+    names and the smallest value each accepts (``None``: any).
+    """
 
     name: str
     min_args: int
     max_args: int
     numpy: Callable
+    arg_names: tuple[str, ...] = ()
+    variable_args: int = 2
+    minimums: tuple[int | None, ...] = ()
+    maximums: tuple[int | None, ...] = ()
 
 
 PREDICATES: dict[str, Predicate] = {
-    "neighborhood": Predicate("neighborhood", 4, 7, neighborhood),
-    "within": Predicate("within", 3, 3, within),
+    "neighborhood": Predicate("neighborhood", 4, 7, neighborhood,
+                              ("query", "key", "length", "window", "stride", "dilation",
+                               "causal"), 2, (None, None, 1, 1, 1, 1, 0),
+                              (None, None, None, None, None, None, 1)),
+    "within": Predicate("within", 3, 3, within, ("a", "b", "radius"), 3),
 }
+
+
+def check_predicate_args(name: str, args) -> None:
+    """Raise :class:`~einsim.errors.SizeError` (a ``ValueError``) naming the first scalar
+    argument of predicate ``name`` out of its integer range (a neighborhood window of 0, ...)."""
+    spec = PREDICATES[name]
+    for position in range(spec.variable_args, len(args)):
+        value, arg = args[position], spec.arg_names[position]
+        if value is None:  # not known yet
+            continue
+        if np.ndim(value) != 0:
+            raise SizeError(f"{name}() argument {arg} must be a scalar, got an array")
+        number = float(value)
+        low, high = spec.minimums[position], spec.maximums[position]
+        if not np.isfinite(number) or not number.is_integer():
+            raise SizeError(f"{name}() argument {arg} = {number!r}; expected an integer")
+        if low is not None and number < low or high is not None and number > high:
+            bound = f"at least {low}" if high is None else f"{low} or {high}" \
+                if high - low == 1 else f"{low} to {high}"
+            raise SizeError(f"{name}() argument {arg} = {int(number)}; expected {bound}")

@@ -123,14 +123,38 @@ def _wrap(node: Expression, parent_precedence: int, strict: bool) -> str:
 
 
 def walk(node: Expression) -> Iterator[Expression]:
-    """Every node of an expression tree, parents before children."""
-    yield node
+    """Every node of an expression tree, parents before children (iterative: any depth)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(_children(current)))
+
+
+def _children(node) -> tuple:
     if isinstance(node, Call):
-        for arg in node.args:
-            yield from walk(arg)
-    elif isinstance(node, (BinaryOp, Compare)):
-        yield from walk(node.left)
-        yield from walk(node.right)
+        return node.args
+    if isinstance(node, (BinaryOp, Compare, BoolOp)):
+        return (node.left, node.right)
+    if isinstance(node, Not):
+        return (node.operand,)
+    return ()
+
+
+MAX_DEPTH = 200
+"""Deepest expression or condition accepted (each operator of a chain like a + b + c nests one
+level); the printer, equality and the executor recurse this deep."""
+
+
+def depth(node) -> int:
+    """Nesting depth of an expression or condition tree (a leaf is 1), without recursion."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        if level <= MAX_DEPTH + 1:  # deeper is refused anyway: stop counting there
+            stack.extend((child, level + 1) for child in _children(current))
+    return deepest
 
 
 def accesses(node: Expression) -> list[Access]:
@@ -198,13 +222,14 @@ Condition = Union[IndexComparison, Predicate, BoolOp, Not]
 
 
 def condition_parts(condition: Condition) -> Iterator[Union[IndexComparison, Predicate]]:
-    if isinstance(condition, BoolOp):
-        yield from condition_parts(condition.left)
-        yield from condition_parts(condition.right)
-    elif isinstance(condition, Not):
-        yield from condition_parts(condition.operand)
-    else:
-        yield condition
+    """The comparisons and predicates of a condition, left to right (iterative: any depth)."""
+    stack = [condition]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, (BoolOp, Not)):
+            stack.extend(reversed(_children(current)))
+        else:
+            yield current
 
 
 def condition_variables(condition: Condition) -> tuple[str, ...]:

@@ -8,16 +8,27 @@ the column and what was expected; the parsed cascade is then checked by
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 from importlib import resources
 
 import lark
-from lark import Token, Transformer, v_args
+from lark import Token, Tree
 
 from einsim import ir
-from einsim.affine import Affine, Term
-from einsim.errors import CascadeSyntaxError, IndexExpressionError
+from einsim.affine import MAX_INDEX, Affine, Term
+from einsim import errors as ir_errors
+from einsim.errors import ArgumentError, CascadeError, CascadeSyntaxError, LimitError
 from einsim.semantics import check
+
+NAME = re.compile(r"[A-Z][A-Za-z0-9_]*")
+"""A tensor, rank, size or parameter name (upper case first)."""
+
+MAX_DIGITS = 308
+"""Longest integer literal read as a value (10**308 is about the largest float)."""
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_NESTING = {"binary", "negate", "call", "where_call", "or_cond", "and_cond", "not_cond"}
 
 _READABLE = {
     "LSQB": "'['", "RSQB": "']'", "LPAR": "'('", "RPAR": "')'", "COMMA": "','",
@@ -31,8 +42,8 @@ _READABLE = {
 @lru_cache(maxsize=1)
 def _parser() -> lark.Lark:
     grammar = resources.files("einsim").joinpath("grammar.lark").read_text()
-    return lark.Lark(grammar, start="program", parser="lalr", propagate_positions=True,
-                     maybe_placeholders=False)
+    return lark.Lark(grammar, start=["program", "einsum_field", "init_field"], parser="lalr",
+                     propagate_positions=True, maybe_placeholders=False)
 
 
 def _expected(names) -> str:
@@ -51,13 +62,13 @@ def _pos(item) -> dict:
     return {}
 
 
-class _Builder(Transformer):
-    """Turns the lark parse tree into IR nodes."""
+class _Builder:
+    """Turns the lark parse tree into IR nodes (one method per rule, called by :func:`_build`)."""
 
     # ---- declarations
     def rank_decl(self, items):
         name = items[0]
-        size = int(items[1]) if len(items) > 1 else None
+        size = _index_integer(items[1], f"size of rank {name}") if len(items) > 1 else None
         return ir.RankDecl(str(name), size, **_pos(name))
 
     def param_decl(self, items):
@@ -68,7 +79,8 @@ class _Builder(Transformer):
         parent, *rest = items
         parts_count = (len(rest) + 1) // 2
         parts = tuple(str(t) for t in rest[:parts_count])
-        sizes = tuple(int(t) if t.type == "INT" else str(t) for t in rest[parts_count:])
+        sizes = tuple(_index_integer(t, f"tile size of {parent}") if t.type == "INT" else str(t)
+                      for t in rest[parts_count:])
         if len(sizes) != len(parts) - 1:
             raise CascadeSyntaxError(
                 f"partition of {parent} into {len(parts)} parts needs {len(parts) - 1} "
@@ -85,8 +97,7 @@ class _Builder(Transformer):
         target, value = items
         return ir.Init(target, value, line=target.line, column=target.column)
 
-    @v_args(meta=True)
-    def einsum(self, meta, items):
+    def einsum(self, items):
         output, *rest = items
         reduction = next((r for r in rest if isinstance(r, ir.Reduction)), None)
         condition = next((r for r in rest if isinstance(r, _Filter)), None)
@@ -94,6 +105,12 @@ class _Builder(Transformer):
         return ir.Einsum(output, expression, reduction,
                          condition.condition if condition else None,
                          line=output.line, column=output.column)
+
+    def einsum_field(self, items):
+        return items[0]
+
+    def init_field(self, items):
+        return self.init_stmt(items)
 
     def reduction(self, items):
         return ir.Reduction(str(items[0]), tuple(str(t) for t in items[1:]))
@@ -128,19 +145,27 @@ class _Builder(Transformer):
             else:
                 terms.append(Term(sign * item.coefficient, item.sizes, item.variable))
                 sign = 1
-        return Affine.of(terms)
+        affine = Affine.of(terms)
+        for term in affine.terms:
+            if abs(term.coefficient) > MAX_INDEX:
+                raise LimitError(f"index coefficient {_short(term.coefficient)} is too large; "
+                                 f"expected at most 2**63 - 1", **_pos(items[0]))
+        return affine
 
     def index_term(self, items):
         coefficient, sizes, variable = 1, [], None
         for factor in items:
             if factor.type == "INT":
-                coefficient *= int(factor)
+                coefficient *= _index_integer(factor, "index")
+                if abs(coefficient) > MAX_INDEX:
+                    raise LimitError(f"index coefficient {_short(coefficient)} is too large; "
+                                     "expected at most 2**63 - 1", **_pos(factor))
             elif factor.type == "UNAME":
                 sizes.append(str(factor))
             elif variable is None:
                 variable = str(factor)
             else:
-                raise IndexExpressionError(
+                raise ir_errors.IndexExpressionError(
                     f"index term multiplies two rank variables ({variable}*{factor}); "
                     "indices must be affine in the rank variables", **_pos(factor))
         return Term(coefficient, tuple(sizes), variable)
@@ -197,11 +222,82 @@ class _Filter:
 def _number(token: Token):
     text = str(token)
     if token.type == "INT":
-        return int(text)
+        if len(text.lstrip("0")) > MAX_DIGITS:
+            raise LimitError(f"integer {_short(text)} is too large; expected at most "
+                             f"{MAX_DIGITS} digits (write inf for infinity)", **_pos(token))
+        value = int(text.lstrip("0") or "0")
+        try:
+            float(value)
+        except OverflowError:
+            raise LimitError(f"integer {_short(text)} is too large for a number; write inf for "
+                             "infinity", **_pos(token)) from None
+        return value
     value = float(text)
     if math.isinf(value):
-        raise CascadeSyntaxError(f"number {text} is too large; write inf for infinity", **_pos(token))
+        raise CascadeSyntaxError(f"number {_short(text)} is too large; write inf for infinity",
+                                 **_pos(token))
     return value
+
+
+def _index_integer(token: Token, what: str) -> int:
+    """An integer literal used as an index or size: at most 2**63 - 1."""
+    text = str(token)
+    digits = text.lstrip("0") or "0"
+    if len(digits) > 19 or int(digits) > MAX_INDEX:
+        raise LimitError(f"{what}: integer {_short(text)} is too large; expected at most "
+                         "2**63 - 1", **_pos(token))
+    return int(digits)
+
+
+def _short(text) -> str:
+    """A long literal abbreviated for a one-line message (digits counted, not converted)."""
+    text = str(text) if not isinstance(text, int) or abs(text).bit_length() < 4000 else "huge"
+    return text if len(text) <= 24 else f"{text[:10]}...{text[-6:]} ({len(text)} digits)"
+
+
+def _build(tree: Tree, source: str):
+    """Apply :class:`_Builder` bottom-up without recursion; refuse trees deeper than
+    :data:`einsim.ir.MAX_DEPTH` nesting levels before building anything."""
+    builder = _Builder()
+    stack: list = [(tree, 0, False)]
+    values: list = []
+    while stack:
+        node, level, ready = stack.pop()
+        if not isinstance(node, Tree):
+            values.append(node)
+            continue
+        if ready:
+            count = len(node.children)
+            items = values[len(values) - count:] if count else []
+            del values[len(values) - count:]
+            values.append(getattr(builder, node.data)(items))
+            continue
+        if node.data in _NESTING:
+            level += 1
+            if level > ir.MAX_DEPTH:
+                where = _pos(node)
+                raise LimitError(f"expression nested deeper than {ir.MAX_DEPTH} levels (each "
+                                 "operator of a chain like a + b + c nests one); split it into "
+                                 "several Einsums", where.get("line", 0), 0, source)
+        stack.append((node, level, True))
+        stack.extend((child, level, False) for child in reversed(node.children))
+    return values[0]
+
+
+def _check_text(text, source: str, argument: str = "text") -> str:
+    """Refuse non-text and control characters with a one-line error naming where."""
+    if not isinstance(text, str):
+        hint = "; decode it first, e.g. data.decode('utf-8')" if isinstance(
+            text, (bytes, bytearray)) else ""
+        raise ArgumentError(f"{argument}: expected cascade text (str), got "
+                            f"{type(text).__name__}{hint}")
+    bad = _CONTROL.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        column = bad.start() - text.rfind("\n", 0, bad.start())
+        raise CascadeSyntaxError(f"control character {bad.group()!r} is not allowed; expected "
+                                 "cascade text", line, column, source)
+    return text
 
 
 def parse(text: str, name: str = "", source: str = "") -> ir.Cascade:
@@ -219,19 +315,29 @@ def parse(text: str, name: str = "", source: str = "") -> ir.Cascade:
     Raises
     ------
     CascadeSyntaxError
-        For text that does not follow the grammar; other :class:`~einsim.errors.CascadeError`
-        subclasses for semantic mistakes (unknown tensor, missing init, ...).
+        For text that does not follow the grammar (or has no statement); other
+        :class:`~einsim.errors.CascadeError` subclasses for semantic mistakes (unknown tensor,
+        missing init, ...); :class:`~einsim.errors.LimitError` for expressions nested deeper
+        than :data:`einsim.ir.MAX_DEPTH` or literals too large;
+        :class:`~einsim.errors.ArgumentError` (a ``TypeError``) for non-text.
     """
-    if not isinstance(text, str):
-        raise TypeError(f"parse() takes cascade text (str), got {type(text).__name__}")
+    _check_text(text, source)
     statements = parse_statements(text, source)
+    if not statements:
+        raise CascadeSyntaxError("empty cascade (no statements); expected at least one Einsum "
+                                 "such as 'A[m] = B[m]'", 0, 0, source)
     return build_cascade(statements, name=name, source=source)
 
 
-def parse_statements(text: str, source: str = "") -> list:
-    """Parse text into a list of IR statements without semantic checks."""
+def parse_statements(text: str, source: str = "", start: str = "program") -> list:
+    """Parse text into a list of IR statements without semantic checks.
+
+    ``start`` is ``program`` (any statements), or ``einsum_field`` / ``init_field`` for exactly
+    one Einsum / one ``init`` body (``R[0] = 0``), as the YAML form's fields are read.
+    """
+    _check_text(text, source)
     try:
-        tree = _parser().parse(text if text.endswith("\n") else text + "\n")
+        tree = _parser().parse(text if text.endswith("\n") else text + "\n", start=start)
     except lark.exceptions.UnexpectedCharacters as error:
         raise CascadeSyntaxError(
             f"unexpected character {error.char!r}; expected {_expected(error.allowed)}",
@@ -240,18 +346,21 @@ def parse_statements(text: str, source: str = "") -> list:
         raise CascadeSyntaxError(f"unexpected end of input; expected {_expected(error.expected)}",
                                  0, 0, source) from None
     except lark.exceptions.UnexpectedToken as error:
-        found = "end of line" if error.token.type == "_NL" else repr(str(error.token))
+        found = "end of line" if error.token.type == "_NL" else repr(_short(str(error.token)))
+        if error.token.type == "SEMICOLON":
+            found = "';' (one statement per field)" if start != "program" else "';'"
         if error.token.type == "$END":
             found = "end of input"
         raise CascadeSyntaxError(f"unexpected {found}; expected {_expected(error.expected)}",
                                  error.line if error.line != -1 else 0,
                                  error.column if error.column != -1 else 0, source) from None
     try:
-        return _Builder().transform(tree)
-    except lark.exceptions.VisitError as error:
-        if isinstance(error.orig_exc, CascadeSyntaxError | IndexExpressionError):
-            raise error.orig_exc from None
-        raise
+        built = _build(tree, source)
+    except CascadeError as error:
+        if error.source or not source:
+            raise
+        raise type(error)(error.message, error.line, error.column, source) from None
+    return [built] if start != "program" else built
 
 
 def build_cascade(statements: list, name: str = "", source: str = "") -> ir.Cascade:

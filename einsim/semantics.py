@@ -9,19 +9,32 @@ from __future__ import annotations
 
 from einsim import ir
 from einsim.errors import (ArityError, DuplicateDefinitionError, IndexExpressionError,
-                           MissingInitError, RankSizeConflictError, ReductionError,
-                           UnknownFunctionError, UnknownTensorError)
-from einsim.functions import MAP_FUNCTIONS, PREDICATES, REDUCE_OPERATORS
+                           IndexRangeError, LimitError, MissingInitError, RankSizeConflictError,
+                           ReductionError, SizeError, UnknownFunctionError, UnknownTensorError)
+from einsim.functions import MAP_FUNCTIONS, PREDICATES, REDUCE_OPERATORS, check_predicate_args
 
 
 def check(cascade: ir.Cascade, source: str = "") -> None:
     """Raise the first semantic error found in ``cascade`` (source names the file, if any)."""
+    _check_depths(cascade, source)
     _check_declarations(cascade, source)
     _check_definitions(cascade, source)
     _check_arities(cascade, source)
     for einsum in cascade.einsums:
         _check_einsum(einsum, cascade, source)
     _check_recurrences(cascade, source)
+    _check_inits(cascade, source)
+
+
+def _check_depths(cascade: ir.Cascade, source: str) -> None:
+    """Refuse trees deeper than :data:`einsim.ir.MAX_DEPTH` (IR built in Python, not parsed)."""
+    trees = [(e.expression, e) for e in cascade.einsums]
+    trees += [(e.condition, e) for e in cascade.einsums if e.condition is not None]
+    trees += [(i.value, i) for i in cascade.inits]
+    for tree, statement in trees:
+        if ir.depth(tree) > ir.MAX_DEPTH:
+            raise LimitError(f"expression nested deeper than {ir.MAX_DEPTH} levels; split it "
+                             "into several Einsums", statement.line, statement.column, source)
 
 
 def _check_declarations(cascade: ir.Cascade, source: str) -> None:
@@ -125,8 +138,13 @@ def _check_arities(cascade: ir.Cascade, source: str) -> None:
             see(access.tensor, len(access.indices), access)
 
 
-def _check_expression(node, einsum: ir.Einsum, source: str, top: bool = True) -> None:
-    if isinstance(node, ir.Call):
+def _check_expression(root, einsum: ir.Einsum, source: str) -> None:
+    for node in ir.walk(root):
+        if isinstance(node, ir.Compare) and node is root:
+            raise ArityError("a comparison is only allowed as the first argument of where()",
+                             einsum.line, einsum.column, source)
+        if not isinstance(node, ir.Call):
+            continue
         spec = MAP_FUNCTIONS.get(node.function)
         if spec is None:
             raise UnknownFunctionError(
@@ -139,10 +157,11 @@ def _check_expression(node, einsum: ir.Einsum, source: str, top: bool = True) ->
             if isinstance(arg, ir.Compare) and not (node.function == "where" and position == 0):
                 raise ArityError("a comparison is only allowed as the first argument of where()",
                                  node.line, node.column, source)
-            _check_expression(arg, einsum, source, top=False)
-    elif isinstance(node, (ir.BinaryOp, ir.Compare)):
-        _check_expression(node.left, einsum, source, top=False)
-        _check_expression(node.right, einsum, source, top=False)
+    for node in ir.walk(root):
+        if isinstance(node, ir.BinaryOp) and (isinstance(node.left, ir.Compare)
+                                              or isinstance(node.right, ir.Compare)):
+            raise ArityError("a comparison is only allowed as the first argument of where()",
+                             einsum.line, einsum.column, source)
 
 
 def _check_einsum(einsum: ir.Einsum, cascade: ir.Cascade, source: str) -> None:
@@ -179,6 +198,7 @@ def _check_einsum(einsum: ir.Einsum, cascade: ir.Cascade, source: str) -> None:
                     raise ArityError(
                         f"{part.name}() takes {spec.min_args} to {spec.max_args} arguments, got "
                         f"{len(part.args)}", part.line, part.column, source)
+                _check_predicate(part, source)
 
 
 def _is_reconstruction(index, cascade: ir.Cascade) -> bool:
@@ -215,3 +235,80 @@ def _check_recurrences(cascade: ir.Cascade, source: str) -> None:
                 f"recurrence {einsum.name} writes {einsum.output} but has no start value; "
                 f"expected a statement like 'init {einsum.name}[...] = 0'",
                 einsum.line, einsum.column, source)
+
+
+def _check_predicate(predicate: ir.Predicate, source: str) -> None:
+    """Scalar arguments of a predicate hold no variable; literal ones must be in range."""
+    spec = PREDICATES[predicate.name]
+    for position, arg in enumerate(predicate.args):
+        if position < spec.variable_args:
+            continue
+        name = spec.arg_names[position]
+        if arg.variables:
+            raise IndexExpressionError(
+                f"{predicate.name}() argument {name} = {arg} uses a rank variable; expected a "
+                "constant or a size", predicate.line, predicate.column, source)
+    literal = [None if a.size_symbols or a.variables else a.offset({}) for a in predicate.args]
+    try:
+        check_predicate_args(predicate.name, literal)
+    except SizeError as error:
+        raise IndexRangeError(f"in {predicate}, {error}", predicate.line, predicate.column,
+                              source) from None
+
+
+def _check_inits(cascade: ir.Cascade, source: str) -> None:
+    """Init values use only the target's own variables; inits never overlap; a recurrence's
+    init sits in its start range ``[0, c)`` on the stepped axis."""
+    for tensor, inits in cascade.init_of.items():
+        einsum = cascade.producers.get(tensor)
+        found = recurrence_axis(einsum) if einsum is not None else None
+        for position, init in enumerate(inits):
+            own = set(init.target.variables)
+            for index in init.target.indices:
+                if index.variables and index.plain_variable() is None:
+                    raise IndexExpressionError(
+                        f"init {init.target}: index {index} must be a variable or a constant",
+                        init.line, init.column, source)
+            for node in ir.walk(init.value):
+                used = node.variables if isinstance(node, ir.Access) else (
+                    (node.name,) if isinstance(node, ir.Symbol) and node.name[0].islower()
+                    else ())
+                stray = [v for v in used if v not in own]
+                if stray:
+                    raise IndexExpressionError(
+                        f"init {init.target} = {_brief(init.value)}: variable {stray[0]} on the "
+                        f"right is not an index of the target; expected only "
+                        f"{', '.join(sorted(own)) or 'constants'}", init.line, init.column,
+                        source)
+            if found is not None and found[2] > 0:
+                axis, variable, step = found
+                index = init.target.indices[axis]
+                constant = not index.variables and not index.size_symbols
+                if not constant or not 0 <= index.offset({}) < step:
+                    start = "0" if step == 1 else f"0 to {step - 1}"
+                    raise IndexRangeError(
+                        f"init {init.target} is outside the range of the recurrence "
+                        f"{einsum.output} (over {variable}); expected index {start} on axis "
+                        f"{axis}", init.line, init.column, source)
+            for earlier in inits[:position]:
+                if _overlap(earlier.target, init.target):
+                    raise DuplicateDefinitionError(
+                        f"init {init.target} sets points already set by init {earlier.target} "
+                        f"on line {earlier.line}; each point has one start value",
+                        init.line, init.column, source)
+
+
+def _overlap(a: ir.Access, b: ir.Access) -> bool:
+    """Whether two init targets may share a point (differing literal coordinates say no)."""
+    for left, right in zip(a.indices, b.indices):
+        fixed = [not i.variables and not i.size_symbols for i in (left, right)]
+        if all(fixed) and left.offset({}) != right.offset({}):
+            return False
+        if all(not i.variables for i in (left, right)) and not all(fixed) and left != right:
+            return False  # symbolic constants that differ: decided at run time
+    return True
+
+
+def _brief(node) -> str:
+    text = str(node)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -8,12 +8,14 @@ must agree), then ``rank``/``param`` declarations in the text (defaults), then p
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Mapping
 
 from einsim import ir
-from einsim.affine import Affine
-from einsim.errors import (IndexRangeError, InputError, MissingSizeError,
-                           RankSizeConflictError)
+from einsim.affine import Affine, index_size
+from einsim.errors import (ArgumentError, IndexRangeError, InputError, MissingSizeError,
+                           RankSizeConflictError, SizeError)
+from einsim.functions import PREDICATES, check_predicate_args
 
 
 def axis_rank(index: Affine, cascade: ir.Cascade) -> str | None:
@@ -50,8 +52,11 @@ def resolve_sizes(cascade: ir.Cascade, shapes: Mapping[str, tuple[int, ...]],
     """All sizes (ranks, partition parts, parameters) as a dict; raises on conflicts and gaps."""
     known: dict[str, float] = {}
     origin: dict[str, str] = {}
+    integral = index_names(cascade)
 
     def give(name: str, value: float, source: str, line: int = 0, column: int = 0) -> None:
+        if name in integral:
+            value = _integer(name, value, source)
         if name in known and known[name] != value:
             raise RankSizeConflictError(
                 f"rank {name} has size {_fmt(value)} from {source} but {_fmt(known[name])} from "
@@ -59,7 +64,7 @@ def resolve_sizes(cascade: ir.Cascade, shapes: Mapping[str, tuple[int, ...]],
         known[name] = value
         origin[name] = source
 
-    for name, value in (sizes or {}).items():
+    for name, value in _given(sizes).items():
         give(name, value, "sizes")
     for tensor, shape in shapes.items():
         ranks = input_axis_ranks(cascade, tensor)
@@ -77,7 +82,75 @@ def resolve_sizes(cascade: ir.Cascade, shapes: Mapping[str, tuple[int, ...]],
             give(param.name, param.value, f"line {param.line}")
     _resolve_partitions(cascade, known, give)
     _require(cascade, known)
+    _check_predicates(cascade, known)
     return known
+
+
+def _given(sizes) -> dict[str, float]:
+    """The ``sizes`` argument checked: str names, real numbers, no NaN."""
+    if sizes is None:
+        return {}
+    if not isinstance(sizes, Mapping):
+        raise ArgumentError(f"sizes: expected a dict of name to number, got "
+                            f"{type(sizes).__name__}")
+    for name, value in sizes.items():
+        if not isinstance(name, str):
+            raise ArgumentError(f"sizes: expected str names, got {type(name).__name__} {name!r}")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ArgumentError(f"sizes[{name!r}]: expected a number, got "
+                                f"{type(value).__name__} {value!r:.40}")
+        if math.isnan(value):
+            raise SizeError(f"sizes[{name!r}] is nan; expected a number")
+    return dict(sizes)
+
+
+def index_names(cascade: ir.Cascade) -> set[str]:
+    """Sizes that reach indices or loop bounds (ranks, tile sizes, sizes used in indices or
+    filters): these must be finite integers."""
+    names = {ir.rank_of(v) for e in cascade.einsums for v in e.variables}
+    for partition in cascade.partitions:
+        names |= {partition.rank, *partition.parts}
+        names |= {s for s in partition.sizes if isinstance(s, str)}
+    accesses = [e.output for e in cascade.einsums] + [i.target for i in cascade.inits]
+    accesses += [a for e in cascade.einsums for a in e.inputs]
+    accesses += [a for i in cascade.inits for a in ir.accesses(i.value)]
+    for access in accesses:
+        names.update(s for index in access.indices for s in index.size_symbols)
+    for einsum in cascade.einsums:
+        if einsum.condition is not None:
+            for part in ir.condition_parts(einsum.condition):
+                indices = (part.left, part.right) if isinstance(part, ir.IndexComparison) \
+                    else part.args
+                names.update(s for index in indices for s in index.size_symbols)
+    return names
+
+
+def _integer(name: str, value, source: str) -> int:
+    """A size used as an index as an int: fractions, inf and NaN are refused, never truncated."""
+    try:
+        number = index_size(name, value)
+    except SizeError as error:
+        raise SizeError(f"{error} (from {source})") from None
+    if number < 0:
+        raise SizeError(f"size {name} = {number} (from {source}); expected a non-negative "
+                        "integer")
+    return number
+
+
+def _check_predicates(cascade: ir.Cascade, known: Mapping[str, float]) -> None:
+    """Scalar predicate arguments (a neighborhood's window, stride, dilation) in range."""
+    for einsum in cascade.einsums:
+        if einsum.condition is None:
+            continue
+        for part in ir.condition_parts(einsum.condition):
+            if not isinstance(part, ir.Predicate) or part.name not in PREDICATES:
+                continue
+            scalars = PREDICATES[part.name].variable_args
+            args = [0] * scalars + [a.offset(known) for a in part.args[scalars:]]
+            try:
+                check_predicate_args(part.name, args)
+            except SizeError as error:
+                raise IndexRangeError(f"in {part}, {error}", part.line, part.column) from None
 
 
 def _resolve_partitions(cascade, known, give) -> None:
@@ -150,8 +223,8 @@ def tensor_extents(cascade: ir.Cascade, sizes: Mapping[str, float],
                    shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
     """Logical extent of every tensor: inputs from their arrays, others from all their writes."""
     extents: dict[str, list[int]] = {name: list(shape) for name, shape in shapes.items()}
-    writes = [(e.output, e) for e in cascade.einsums] + [(i.target, i) for i in cascade.inits]
-    for target, statement in writes:
+    for einsum in cascade.einsums:
+        target = einsum.output
         current = extents.setdefault(target.tensor, [0] * len(target.indices))
         for axis, index in enumerate(target.indices):
             rank = axis_rank(index, cascade)
@@ -159,10 +232,19 @@ def tensor_extents(cascade: ir.Cascade, sizes: Mapping[str, float],
             if low < 0:
                 raise IndexRangeError(
                     f"{target} writes index {low} on axis {axis}; indices start at 0",
-                    statement.line, statement.column)
+                    einsum.line, einsum.column)
             if rank is not None and len(index.variables) > 1:
                 high = int(sizes[rank]) - 1  # a partition reconstruction: padding is dropped
             current[axis] = max(current[axis], high + 1)
+    for init in cascade.inits:  # an init sets points of its tensor; it never extends it
+        extent = extents.setdefault(init.target.tensor, [0] * len(init.target.indices))
+        for axis, index in enumerate(init.target.indices):
+            low, high = index_bounds(index, sizes)
+            if low < 0 or high >= extent[axis]:
+                raise IndexRangeError(
+                    f"init {init.target} sets index {low if low < 0 else high} on axis {axis}, "
+                    f"outside {init.target.tensor}'s range 0 to {extent[axis] - 1}",
+                    init.line, init.column)
     return {name: tuple(extent) for name, extent in extents.items()}
 
 

@@ -68,6 +68,10 @@ expression_templates = st.recursive(
     ),
     max_leaves=8)
 
+# A neighborhood's length, window, stride and dilation: a positive literal or a size.
+scalar_templates = st.one_of(st.integers(1, 9).map(lambda c: [(c, [], None)]),
+                             st.sampled_from(SIZE_NAMES).map(lambda n: [(1, [n], None)]))
+
 condition_templates = st.recursive(
     st.one_of(
         st.tuples(st.just("compare"), st.sampled_from(COMPARE_OPS), affine_templates,
@@ -75,7 +79,8 @@ condition_templates = st.recursive(
         st.tuples(st.just("predicate"), st.just("within"),
                   st.lists(affine_templates, min_size=3, max_size=3)),
         st.tuples(st.just("predicate"), st.just("neighborhood"),
-                  st.lists(affine_templates, min_size=4, max_size=7)),
+                  st.builds(lambda a, b, rest: [a, b, *rest], affine_templates, affine_templates,
+                            st.lists(scalar_templates, min_size=2, max_size=4))),
     ),
     lambda children: st.one_of(
         st.tuples(st.just("bool"), st.sampled_from(["and", "or"]), children, children),
