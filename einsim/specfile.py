@@ -12,19 +12,110 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 from einsim.errors import SpecError
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same semantics
+MAX_EXPANDED_NODES = 100_000
+"""Most nodes a document may hold once its aliases are expanded (a billion-laughs guard)."""
+
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Bounded:
+    """``yaml.safe_load`` semantics, plus: aliases may not expand past
+    :data:`MAX_EXPANDED_NODES` nodes (nor refer to themselves), and duplicate keys are errors."""
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return self.construct_document(node)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:  # an unhashable key: SafeConstructor reports it
+                    continue
+                if first is not key_node:
+                    raise ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"found duplicate key {_brief(key)} (first on line "
+                        f"{first.start_mark.line + 1}); each key may appear once",
+                        key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_expansion(root: Node) -> None:
+    """Count the nodes of the document with every alias expanded, without expanding it."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if done:
+            open_nodes.discard(key)
+            total = 1 + sum(sizes[id(c)] for c in children)
+            sizes[key] = total
+            if total > MAX_EXPANDED_NODES:
+                raise ConstructorError(
+                    None, None, f"aliases expand this document past {MAX_EXPANDED_NODES} nodes; "
+                    "expected a document without alias bombs", node.start_mark)
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise ConstructorError(None, None, "an alias refers to a node that contains it; "
+                                   "expected a document without recursive aliases",
+                                   node.start_mark)
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _brief(key) -> str:
+    text = repr(key)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_BASE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same semantics
+SafeLoader = type("SafeLoader", (_Bounded, _BASE), {})
+"""The one YAML loader: ``yaml.SafeLoader`` (libyaml when present) with the guards above."""
+
+
+def safe_load(text: str):
+    """``yaml.safe_load(text)`` with alias-expansion and duplicate-key guards (uncached)."""
+    return yaml.load(text, Loader=SafeLoader)  # noqa: S506 - a SafeLoader: no objects built
 
 
 @lru_cache(maxsize=256)
 def _parse(text: str):
-    return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a SafeLoader: no object construction
+    return safe_load(text)
 
 
 def load_yaml_text(text: str):
-    """``yaml.safe_load(text)``, cached; raises ``yaml.YAMLError`` like it."""
+    """``yaml.safe_load(text)``, cached, guarded (see :class:`SafeLoader`); raises
+    ``yaml.YAMLError`` like it."""
+    if not isinstance(text, str):
+        raise SpecError(f"YAML text: expected str, got {type(text).__name__}")
     return copy.deepcopy(_parse(text))
 
 
@@ -64,6 +155,8 @@ def read_spec(name_or_path: str, folder: Traversable, kind: str,
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise SpecError(f"{kind} {source}: not valid YAML{where}: {problem}") from None
+    if document is None:
+        raise SpecError(f"{kind} {source}: empty document; expected a mapping of fields")
     if not isinstance(document, dict):
         raise SpecError(f"{kind} {source}: expected a mapping of fields, got "
                         f"{type(document).__name__}")

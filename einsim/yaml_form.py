@@ -11,73 +11,171 @@
     einsums:
       - BQK[m1, m0, p] = Q[e, p] * K[e, m1*M0 + m0]
 
-Statements inside ``init`` and ``einsums`` use the text grammar; errors name the YAML field.
+Each ``init`` and ``einsums`` entry is exactly one statement of the text grammar; declarations
+are built from their fields, never pasted into cascade text.  Errors name the YAML field.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import yaml
 
 from einsim import ir
-from einsim.errors import CascadeError, SpecError
-from einsim.parser import build_cascade, parse_statements
+from einsim.affine import MAX_INDEX
+from einsim.errors import ArgumentError, CascadeError, SpecError
+from einsim.parser import NAME, build_cascade, parse_statements
+from einsim.specfile import load_yaml_text
 
 _KEYS = ("name", "ranks", "params", "partitions", "inputs", "init", "einsums")
 
 
 def load_yaml(text: str, source: str = "") -> ir.Cascade:
-    """Load a cascade from YAML text (``yaml.safe_load``; nothing is evaluated)."""
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise SpecError(f"{source or 'YAML'}: not valid YAML{where}: {problem}") from None
-    if not isinstance(document, dict):
-        raise SpecError(f"{source or 'YAML'}: expected a mapping with keys {', '.join(_KEYS)}")
-    unknown = sorted(set(document) - set(_KEYS), key=str)
-    if unknown:
-        raise SpecError(f"{source or 'YAML'}: unknown key {unknown[0]!r}; expected one of "
-                        f"{', '.join(_KEYS)}")
-    lines: list[str] = []
+    """Load a cascade from YAML text (guarded ``yaml.safe_load``; nothing is evaluated).
+
+    The IR is built from the fields: names are checked as names, sizes as integers, and each
+    ``init`` and ``einsums`` entry is parsed as exactly one statement, so no field can add
+    another statement (``"R[0] = 0; partition M -> M1, M0 by 2"`` is an error).
+    """
+    where = source or "YAML"
+    document = _document(text, where)
+    statements: list = []
     fields: list[str] = []
 
-    def add(text_line: str, field: str) -> None:
-        lines.append(text_line)
+    def line(field: str) -> int:  # each statement's line number finds its field again
         fields.append(field)
+        return len(fields)
 
     for name, size in _mapping(document, "ranks").items():
-        if size is not None and not isinstance(size, int):
-            raise SpecError(f"ranks.{name}: expected an integer size or null, got {size!r}")
-        add(f"rank {name}" + ("" if size is None else f" = {size}"), f"ranks.{name}")
+        field = _name(name, "ranks")
+        size = None if size is None else _integer(size, field, "a rank size or null")
+        statements.append(ir.RankDecl(name, size, line=line(field), column=1))
     for name, value in _mapping(document, "params").items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise SpecError(f"params.{name}: expected a number, got {value!r}")
-        add(f"param {name} = {ir.Number(value)}", f"params.{name}")
+        field = _name(name, "params")
+        statements.append(ir.ParamDecl(name, _number(value, field), line=line(field), column=1))
     for name, spec in _mapping(document, "partitions").items():
+        field = _name(name, "partitions")
         if not isinstance(spec, dict) or set(spec) != {"into", "by"}:
-            raise SpecError(f"partitions.{name}: expected {{into: [parts], by: [sizes]}}")
-        parts, by = _as_list(spec["into"]), _as_list(spec["by"])
-        add(f"partition {name} -> {', '.join(map(str, parts))} by {', '.join(map(str, by))}",
-            f"partitions.{name}")
+            raise SpecError(f"{field}: expected {{into: [parts], by: [sizes]}}")
+        parts = _names(spec["into"], f"{field}.into")
+        by = tuple(_names(b, f"{field}.by")[0] if isinstance(b, str)
+                   else _integer(b, f"{field}.by", "a tile size (positive integer or name)", 1)
+                   for b in _as_list(spec["by"]))
+        if len(parts) < 2 or len(by) != len(parts) - 1:
+            raise SpecError(f"{field}: expected two or more parts in 'into' and one size in "
+                            f"'by' for each part but the first; got {len(parts)} and {len(by)}")
+        statements.append(ir.Partition(name, parts, by, line=line(field), column=1))
     for name, ranks in _mapping(document, "inputs").items():
-        add(f"input {name}[{', '.join(map(str, _as_list(ranks)))}]", f"inputs.{name}")
-    for position, statement in enumerate(_sequence(document, "init")):
-        add(f"init {statement}", f"init[{position}]")
-    for position, statement in enumerate(_sequence(document, "einsums")):
-        add(str(statement), f"einsums[{position}]")
-    statements = []
-    for number, (text_line, field) in enumerate(zip(lines, fields)):
-        try:  # padded with newlines so each statement's line number finds its field again
-            statements.extend(parse_statements("\n" * number + text_line))
-        except CascadeError as error:
-            raise type(error)(f"{field}: {error.message}", 0, error.column, source) from None
+        field = _name(name, "inputs")
+        statements.append(ir.TensorDecl(name, _names(ranks, field), line=line(field), column=1))
+    for kind, key, start in (("init", "init", "init_field"), ("einsum", "einsums",
+                                                               "einsum_field")):
+        for position, entry in enumerate(_sequence(document, key)):
+            field = f"{key}[{position}]"
+            if not isinstance(entry, str):
+                raise SpecError(f"{field}: expected one {kind} statement (a string), got "
+                                f"{type(entry).__name__}")
+            try:
+                statement, = parse_statements(entry.strip(), start=start)
+            except CascadeError as error:
+                at = f", column {error.column}" if error.column else ""
+                raise type(error)(f"{field}{at}: {error.message}", 0, 0, source) from None
+            statements.append(_relocate(statement, line(field)))
+    if not any(isinstance(s, ir.Einsum) for s in statements):
+        raise SpecError(f"{where}: einsums: expected at least one Einsum")
+    name = document.get("name")
+    if name is not None and not isinstance(name, (str, int, float)):
+        raise SpecError(f"name: expected a string, got {type(name).__name__}")
     try:
-        return build_cascade(statements, name=str(document.get("name") or ""), source=source)
+        return build_cascade(statements, name=str(name or ""), source=source)
     except CascadeError as error:
         field = fields[error.line - 1] if 0 < error.line <= len(fields) else "cascade"
         raise type(error)(f"{field}: {error.message}", 0, 0, source) from None
+
+
+def _document(text, where: str) -> dict:
+    """The YAML document as a dict with known keys, or a one-line :class:`SpecError`."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise SpecError(f"{where}: not UTF-8 text (byte {error.start}); expected a YAML "
+                            "cascade") from None
+    if not isinstance(text, str):
+        raise ArgumentError(f"text: expected YAML text (str), got {type(text).__name__}")
+    try:
+        document = load_yaml_text(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SpecError(f"{where}: not valid YAML{at}: {problem}") from None
+    if document is None:
+        raise SpecError(f"{where}: empty document; expected a mapping with keys "
+                        f"{', '.join(_KEYS)}")
+    if not isinstance(document, dict):
+        raise SpecError(f"{where}: expected a mapping with keys {', '.join(_KEYS)}")
+    unknown = sorted(set(document) - set(_KEYS), key=str)
+    if unknown:
+        raise SpecError(f"{where}: unknown key {_brief(unknown[0])}; expected one of "
+                        f"{', '.join(_KEYS)}")
+    return document
+
+
+def _name(name, where: str, what: str = "key") -> str:
+    """The field path ``where.name``; refuses anything but one upper-case name."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise SpecError(f"{where}: {what} {_brief(name)} is not a name; expected an upper-case "
+                        "name such as M or M0 (letters, digits, _)")
+    return f"{where}.{name}"
+
+
+def _names(value, where: str) -> tuple[str, ...]:
+    """A name or list of names (rank names of an input, parts of a partition), each checked."""
+    names = tuple(_as_list(value))
+    for name in names:
+        _name(name, where, "entry")
+    return names
+
+
+def _integer(value, field: str, what: str, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_INDEX:
+        raise SpecError(f"{field}: expected {what}, got {_brief(value)}")
+    return value
+
+
+def _number(value, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise SpecError(f"{field}: expected a number, got {_brief(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise SpecError(f"{field}: {_brief(value)} is too large; expected a number below "
+                        "1e308 (or .inf)") from None
+    if math.isnan(number):
+        raise SpecError(f"{field}: expected a number, got nan")
+    return value if isinstance(value, int) else number
+
+
+def _relocate(statement, line: int):
+    """Give a statement parsed alone (and every node in it) its field's line number."""
+    nodes: list = [statement]
+    if isinstance(statement, ir.Einsum):
+        nodes += [statement.output, *ir.walk(statement.expression)]
+        if statement.condition is not None:
+            nodes += list(ir.condition_parts(statement.condition))
+    else:
+        nodes += [statement.target, *ir.walk(statement.value)]
+    for node in nodes:
+        if hasattr(node, "line"):
+            object.__setattr__(node, "line", line)  # positions are excluded from equality
+    return statement
+
+
+def _brief(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def to_yaml(cascade: ir.Cascade) -> str:
@@ -101,14 +199,16 @@ def to_yaml(cascade: ir.Cascade) -> str:
 
 
 def _mapping(document: dict, key: str) -> dict:
-    value = document.get(key) or {}
+    value = document.get(key)
+    value = {} if value is None else value
     if not isinstance(value, dict):
         raise SpecError(f"{key}: expected a mapping, got {type(value).__name__}")
     return value
 
 
 def _sequence(document: dict, key: str) -> list:
-    value = document.get(key) or []
+    value = document.get(key)
+    value = [] if value is None else value
     if not isinstance(value, list):
         raise SpecError(f"{key}: expected a list of statements, got {type(value).__name__}")
     return value
