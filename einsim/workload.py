@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import re
 from importlib import resources
-from typing import Annotated, Any
+from typing import Any
 
 import pydantic
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict
 
 from einsim.errors import SpecError
+from einsim.spec_types import Count, count
 from einsim.specfile import describe_validation_error, preset_names, read_spec
 
 __all__ = ["GemmLayer", "Workload", "linear_layers", "load_workload", "parse_seq_len",
            "parse_seq_lens", "workload_names"]
 
-Positive = Annotated[int, Field(gt=0, strict=True)]
-"""A strictly positive integer (no bools, floats or numeric strings)."""
+LONGEST_SEQUENCE = 2 ** 32
+"""Longest query or key sequence a workload may give (4,294,967,296 tokens)."""
+
+Length = count(high=LONGEST_SEQUENCE)
+"""A sequence length (the file may also write ``64K``)."""
 
 _SUFFIXES = {"": 1, "K": 1024, "M": 1024 * 1024}
 _SEQ_LEN = re.compile(r"(\d+)([KM]?)", re.IGNORECASE)
@@ -35,20 +39,22 @@ class Workload(pydantic.BaseModel):
     """Rank sizes of one attention layer (immutable).
 
     ``value_dim`` (F) defaults to ``head_dim`` (E) and ``kv_len`` (M) to ``seq_len`` (P).
+    Every size is a positive integer, checked where it is declared (``1.5``, ``inf``, ``True``
+    and ``2**63`` are refused naming the field).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    batch: Positive = 64
-    heads: Positive
-    head_dim: Positive
-    value_dim: Positive | None = None
-    model_dim: Positive
-    ffn_dim: Positive
-    seq_len: Positive
-    kv_len: Positive | None = None
-    dtype_bytes: Positive = 2
+    batch: count(high=2 ** 32) = 64
+    heads: count(high=2 ** 20)
+    head_dim: count(high=2 ** 20)
+    value_dim: count(high=2 ** 20) | None = None
+    model_dim: count(high=2 ** 24)
+    ffn_dim: count(high=2 ** 30)
+    seq_len: Length
+    kv_len: Length | None = None
+    dtype_bytes: count(high=16) = 2
 
     @property
     def B(self) -> int:
@@ -90,9 +96,16 @@ class Workload(pydantic.BaseModel):
         return {"B": self.B, "H": self.H, "M": self.M, "P": self.P,
                 "E": self.E, "F": self.F, "D": self.D}
 
-    def with_seq_len(self, n: int | str) -> Workload:
-        """Return a copy with ``seq_len = n`` (``"64K"`` accepted) and ``kv_len`` reset."""
-        return self.model_copy(update={"seq_len": parse_seq_len(n), "kv_len": None})
+    def with_seq_len(self, n: int | str, kv_len: int | str | None = None) -> Workload:
+        """Return a copy with ``seq_len = n`` (``"64K"`` accepted).
+
+        ``kv_len`` is kept (cross attention keeps its key length; self attention, with no
+        ``kv_len``, follows ``n``) unless given.
+        """
+        update = {"seq_len": parse_seq_len(n, "seq_len")}
+        if kv_len is not None:
+            update["kv_len"] = parse_seq_len(kv_len, "kv_len")
+        return _validated({**self.model_dump(exclude_unset=False), **update}, self.name)
 
 
 class GemmLayer(pydantic.BaseModel):
@@ -101,10 +114,10 @@ class GemmLayer(pydantic.BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    m: Positive
-    n: Positive
-    k: Positive
-    count: Positive = 1
+    m: Count
+    n: Count
+    k: Count
+    count: Count = 1
 
     @property
     def macs(self) -> int:
@@ -130,18 +143,25 @@ def linear_layers(workload: Workload) -> list[GemmLayer]:
     ]
 
 
-def parse_seq_len(text: str | int) -> int:
-    """Parse a sequence length: ``4096``, ``"4096"``, ``"1K"`` (1024), ``"64k"``, ``"1M"``."""
+def parse_seq_len(text: str | int, what: str = "sequence length") -> int:
+    """Parse a sequence length: ``4096``, ``"4096"``, ``"1K"`` (1024), ``"64k"``, ``"1M"``.
+
+    At most :data:`LONGEST_SEQUENCE`; ``what`` names the argument in errors.
+    """
+    value = 0
     if isinstance(text, int) and not isinstance(text, bool):
-        if text > 0:
-            return text
-    elif isinstance(text, str):
+        value = text
+    elif isinstance(text, str) and len(text) <= 64:
         match = _SEQ_LEN.fullmatch(text.strip())
         if match:
             value = int(match.group(1)) * _SUFFIXES[match.group(2).upper()]
-            if value > 0:
-                return value
-    raise SpecError(f"sequence length {text!r}: {_SEQ_FORMS}")
+    if 0 < value <= LONGEST_SEQUENCE:
+        return value
+    shown = repr(text) if len(repr(text)) <= 40 else f"{repr(text)[:16]}... ({len(repr(text))} " \
+        "characters)"
+    if value > LONGEST_SEQUENCE:
+        raise SpecError(f"{what} {shown}: longer than {LONGEST_SEQUENCE:,} tokens (2^32)")
+    raise SpecError(f"{what} {shown}: {_SEQ_FORMS}")
 
 
 def parse_seq_lens(text: str) -> list[int]:
@@ -161,23 +181,30 @@ def workload_names() -> list[str]:
     return preset_names(_preset_dir())
 
 
-def load_workload(name_or_path: str, seq_len: int | str | None = None) -> Workload:
-    """Load a preset (case-insensitive name) or a YAML file; ``seq_len`` overrides the file.
+def load_workload(name_or_path: str, seq_len: int | str | None = None,
+                  kv_len: int | str | None = None) -> Workload:
+    """Load a preset (case-insensitive name) or a YAML file.
 
-    An override also resets ``kv_len`` (as :meth:`Workload.with_seq_len`).  Raises
-    :class:`SpecError` naming the field for an unknown preset, a missing or invalid file,
-    or a wrong, missing or extra field.
+    The file's own ``seq_len`` and ``kv_len`` are used unless overridden: pass ``None`` (the
+    default) when the user gave no length.  An explicit ``seq_len`` sets the query length P
+    and keeps the file's ``kv_len`` (cross attention stays cross attention; a self-attention
+    file, without ``kv_len``, has M follow P); ``kv_len`` sets M.  Raises :class:`SpecError`
+    naming the field for an unknown preset, a missing or invalid file, or a wrong, missing or
+    extra field.
     """
     data, source = read_spec(name_or_path, _preset_dir(), "workload")
-    if seq_len is not None:
-        data["seq_len"] = parse_seq_len(seq_len)
-        data.pop("kv_len", None)
     for field in ("seq_len", "kv_len"):  # "64K" is allowed for lengths inside the file too
         if isinstance(data.get(field), str):
-            try:
-                data[field] = parse_seq_len(data[field])
-            except SpecError as error:
-                raise SpecError(f"workload {source}: {field}: {error}") from None
+            data[field] = parse_seq_len(data[field],
+                                        f"workload {source}: {field}: sequence length")
+    if seq_len is not None:
+        data["seq_len"] = parse_seq_len(seq_len, "seq_len")
+    if kv_len is not None:
+        data["kv_len"] = parse_seq_len(kv_len, "kv_len")
+    return _validated(data, source)
+
+
+def _validated(data: dict, source: str) -> Workload:
     try:
         return Workload.model_validate(data)
     except pydantic.ValidationError as error:

@@ -16,11 +16,13 @@ import heapq
 import math
 from functools import lru_cache
 from importlib import resources
+from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from einsim.errors import EinsimError, SpecError
+from einsim.spec_types import Count, Fraction, NonNegative, Positive, count
 from einsim.specfile import describe_validation_error, load_yaml_text, preset_names, read_spec
 
 SOFTMAX_FP32_OPS = 3.5
@@ -38,42 +40,49 @@ class _Spec(BaseModel):
 class Calibration(_Spec):
     """Fitted constants and the published facts they come from."""
 
-    tensor_efficiency: float = Field(gt=0, le=1, description="achieved fraction of the tensor "
-                                     "peak in an attention tile loop")
-    cta_overhead_cycles: float = Field(ge=0, description="per-CTA prologue/epilogue")
+    tensor_efficiency: Fraction = Field(description="achieved fraction of the tensor peak in "
+                                        "an attention tile loop")
+    cta_overhead_cycles: NonNegative = Field(description="per-CTA prologue/epilogue")
     source: str
 
 
-class TileShapes(_Spec):
-    """Attention tile shapes the GPU's kernels support: ``[q_tile, kv_tile]`` pairs."""
+TILE = count(high=2 ** 16)
+"""One tile extent (tokens along an axis)."""
 
-    fmha: list[list[int]]
-    na1d: list[list[list[int]]] = []
-    na2d: list[list[list[int]]] = []
-    na3d: list[list[list[int]]] = []
+
+class TileShapes(_Spec):
+    """Attention tile shapes the GPU's kernels support: ``[q_tile, kv_tile]`` pairs, per axis
+    for the neighborhood kernels (``na2d: [[[16, 8], [16, 8]]]``)."""
+
+    fmha: list[tuple[TILE, TILE]] = Field(min_length=1)
+    na1d: list[tuple[tuple[TILE], tuple[TILE]]] = []
+    na2d: list[tuple[tuple[TILE, TILE], tuple[TILE, TILE]]] = []
+    na3d: list[tuple[tuple[TILE, TILE, TILE], tuple[TILE, TILE, TILE]]] = []
 
 
 class GPU(_Spec):
+    """One GPU: SMs and their per-clock rates, memories, links, power and price."""
+
     name: str
-    kind: str = "gpu_sm"
-    sms: PositiveInt
-    clock_hz: PositiveFloat
-    tensor_flops_per_clock_per_sm: dict[str, PositiveInt]
-    exp_per_clock_per_sm: PositiveInt
-    fp32_per_clock_per_sm: PositiveInt
-    shared_memory_bytes_per_sm: PositiveInt
-    register_bytes_per_sm: PositiveInt
-    l2_bytes: PositiveInt
-    hbm_bytes: PositiveFloat
-    hbm_bandwidth_bytes_per_s: PositiveFloat
-    nvlink_bytes_per_s: PositiveFloat
-    power_w: PositiveFloat
-    price_per_hour: float | None = None
+    kind: Literal["gpu_sm"] = "gpu_sm"
+    sms: count(high=2 ** 16)
+    clock_hz: Positive
+    tensor_flops_per_clock_per_sm: dict[str, Count] = Field(min_length=1)
+    exp_per_clock_per_sm: Count
+    fp32_per_clock_per_sm: Count
+    shared_memory_bytes_per_sm: Count
+    register_bytes_per_sm: Count
+    l2_bytes: Count
+    hbm_bytes: Positive
+    hbm_bandwidth_bytes_per_s: Positive
+    nvlink_bytes_per_s: Positive
+    power_w: Positive
+    price_per_hour: Positive | None = None
     fmha_pipelined: bool = Field(default=True, description="the GPU's own FMHA kernel overlaps "
                                  "softmax with the GEMMs (FlashAttention-3/4); A100: no")
-    decode_ctas_per_sm: PositiveInt = Field(default=1, description="CTAs of a decode kernel "
-                                            "resident per SM: 216 CTAs are two full waves on "
-                                            "an A100's 108 SMs (reference/gpus.md)")
+    decode_ctas_per_sm: count(high=64) = Field(default=1, description="CTAs of a decode kernel "
+                                               "resident per SM: 216 CTAs are two full waves "
+                                               "on an A100's 108 SMs (reference/gpus.md)")
     calibration: Calibration
     tiles: TileShapes
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from einsim.errors import SpecError
+from einsim.spec_types import NonNegative, Positive, count
 from einsim.specfile import describe_validation_error, load_yaml_text, preset_names, read_spec
 from hw_models.gpu_sm import GPU, gpu_presets, load_gpu
 
@@ -23,23 +26,36 @@ class _Spec(BaseModel):
 
 
 class Link(_Spec):
+    """A link between device groups: bandwidth per lane and round-trip latency."""
+
     name: str
-    kind: str = "link"
-    bandwidth_bytes_per_s: PositiveFloat
-    round_trip_s: float
+    kind: Literal["link"] = "link"
+    bandwidth_bytes_per_s: Positive
+    round_trip_s: NonNegative
 
 
 class LLM(_Spec):
-    """A decoder-only transformer's shape (weights and KV cache in ``bytes_per_value``)."""
+    """A decoder-only transformer's shape (weights and KV cache in ``bytes_per_value``:
+    2 for FP16/BF16, 1 for FP8)."""
 
     name: str
-    layers: PositiveInt
-    hidden: PositiveInt
-    heads: PositiveInt
-    kv_heads: PositiveInt
-    head_dim: PositiveInt
-    ffn: PositiveInt
-    bytes_per_value: PositiveInt = 2
+    layers: count(high=2 ** 20)
+    hidden: count(high=2 ** 24)
+    heads: count(high=2 ** 20)
+    kv_heads: count(high=2 ** 20)
+    head_dim: count(high=2 ** 20)
+    ffn: count(high=2 ** 30)
+    bytes_per_value: count(high=2) = 2
+
+    @field_validator("kv_heads")
+    @classmethod
+    def _kv_heads_divide_heads(cls, kv_heads: int, info: ValidationInfo) -> int:
+        heads = info.data.get("heads")
+        if heads is not None and heads % kv_heads:
+            raise PydanticCustomError("kv_heads", "expected a divisor of heads ({heads}) for "
+                                      "grouped-query attention, got {kv_heads}",
+                                      {"heads": heads, "kv_heads": kv_heads})
+        return kv_heads
 
     @property
     def attention_weights_per_layer(self) -> int:

@@ -10,11 +10,13 @@ scales both arrays (the 2D array is ``pe_dim x pe_dim``, the 1D array has ``pe_d
 from __future__ import annotations
 
 from importlib import resources
-from typing import Mapping
+from typing import Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from einsim.errors import SpecError
+from einsim.spec_types import NonNegative, NonNegativeCount, Positive, count
 from einsim.specfile import describe_validation_error, read_spec
 
 
@@ -30,16 +32,16 @@ class Action(_Spec):
     unit take turns.
     """
 
-    energy_pj: float = Field(ge=0)
-    area_um2: float = Field(default=0.0, ge=0)
+    energy_pj: NonNegative
+    area_um2: NonNegative = 0.0
     unit: str = ""
 
 
 class RegisterFile(_Spec):
-    words: PositiveInt
-    read_pj: float = Field(ge=0)
-    write_pj: float = Field(ge=0)
-    area_um2: float = Field(ge=0)
+    words: count(high=2 ** 32)
+    read_pj: NonNegative
+    write_pj: NonNegative
+    area_um2: NonNegative
 
 
 class PEArray(_Spec):
@@ -53,7 +55,7 @@ class PEArray(_Spec):
 
     actions: dict[str, Action]
     register_file: RegisterFile
-    op_costs: dict[str, dict[str, PositiveInt]] = {}
+    op_costs: dict[str, dict[str, count(high=2 ** 20)]] = {}
 
     def actions_for(self, operation: str) -> dict[str, int]:
         if operation in self.op_costs:
@@ -75,34 +77,43 @@ _DEFAULT_ACTION = {"mul": "mac", "div": "divide", "min": "max", "neg": "add", "a
 class GlobalBuffer(_Spec):
     """The on-chip buffer; ``banks`` is recorded but bank conflicts are not modelled."""
 
-    bytes: PositiveInt
-    banks: PositiveInt
-    row_words: PositiveInt
-    read_pj_per_row: float = Field(ge=0)
-    write_pj_per_row: float = Field(ge=0)
-    area_um2: float = Field(ge=0)
+    bytes: count(high=2 ** 50)
+    banks: count(high=2 ** 20)
+    row_words: count(high=2 ** 32)
+    read_pj_per_row: NonNegative
+    write_pj_per_row: NonNegative
+    area_um2: NonNegative
 
 
 class DRAM(_Spec):
-    bandwidth_bytes_per_s: PositiveFloat
-    access_bits: PositiveInt
-    energy_pj_per_access: float = Field(ge=0)
+    bandwidth_bytes_per_s: Positive
+    access_bits: count(high=2 ** 20)
+    energy_pj_per_access: NonNegative
 
 
 class SpatialArray(_Spec):
     """A spatial accelerator: clock, word size, the two PE arrays, buffer and DRAM."""
 
     name: str
-    kind: str = "spatial_array"
-    clock_hz: PositiveFloat
-    word_bits: PositiveInt
-    pe_dim: PositiveInt
+    kind: Literal["spatial_array"] = "spatial_array"
+    clock_hz: Positive
+    word_bits: count(high=1024)
+    pe_dim: count(high=2 ** 16)
     array2d: PEArray
     array1d: PEArray
-    staging_words: int = Field(default=0, ge=0, description="register file staging data "
-                               "between the buffer and the 2D array (recorded, not costed)")
+    staging_words: NonNegativeCount = Field(default=0, description="register file staging "
+                                            "data between the buffer and the 2D array "
+                                            "(recorded, not costed)")
     global_buffer: GlobalBuffer
     dram: DRAM
+
+    @field_validator("word_bits")
+    @classmethod
+    def _whole_bytes(cls, bits: int) -> int:
+        if bits % 8:
+            raise PydanticCustomError("word_bits", "expected a multiple of 8 bits, got {bits}",
+                                      {"bits": bits})
+        return bits
 
     @property
     def word_bytes(self) -> int:

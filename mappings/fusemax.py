@@ -8,6 +8,7 @@ state RM, RD, RNV; only Q, K, V and AV touch DRAM, and K and V are re-read once 
 from __future__ import annotations
 
 import math
+import numbers
 
 from einsim.errors import SpecError
 from einsim.mapping import Mapping, MappingSpec, Residency
@@ -47,9 +48,12 @@ def residency_table(E, F, tile, p1, p2) -> dict[str, tuple]:
 def build(spec: MappingSpec, hardware, workload, parameters: dict) -> Mapping:
     tile = hardware.pe_dim
     blocks = _query_blocks(hardware, workload)
-    p1 = int(parameters.get("P1", 1))
-    if p1 < 1:
-        raise SpecError(f"P1 {p1}: expected a positive number of query blocks")
+    raw = parameters.get("P1", 1)
+    if isinstance(raw, bool) or not isinstance(raw, numbers.Real) \
+            or not math.isfinite(raw) or raw != math.floor(raw) or raw < 1:
+        raise SpecError(f"P1 {raw!r}: expected a positive integer number of query blocks "
+                        "(fractions are refused, not truncated)")
+    p1 = int(raw)
     p2 = math.ceil(blocks / p1)
     sizes = {**workload.sizes(), "M0": tile, "M1": math.ceil(workload.M / tile)}
     residency = {name: Residency(level=level, buffer_words=words, dram_reads=reads,

@@ -74,13 +74,13 @@ def test_custom_yaml_loads(tmp_path):
     assert w.name == "mine" and w.batch == 64 and w.P == 2048 and w.M == 512
     assert (w.E, w.F) == (32, 48)
     overridden = load_workload(write(tmp_path, VALID + "kv_len: 512\n"), seq_len="4K")
-    assert overridden.P == overridden.M == 4096
+    assert (overridden.P, overridden.M) == (4096, 512)  # an explicit seq_len keeps kv_len
 
 
 @pytest.mark.parametrize("extra, expected", [
     ("head: 3\n", "unknown field 'head'"),
-    ("dtype_bytes: 0\n", "dtype_bytes: Input should be greater than 0"),
-    ("batch: 2.5\n", "batch: Input should be a valid integer"),
+    ("dtype_bytes: 0\n", "dtype_bytes: expected an integer greater than 0 and at most 16, got 0"),
+    ("batch: 2.5\n", "batch: expected an integer greater than 0 and at most 4,294,967,296, got 2.5"),
     ("seq_len: 1G\n", "seq_len: sequence length '1G'"),
 ])
 def test_field_errors(tmp_path, extra, expected):
@@ -98,7 +98,7 @@ def test_typo_reports_unknown_field_first(tmp_path):
 
 
 def test_negative_heads(tmp_path):
-    with pytest.raises(SpecError, match=r"my\.yaml: heads: Input should be greater than 0"):
+    with pytest.raises(SpecError, match=r"my\.yaml: heads: expected an integer greater than 0 and at most .*, got -4"):
         load_workload(write(tmp_path, VALID.replace("heads: 4", "heads: -4")))
 
 
@@ -140,7 +140,10 @@ def test_immutable_and_strict():
 def test_with_seq_len():
     w = Workload(name="x", heads=2, head_dim=4, model_dim=8, ffn_dim=16, seq_len=32, kv_len=64)
     longer = w.with_seq_len(1024)
-    assert (longer.P, longer.M, longer.kv_len) == (1024, 1024, None)
+    assert (longer.P, longer.M, longer.kv_len) == (1024, 64, 64)  # cross attention kept
+    assert w.with_seq_len(1024, kv_len="2K").M == 2048
+    self_attention = Workload(name="y", heads=2, head_dim=4, model_dim=8, ffn_dim=16, seq_len=32)
+    assert self_attention.with_seq_len("1K").M == 1024
     assert w.with_seq_len("4K").seq_len == 4096
     assert (w.P, w.M) == (32, 64)  # original unchanged
     with pytest.raises(SpecError):
@@ -168,3 +171,55 @@ def test_linear_layers_bert_1k():
 def test_gemm_layer_macs_counts():
     assert GemmLayer(name="g", m=2, n=3, k=5, count=7).macs == 210
     assert GemmLayer(name="g", m=2, n=3, k=5).count == 1
+
+
+CROSS = VALID.replace("seq_len: 2K", "seq_len: 1K") + "kv_len: 4K\n"
+
+
+def test_a_files_own_lengths_are_used_without_an_override(tmp_path):
+    """Cross attention from a file stays cross attention (issue 12)."""
+    w = load_workload(write(tmp_path, CROSS))
+    assert (w.P, w.M) == (1024, 4096)
+    assert load_workload(write(tmp_path, CROSS), seq_len=None, kv_len=None) == w
+
+
+def test_explicit_lengths_override_the_file(tmp_path):
+    path = write(tmp_path, CROSS)
+    assert (load_workload(path, seq_len="2K").P, load_workload(path, seq_len="2K").M) \
+        == (2048, 4096)
+    both = load_workload(path, seq_len=512, kv_len="8K")
+    assert (both.P, both.M) == (512, 8192)
+    self_file = load_workload(write(tmp_path, VALID, "self.yaml"), seq_len="8K")
+    assert self_file.P == self_file.M == 8192
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    ("batch: 1.5\n", "batch: expected an integer"),
+    ("batch: .inf\n", "batch: expected an integer"),
+    ("batch: .nan\n", "batch: expected an integer"),
+    ("batch: 9223372036854775808\n", "batch: expected an integer greater than 0 and at most 4,294,967,296, got "
+     "9223372036854775808"),
+    ("batch: " + "9" * 400 + "\n", "batch: expected an integer"),
+    ("batch: true\n", "batch: expected an integer"),
+    ("batch: {a: 1}\n", "batch: expected an integer greater than 0 and at most 4,294,967,296, got a mapping"),
+    ("kv_len: 99999999999\n", "kv_len: expected an integer greater than 0 and at most 4,294,967,296"),
+    ("kv_len: 9999999M\n", "kv_len: sequence length '9999999M': longer than"),
+    ("kv_len: 1.5\n", "kv_len: expected an integer"),
+])
+def test_hostile_sizes_name_the_field(tmp_path, extra, fragment):
+    with pytest.raises(SpecError) as caught:
+        load_workload(write(tmp_path, VALID + extra))
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_integral_floats_are_accepted(tmp_path):
+    assert load_workload(write(tmp_path, VALID + "batch: 8.0\n")).batch == 8
+
+
+@pytest.mark.parametrize("value", ["4K", 4096.5, None, "1G", 2 ** 63, 10 ** 400])
+def test_api_seq_len_misuse_is_a_spec_error(value):
+    if value is None:
+        assert load_workload("bert", seq_len=value).P == 65536
+        return
+    with pytest.raises(SpecError, match="seq_len"):
+        load_workload("bert", seq_len=value if value != "4K" else "4K4")
