@@ -23,6 +23,64 @@ def _position():
     return field(default=0, compare=False, repr=False)
 
 
+class _Tree:
+    """Inner expression and condition nodes: equality, hashing and printing walk the tree
+    without recursion, so a deep tree never raises RecursionError."""
+
+    __slots__ = ()
+
+    def __eq__(self, other) -> bool:
+        return _same(self, other)
+
+    def __hash__(self) -> int:
+        return _hash(self)
+
+
+def _shallow(node) -> tuple:
+    """A node's own fields, children excluded (leaves compare by value)."""
+    if isinstance(node, Call):
+        return (node.function, len(node.args))
+    if isinstance(node, (BinaryOp, Compare, BoolOp)):
+        return (node.op,)
+    return ()
+
+
+def _same(a, b) -> bool:
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if x is y:
+            continue
+        if type(x) is not type(y):
+            return False
+        if not isinstance(x, _Tree):
+            if x != y:
+                return False
+            continue
+        if _shallow(x) != _shallow(y):
+            return False
+        stack.extend(zip(_children(x), _children(y)))
+    return True
+
+
+def _hash(root) -> int:
+    done: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        if not isinstance(node, _Tree):
+            done[id(node)] = hash(node)
+            continue
+        children = _children(node)
+        if not ready:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in done)
+            continue
+        done[id(node)] = hash((type(node).__name__, _shallow(node),
+                               tuple(done[id(c)] for c in children)))
+    return done[id(root)]
+
+
 @dataclass(frozen=True)
 class Number:
     """A numeric literal (``inf`` and ``-inf`` allowed)."""
@@ -68,8 +126,8 @@ class Access:
         return f"{self.tensor}[{', '.join(str(i) for i in self.indices)}]"
 
 
-@dataclass(frozen=True)
-class Call:
+@dataclass(frozen=True, eq=False)
+class Call(_Tree):
     """``f(a, b, ...)``: an element-wise map function (see :mod:`einsim.functions`)."""
 
     function: str
@@ -78,11 +136,14 @@ class Call:
     column: int = _position()
 
     def __str__(self) -> str:
-        return f"{self.function}({', '.join(str(a) for a in self.args)})"
+        return _text(self)
+
+    def _render(self, texts: list[str]) -> str:
+        return f"{self.function}({', '.join(texts)})"
 
 
-@dataclass(frozen=True)
-class BinaryOp:
+@dataclass(frozen=True, eq=False)
+class BinaryOp(_Tree):
     """``left op right`` with op one of ``+ - * /``."""
 
     op: str
@@ -90,14 +151,17 @@ class BinaryOp:
     right: "Expression"
 
     def __str__(self) -> str:
+        return _text(self)
+
+    def _render(self, texts: list[str]) -> str:
         mine = _PRECEDENCE[self.op]
-        left = _wrap(self.left, mine, strict=False)
-        right = _wrap(self.right, mine, strict=True)
+        left = _wrap(self.left, texts[0], mine, strict=False)
+        right = _wrap(self.right, texts[1], mine, strict=True)
         return f"{left} {self.op} {right}"
 
 
-@dataclass(frozen=True)
-class Compare:
+@dataclass(frozen=True, eq=False)
+class Compare(_Tree):
     """A value comparison, only valid as the first argument of ``where(cond, a, b)``."""
 
     op: str
@@ -105,14 +169,34 @@ class Compare:
     right: "Expression"
 
     def __str__(self) -> str:
-        return f"{self.left} {self.op} {self.right}"
+        return _text(self)
+
+    def _render(self, texts: list[str]) -> str:
+        return f"{texts[0]} {self.op} {texts[1]}"
 
 
 Expression = Union[Number, Symbol, Access, Call, BinaryOp, Compare]
 
 
-def _wrap(node: Expression, parent_precedence: int, strict: bool) -> str:
-    text = str(node)
+def _text(root) -> str:
+    """Print an expression or condition tree bottom-up without recursion (each node's
+    ``_render`` formats it from its children's texts)."""
+    done: dict[int, str] = {}
+    stack = [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        children = _children(node)
+        if children and not ready:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in done)
+            continue
+        if id(node) not in done:
+            done[id(node)] = node._render([done[id(c)] for c in children]) if children \
+                else str(node)
+    return done[id(root)]
+
+
+def _wrap(node: Expression, text: str, parent_precedence: int, strict: bool) -> str:
     if isinstance(node, BinaryOp):
         child = _PRECEDENCE[node.op]
         if child < parent_precedence or (strict and child == parent_precedence):
@@ -189,8 +273,8 @@ class Predicate:
         return f"{self.name}({', '.join(str(a) for a in self.args)})"
 
 
-@dataclass(frozen=True)
-class BoolOp:
+@dataclass(frozen=True, eq=False)
+class BoolOp(_Tree):
     """``left and right`` / ``left or right``."""
 
     op: str
@@ -198,23 +282,26 @@ class BoolOp:
     right: "Condition"
 
     def __str__(self) -> str:
-        def side(c: Condition) -> str:
-            if isinstance(c, BoolOp) and c.op != self.op:
-                return f"({c})"
-            return str(c)
+        return _text(self)
 
-        right = str(self.right)
+    def _render(self, texts: list[str]) -> str:
+        left, right = texts
+        if isinstance(self.left, BoolOp) and self.left.op != self.op:
+            left = f"({left})"
         if isinstance(self.right, BoolOp):
             right = f"({right})"
-        return f"{side(self.left)} {self.op} {right}"
+        return f"{left} {self.op} {right}"
 
 
-@dataclass(frozen=True)
-class Not:
+@dataclass(frozen=True, eq=False)
+class Not(_Tree):
     operand: "Condition"
 
     def __str__(self) -> str:
-        inner = str(self.operand)
+        return _text(self)
+
+    def _render(self, texts: list[str]) -> str:
+        inner = texts[0]
         return f"not ({inner})" if isinstance(self.operand, BoolOp) else f"not {inner}"
 
 

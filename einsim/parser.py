@@ -278,7 +278,8 @@ def _build(tree: Tree, source: str):
                 where = _pos(node)
                 raise LimitError(f"expression nested deeper than {ir.MAX_DEPTH} levels (each "
                                  "operator of a chain like a + b + c nests one); split it into "
-                                 "several Einsums", where.get("line", 0), 0, source)
+                                 "several Einsums", where.get("line", 0), where.get("column", 0),
+                                 source)
         stack.append((node, level, True))
         stack.extend((child, level, False) for child in reversed(node.children))
     return values[0]
