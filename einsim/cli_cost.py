@@ -169,13 +169,14 @@ def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mappin
     _writable(plot, "--plot")
     if resume and out is None:
         raise UsageFailure("--resume continues the sweep stored in --out; give --out")
+    keep = as_json or plot is not None or _count(lengths, parameters) <= 200
 
     class RateColumn(ProgressColumn):  # points per second, as rich measures it
         def render(self, task) -> Text:
             return Text("" if task.speed is None else f"{task.speed:,.0f} pts/s")
 
     with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                  TimeRemainingColumn(), console=console, transient=True,
+                  TimeRemainingColumn(), console=_rich_console(), transient=True,
                   disable=as_json) as progress:
         task = progress.add_task("sweep", total=None)
 
@@ -187,7 +188,7 @@ def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mappin
 
         result = run_sweep(mapping, workload, lengths, parameters, hw, objective, out=out,
                            resume=resume, vectorize=not no_vectorize, scheduler=scheduler,
-                           progress=advance)
+                           progress=advance, keep_points=keep)
     points, front = result.points, result.pareto
     if scheduler and result.engine == "vectorized" and not as_json:
         console.print(f"[dim]vectorized: --scheduler {scheduler} was not needed (pass "
@@ -202,26 +203,56 @@ def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mappin
     if as_json:
         emit({"points": points, "pareto": front})
         return
-    swept = list(parameters)
-    shown = points if len(points) <= 200 else front  # a large sweep: its Pareto points only
+    console.print(_sweep_table(mapping, workload, list(parameters), result, out))
+
+
+def _rich_console():
+    """A rich Console for the progress bar (``einsim.cli.console`` may be a lazy stand-in)."""
+    from rich.console import Console
+
+    return console if isinstance(console, Console) else Console()
+
+
+def _count(lengths: list[int], parameters: dict) -> int:
+    """Points in the sweep, once repeated values are removed."""
+    from einsim.sweeps import distinct
+
+    lengths, parameters = distinct(lengths, parameters)
+    count = len(lengths)
+    for values in parameters.values():
+        count *= len(values)
+    return count
+
+
+def _number_cell(value, spec: str, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _sweep_table(mapping: str, workload: str, swept: list[str], result, out) -> Table:
+    """The sweep's points (its Pareto points only when there are more than 200)."""
+    points, front = result.points, result.pareto
+    shown = points if points and result.count <= 200 else front
     caption = None if shown is points else "Pareto points only; " + (
         f"every point is in {out}" if out else "--out keeps every point")
-    table = Table(title=f"sweep of {mapping} on {workload} ({len(points)} points, "
+    units = next((list(p["utilization"]) for p in shown if p["feasible"]), ["array2d",
+                                                                             "array1d"])[:2]
+    labels = {"array2d": "2D util", "array1d": "1D util"}
+    table = Table(title=f"sweep of {mapping} on {workload} ({result.count} points, "
                         f"{len(front)} on the Pareto front)", caption=caption)
-    for column in swept + ["seq_len", "latency s", "energy J", "area mm²", "2D util", "1D util"]:
+    for column in swept + ["seq_len", "latency s", "energy J", "area mm²"] + \
+            [labels.get(u, f"{u} util") for u in units]:
         table.add_column(column, justify="right")
     on_front = {id(p) for p in front}
     for p in shown:
+        head = [str(p.get(k)) for k in swept] + [str(p["seq_len"])]
         if not p["feasible"]:
-            table.add_row(*(str(p[k]) for k in swept), str(p["seq_len"]),
-                          "[red]infeasible[/red]", "", "", "", "")
+            table.add_row(*head, "[red]infeasible[/red]", "", "", *([""] * len(units)))
             continue
         mark = "*" if id(p) in on_front else ""
-        table.add_row(*(str(p[k]) for k in swept), str(p["seq_len"]),
-                      f"{p['latency_s']:.4g}{mark}", f"{p['energy_j']:.4g}",
-                      f"{p['area_mm2']:.1f}", f"{p['utilization']['array2d']:.1%}",
-                      f"{p['utilization']['array1d']:.1%}")
-    console.print(table)
+        table.add_row(*head, _number_cell(p["latency_s"], ".4g", mark),
+                      _number_cell(p["energy_j"], ".4g"), _number_cell(p.get("area_mm2"), ".1f"),
+                      *(_number_cell(p["utilization"].get(u), ".1%") for u in units))
+    return table
 
 
 @app.command(name="map")

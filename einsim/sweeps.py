@@ -8,32 +8,42 @@ kept with ``feasible = False`` and the reason.
 :func:`run_sweep` is the scalable front door: vectorized over whole arrays when the mapping
 allows it, else point by point (locally or on Dask), writing every point to an append-only
 store (:mod:`einsim.sweep_store`) as it finishes, so an interrupted sweep can be resumed.
+Repeated values are evaluated once.  Design points stream: the sweep is cut into blocks of
+at most ``chunk_size`` points (each a smaller Cartesian product, so the vectorized engine
+takes them whole), and with ``keep_points=False`` only the running Pareto front is kept, so
+memory is bounded whatever the sweep's size.
 """
 
 from __future__ import annotations
 
 import csv
 import itertools
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import numpy as np
-
 from einsim.cost import Report
+from einsim.errors import SpecError
 from einsim.evaluator import evaluate, split_parameters
 from einsim.mapping import MappingError, load_mapping_spec
+from einsim.sweep_pareto import METRICS, pareto  # noqa: F401  (part of this module's API)
 from hw_models.spatial_array import load_spatial_array
 
-METRICS = ("latency_s", "energy_j", "area_mm2")
+CHUNK = 1 << 16  # design points a block: what is held in memory at once
 
 
 @dataclass(frozen=True)
 class SweepResult:
-    points: list[dict]
+    points: list[dict]  # every point in Cartesian order (empty unless kept)
     pareto: list[dict]
     engine: str = "points"  # how the missing points were computed: points, vectorized, dask
+    count: int = field(default=-1)  # points in the sweep (after removing repeated values)
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            object.__setattr__(self, "count", len(self.points))
 
 
 def point_of(report: Report, swept: dict) -> dict:
@@ -53,7 +63,8 @@ def iterate(mapping: str, workload: str, seq_lens: Iterable[int],
             parameters: dict[str, list] | None = None, hardware: str | None = None,
             objective: str = "latency") -> Iterator[dict]:
     """Yield one row per design point, in Cartesian order (sequence length outermost)."""
-    _check_names(mapping, hardware, parameters or {})
+    seq_lens, parameters = distinct(seq_lens, parameters)
+    _check_names(mapping, hardware, parameters)
     for seq_len, swept in design_points(seq_lens, parameters):
         yield evaluate_point(mapping, workload, seq_len, swept, hardware, objective)
 
@@ -78,65 +89,45 @@ def evaluate_point(mapping: str, workload: str, seq_len: int, swept: dict,
     return point_of(report, swept)
 
 
+def distinct(seq_lens: Iterable[int], parameters: dict[str, list] | None = None
+             ) -> tuple[list[int], dict[str, list]]:
+    """The sweep's values with repeats removed (``64, 64.0`` and ``64K, 65536`` are one)."""
+    from einsim.sweep_store import _token
+
+    def once(name: str, values: Iterable) -> list:
+        first: dict[str, object] = {}
+        for value in values:
+            first.setdefault(_token(name, value), value)
+        return list(first.values())
+
+    return once("seq_len", seq_lens), {k: once(k, v) for k, v in (parameters or {}).items()}
+
+
 def _check_names(mapping: str, hardware: str | None, parameters: dict[str, list]) -> None:
-    """Fail before the first point on a misspelt parameter (not as N infeasible points)."""
+    """Fail before the first point on a misspelt parameter or a mapping parameter that is not
+    a positive integer (not as N infeasible points or a crash)."""
     spec = load_mapping_spec(mapping)
+    for name, values in parameters.items():
+        for value in values if name in spec.parameters else []:
+            number = value.item() if hasattr(value, "item") else value
+            if isinstance(number, str):
+                continue  # a named choice (a GPU tile): the mapping checks it
+            if isinstance(number, bool) or not isinstance(number, (int, float)) \
+                    or not math.isfinite(number) or number < 1 or number != int(number):
+                raise SpecError(f"--param {name}={value}: {name} is a parameter of mapping "
+                                f"{spec.name} and must be a positive integer")
     _, overrides = split_parameters(spec, {k: v[0] for k, v in parameters.items() if v})
     for name, value in overrides.items():  # a dotted path is checked against the hardware
         load_spatial_array(hardware or spec.hardware, {name: value})
 
 
-def pareto(points: list[dict], metrics: tuple[str, ...] = METRICS) -> list[dict]:
-    """Feasible points no other point beats or ties in every metric (lower is better)."""
-    feasible = [p for p in points if p.get("feasible")]
-    numeric = all(isinstance(p[m], (int, float)) for p in feasible for m in metrics)
-    costs = np.array([[p[m] for m in metrics] for p in feasible], dtype=float) if numeric \
-        else None
-    if costs is None or len(metrics) > 3 or not np.isfinite(costs).all():
-        front = [p for p in feasible if not any(  # the definition: O(n^2)
-            all(q[m] <= p[m] for m in metrics) and any(q[m] < p[m] for m in metrics)
-            for q in feasible)]
-        return sorted(front, key=lambda p: tuple(p[m] for m in metrics))
-    if not feasible:
-        return []
-    distinct, which = np.unique(costs, axis=0, return_inverse=True)
-    keep = ~_dominated(distinct)[which.reshape(-1)]  # equal points share their fate
-    order = np.lexsort((np.arange(len(feasible)),) + tuple(costs.T[::-1]))
-    return [feasible[i] for i in order if keep[i]]
-
-
-def _dominated(costs: np.ndarray) -> np.ndarray:
-    """Which rows another row dominates, for distinct rows in lexicographic order (<= 3 metrics).
-
-    An earlier row is never larger in the first metric, so a row is dominated iff an earlier
-    row is not larger in the other two.  Every (earlier, later) pair is checked once by
-    divide and conquer on the row index, one level at a time on arrays: O(n log^2 n).
-    """
-    n = len(costs)
-    rank = [np.unique(c, return_inverse=True)[1].reshape(-1) for c in costs.T[1:]]
-    y = rank[0] if rank else np.zeros(n, dtype=np.int64)
-    z = rank[1] if len(rank) > 1 else np.zeros(n, dtype=np.int64)
-    index, dominated, size = np.arange(n), np.zeros(n, dtype=bool), 1
-    if len(costs.T) == 1:
-        return index > 0
-    while size < n:
-        segment, left = index // (2 * size), (index // size) % 2 == 0
-        # within each segment in y order (a left row first on ties), the least z of the left
-        # rows so far; segments are offset so that the running minimum never crosses them
-        order = np.argsort((segment * n + y) * 2 + ~left, kind="stable")
-        offset = segment[order] * (n + 1)
-        least = np.minimum.accumulate(np.where(left[order], z[order], n) - offset)
-        dominated[order[~left[order] & (least <= z[order] - offset)]] = True
-        size *= 2
-    return dominated
-
-
 def sweep(mapping: str, workload: str, seq_lens: Iterable[int],
           parameters: dict[str, list] | None = None, hardware: str | None = None,
-          objective: str = "latency") -> SweepResult:
-    """Evaluate every point; return all rows and the (latency, energy, area) Pareto set."""
-    points = list(iterate(mapping, workload, seq_lens, parameters, hardware, objective))
-    return SweepResult(points, pareto(points))
+          objective: str = "latency", vectorize: bool = True) -> SweepResult:
+    """Evaluate every point (vectorized when the sweep allows it, as :func:`run_sweep`);
+    return all rows and the (latency, energy, area) Pareto set."""
+    return run_sweep(mapping, workload, seq_lens, parameters, hardware, objective,
+                     vectorize=vectorize)
 
 
 def flat_row(point: dict) -> dict:
@@ -158,7 +149,9 @@ def write_csv(points: list[dict], path: str | Path) -> None:
         writer.writerows(rows)
 
 
-# --- large sweeps: vectorized, resumable, distributed ------------------------------------------
+
+
+# --- large sweeps: streamed, vectorized, resumable, distributed -------------------------------
 
 FIGURES = ("latency_s", "energy_j", "area_mm2", "compute_latency_s", "memory_latency_s",
            "traffic_bytes", "buffer_bytes")
@@ -180,40 +173,57 @@ def restore_point(row: dict, seq_len: int, swept: dict) -> dict:
     return point
 
 
-class _Sink:
-    """Collects finished points in sweep order and writes them to the store in batches."""
+def blocks(axes: list[list], size: int) -> Iterator[tuple[int, list[list]]]:
+    """``(offset, sub-axes)``: the Cartesian product of ``axes`` cut, in order, into smaller
+    Cartesian products of at most ``size`` points (outer axes fixed one value at a time, the
+    axis where the product first fits in ``size`` cut into slices)."""
+    size, inner, split = max(1, size), 1, len(axes)
+    while split > 0 and inner * len(axes[split - 1]) <= size:
+        split -= 1
+        inner *= len(axes[split])
+    if split == 0 or inner == 0:
+        yield 0, [list(a) for a in axes]
+        return
+    step = max(1, size // inner)
+    offset, cut = 0, axes[split - 1]
+    for outer in itertools.product(*axes[:split - 1]):
+        for start in range(0, len(cut), step):
+            piece = list(cut[start:start + step])
+            yield offset, [[v] for v in outer] + [piece] + [list(a) for a in axes[split:]]
+            offset += len(piece) * inner
 
-    def __init__(self, points: list, keys: list[str], store, progress, batch_size: int,
+
+class _Sink:
+    """Stamps finished points with the experiment and writes them to the store in batches."""
+
+    def __init__(self, store, stamp: dict, progress, total: int, done: int, batch_size: int,
                  flush_seconds: float):
-        self.points, self.keys, self.store, self.progress = points, keys, store, progress
-        self.batch_size, self.flush_seconds = batch_size, flush_seconds
-        self.done = sum(p is not None for p in points)
+        self.store, self.stamp, self.progress, self.total = store, stamp, progress, total
+        self.done, self.batch_size, self.flush_seconds = done, batch_size, flush_seconds
         self.pending: list[dict] = []
         self.flushed = time.monotonic()
 
-    def add(self, index: int, point: dict, single: bool = True) -> None:
-        self.points[index] = point
+    def add(self, key: str | None, point: dict, single: bool = True) -> dict:
+        point.update(self.stamp)
         self.done += 1
         if self.store is not None:
-            self.pending.append({"point_key": self.keys[index], **flat_row(point)})
+            self.pending.append({"point_key": key, **flat_row(point)})
             if single and (len(self.pending) >= self.batch_size
                            or time.monotonic() - self.flushed >= self.flush_seconds):
                 self.flush()
         if single and self.progress is not None:
-            self.progress(self.done, len(self.points))
+            self.progress(self.done, self.total)
+        return point
 
-    def add_many(self, items: Iterable[tuple[int, dict]]) -> None:
-        """A chunk of points (vectorized or from a Dask task): one batch, then reported."""
-        for index, point in items:
-            self.add(index, point, single=False)
+    def chunk_done(self) -> None:
         self.flush()
         if self.progress is not None:
-            self.progress(self.done, len(self.points))
+            self.progress(self.done, self.total)
 
     def flush(self) -> None:
-        if self.pending:
+        if self.pending and not getattr(self.store, "failed", None):
             self.store.append(self.pending)
-            self.pending = []
+        self.pending = []
         self.flushed = time.monotonic()
 
 
@@ -229,56 +239,137 @@ def _vectorized(mapping, workload, seq_lens, parameters, hardware, objective):
         return None
 
 
+def _stored_count(stored, key_names, seq_lens, parameters, total: int) -> int:
+    """How many of the sweep's points ``stored`` holds (a bound on a huge sweep)."""
+    if not stored:
+        return 0
+    if total > 1_000_000:
+        return min(len(stored), total)
+    from einsim.sweep_store import point_keys
+
+    return sum(k in stored for k in point_keys(*key_names, seq_lens, parameters))
+
+
+def _stored_front(store, stamp: dict, seq_lens: list, parameters: dict) -> list[dict]:
+    """The Pareto front of the stored points of this sweep (a stored row is of the sweep when
+    its seq_len and swept values are), streamed in blocks."""
+    from einsim.sweep_store import _token
+
+    axes = {"seq_len": seq_lens, **parameters}
+    tokens = {name: {_token(name, v) for v in values} for name, values in axes.items()}
+    front: list[dict] = []
+    batch: list[dict] = []
+    for row in store.iter_rows(store.path):
+        if row.get("feasible") and all(_token(n, row.get(n)) in t for n, t in tokens.items()):
+            point = restore_point(row, row["seq_len"], {n: row[n] for n in parameters})
+            batch.append({**point, **stamp})
+            if len(batch) >= CHUNK:
+                front, batch = pareto(front + batch), []
+    return pareto(front + batch)
+
+
 def run_sweep(mapping: str, workload: str, seq_lens: Iterable[int],
               parameters: dict[str, list] | None = None, hardware: str | None = None,
               objective: str = "latency", out: str | Path | None = None, resume: bool = False,
               vectorize: bool = True, scheduler: str | None = None,
               progress: Callable[[int, int], None] | None = None, batch_size: int = 256,
-              flush_seconds: float = 1.0) -> SweepResult:
+              flush_seconds: float = 1.0, keep_points: bool = True,
+              chunk_size: int = CHUNK) -> SweepResult:
     """Evaluate every point (as :func:`sweep`), writing each to ``out`` as it finishes.
 
-    ``out`` is a ``.csv`` file or a ``.parquet`` dataset directory; an existing one is an error
-    unless ``resume``, which skips the points already stored (by ``point_key``).  The sweep is
-    vectorized when ``vectorize`` and :mod:`einsim.vectorized` handles it, else evaluated point
-    by point: on the Dask ``scheduler`` (``local:N`` or ``tcp://host:port``) if given, else in
-    this process.  Point-by-point rows are written every ``batch_size`` points or
-    ``flush_seconds``.  ``progress(done, total)`` is called once at the start (with the
-    points already stored) and then as points finish.  The result holds every point of the
-    sweep in Cartesian order, those stored before included.
+    ``out`` is a ``.csv`` file or a ``.parquet`` dataset directory, locked while the sweep
+    writes it; an existing one is an error unless ``resume``, which checks that it holds the
+    same experiment and skips the points already stored (by ``point_key``).  The sweep runs
+    block by block (``chunk_size`` points); each block is vectorized when ``vectorize`` and
+    :mod:`einsim.vectorized` handles it, else evaluated point by point: on the Dask
+    ``scheduler`` (``local:N`` or ``tcp://host:port``) if given, else in this process.
+    Point-by-point rows are written every ``batch_size`` points or ``flush_seconds``.
+    ``progress(done, total)`` is called once at the start (with the points already stored)
+    and then as points finish.  With ``keep_points`` the result holds every point in
+    Cartesian order (those stored before included); without, only the Pareto front and
+    the count, in memory bounded by the block size and the front.
     """
-    from einsim.sweep_store import open_store, point_keys, read_rows
+    from einsim.sweep_manifest import experiment
+    from einsim.sweep_store import open_store, point_keys
 
-    seq_lens, parameters = list(seq_lens), dict(parameters or {})
+    seq_lens, parameters = distinct(seq_lens, parameters)
     _check_names(mapping, hardware, parameters)
-    machine = hardware or load_mapping_spec(mapping).hardware
-    design = list(design_points(seq_lens, parameters))
-    keys = list(point_keys(mapping, workload, machine, objective, seq_lens, parameters))
-    store = open_store(out, resume) if out is not None else None
-    stored = read_rows(out) if store is not None and resume else {}
-    points = [restore_point(stored[k], *design[i]) if k in stored else None
-              for i, k in enumerate(keys)]
-    sink = _Sink(points, keys, store, progress, batch_size, flush_seconds)
-    if progress is not None:  # the total, and the points stored before
-        progress(sink.done, len(points))
-    missing = [i for i, p in enumerate(points) if p is None]
-    rows = _vectorized(mapping, workload, seq_lens, parameters, hardware, objective) \
-        if missing and vectorize else None
-    engine = "vectorized" if rows is not None else "dask" if missing and scheduler else "points"
+    exp = experiment(mapping, workload, hardware, objective, parameters)
+    stamp = {"mapping": exp.mapping, "hardware": exp.hardware, "workload": exp.workload,
+             "objective": objective}
+    names, axes = list(parameters), [seq_lens] + list(parameters.values())
+    total = math.prod(len(a) for a in axes)
+    store = open_store(out, resume, exp.manifest()) if out is not None else None
+    session = None
     try:
-        if rows is not None:
-            if len(rows) != len(design):
-                raise RuntimeError(f"vectorized sweep returned {len(rows)} points, "
-                                   f"expected {len(design)}")
-            for start in range(0, len(missing), 100_000):
-                sink.add_many((i, rows[i]) for i in missing[start:start + 100_000])
-        elif missing and scheduler:
-            from einsim.sweep_dask import run_on_dask
+        stored = store.stored(keys_only=not keep_points) if store is not None and resume \
+            else {}
+        done = _stored_count(stored, exp.key_names, seq_lens, parameters, total)
+        front = _stored_front(store, stamp, seq_lens, parameters) if stored and \
+            not keep_points else []
+        sink = _Sink(store, stamp, progress, total, done, batch_size, flush_seconds)
+        if progress is not None:  # the total, and the points stored before
+            progress(done, total)
+        points: list[dict] = []
+        engines: set[str] = set()
+        can_vectorize = vectorize
+        for _, block in blocks(axes, chunk_size):
+            lengths, values = block[0], dict(zip(names, block[1:]))
+            design = list(design_points(lengths, values))
+            keys = list(point_keys(*exp.key_names, lengths, values)) if store is not None \
+                else [None] * len(design)
+            found: list[dict | None] = [None] * len(design)
+            missing = []
+            for j, key in enumerate(keys):
+                if key not in stored:
+                    missing.append(j)
+                elif keep_points:
+                    found[j] = restore_point(stored[key], *design[j])
+                    found[j].update(stamp)
+            rows = _vectorized(mapping, workload, lengths, values, hardware, objective) \
+                if missing and can_vectorize else None
+            if missing and rows is None:
+                can_vectorize = False  # not vectorizable: the next blocks neither
+            if rows is not None:
+                if len(rows) != len(design):
+                    raise RuntimeError(f"vectorized sweep returned {len(rows)} points, "
+                                       f"expected {len(design)}")
+                engines.add("vectorized")
+                for j in missing:
+                    found[j] = sink.add(keys[j], rows[j], single=False)
+                sink.chunk_done()
+            elif missing and scheduler:
+                from einsim.sweep_dask import DaskSession
 
-            run_on_dask(scheduler, mapping, workload, hardware, objective,
-                        [(i, *design[i]) for i in missing], sink.add_many)
-        else:
-            for i in missing:
-                sink.add(i, evaluate_point(mapping, workload, *design[i], hardware, objective))
+                engines.add("dask")
+                session = session or DaskSession(scheduler, mapping, workload, hardware,
+                                                 objective)
+
+                def finished(chunk) -> None:
+                    for j, point in chunk:
+                        found[j] = sink.add(keys[j], point, single=False)
+                    sink.chunk_done()
+
+                session.run([(j, *design[j]) for j in missing], finished)
+            else:
+                for j in missing:
+                    found[j] = sink.add(keys[j], evaluate_point(mapping, workload, *design[j],
+                                                                hardware, objective))
+            sink.flush()
+            if keep_points:
+                points += found
+            else:  # only the points that may still be on the front
+                front = pareto(front + [p for p in found if p is not None])
     finally:  # keep every finished point, also on an error or Ctrl-C
-        sink.flush()
-    return SweepResult(points, pareto(points), engine)
+        try:
+            if store is not None and "sink" in locals():
+                sink.flush()
+        finally:
+            if session is not None:
+                session.close()
+            if store is not None:
+                store.close()
+    engine = "vectorized" if "vectorized" in engines else "dask" if engines else "points"
+    if keep_points:
+        return SweepResult(points, pareto(points), engine, total)
+    return SweepResult([], front, engine, total)

@@ -90,7 +90,10 @@ def vectorized_points(mapping: str, workload: str, seq_lens, parameters=None,
     table = residency_table(E, F, tile, p1_safe, p2)
     buffer_words = sum(words for level, words, _, _ in table.values() if level == "global_buffer")
     feasible = (p1 >= 1) & (buffer_words * word <= capacity)
-    result = _cost(spec, base, problem, n, tile, p1_safe, p2, clock, bandwidth, table)
+    try:
+        result = _cost(spec, base, problem, n, tile, p1_safe, p2, clock, bandwidth, table)
+    except KeyError as error:  # an action the hardware lacks: the point path says so per point
+        raise NotVectorizable(f"hardware {base.name} has no action {error}") from None
     columns = {key: np.broadcast_to(result[key], n.shape).tolist()
                for key in ("latency", "energy", "area", "compute", "memory", "traffic")}
     buffer_bytes = np.broadcast_to(buffer_words * word, n.shape).tolist()

@@ -1,0 +1,70 @@
+"""Pareto fronts of sweep points: lower is better in every metric.
+
+Metrics a feasible point lacks (``area_mm2`` of a GPU) are left out; points with a NaN
+metric cannot be compared and are not on the front.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+METRICS = ("latency_s", "energy_j", "area_mm2")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def usable_metrics(points: list[dict], metrics: tuple[str, ...] = METRICS) -> tuple[str, ...]:
+    """The ``metrics`` every feasible point has as a number."""
+    feasible = [p for p in points if p.get("feasible")]
+    return tuple(m for m in metrics if all(_number(p.get(m)) for p in feasible))
+
+
+def pareto(points: list[dict], metrics: tuple[str, ...] = METRICS) -> list[dict]:
+    """Feasible points no other point beats or ties in every metric (lower is better)."""
+    metrics = usable_metrics(points, metrics)
+    if not metrics:
+        return []
+    feasible = [p for p in points if p.get("feasible")
+                and not any(math.isnan(p[m]) for m in metrics)]
+    if not feasible:
+        return []
+    if len(metrics) > 3:
+        front = [p for p in feasible if not any(  # the definition: O(n^2)
+            all(q[m] <= p[m] for m in metrics) and any(q[m] < p[m] for m in metrics)
+            for q in feasible)]
+        return sorted(front, key=lambda p: tuple(p[m] for m in metrics))
+    costs = np.array([[p[m] for m in metrics] for p in feasible], dtype=float)
+    distinct, which = np.unique(costs, axis=0, return_inverse=True)
+    keep = ~_dominated(distinct)[which.reshape(-1)]  # equal points share their fate
+    order = np.lexsort((np.arange(len(feasible)),) + tuple(costs.T[::-1]))
+    return [feasible[i] for i in order if keep[i]]
+
+
+def _dominated(costs: np.ndarray) -> np.ndarray:
+    """Which rows another row dominates, for distinct rows in lexicographic order (<= 3 metrics).
+
+    An earlier row is never larger in the first metric, so a row is dominated iff an earlier
+    row is not larger in the other two.  Every (earlier, later) pair is checked once by
+    divide and conquer on the row index, one level at a time on arrays: O(n log^2 n).
+    """
+    n = len(costs)
+    rank = [np.unique(c, return_inverse=True)[1].reshape(-1) for c in costs.T[1:]]
+    y = rank[0] if rank else np.zeros(n, dtype=np.int64)
+    z = rank[1] if len(rank) > 1 else np.zeros(n, dtype=np.int64)
+    index, dominated, size = np.arange(n), np.zeros(n, dtype=bool), 1
+    if len(costs.T) == 1:
+        return index > 0
+    while size < n:
+        segment, left = index // (2 * size), (index // size) % 2 == 0
+        # within each segment in y order (a left row first on ties), the least z of the left
+        # rows so far; segments are offset so that the running minimum never crosses them
+        order = np.argsort((segment * n + y) * 2 + ~left, kind="stable")
+        offset = segment[order] * (n + 1)
+        least = np.minimum.accumulate(np.where(left[order], z[order], n) - offset)
+        dominated[order[~left[order] & (least <= z[order] - offset)]] = True
+        size *= 2
+    return dominated
