@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import typer
@@ -20,10 +21,13 @@ def _run(deployment: Deployment, context: int, batch: str):
     if batch == "auto":
         return best_batch(deployment, context)
     try:
-        size = int(batch)
+        size = float(batch) if any(c in batch for c in ".eE") else int(batch)
     except ValueError:
         raise UsageFailure(f"--batch {batch!r}: expected a positive integer or auto") from None
-    return iteration(deployment, size, context)
+    if isinstance(size, float) and not (math.isfinite(size) and size.is_integer()):
+        raise UsageFailure(f"--batch {batch!r}: expected a positive integer or auto, not a "
+                           "fraction")
+    return iteration(deployment, int(size), context)
 
 
 # Options shared with ``einsim report offload``.

@@ -18,7 +18,7 @@ from pydantic_core import PydanticCustomError
 from einsim.errors import SpecError
 from einsim.spec_types import NonNegative, Positive, count
 from einsim.specfile import describe_validation_error, load_yaml_text, preset_names, read_spec
-from hw_models.gpu_sm import GPU, gpu_presets, load_gpu
+from hw_models.gpu_sm import GPU, gpu_presets, load_gpu, size_argument
 
 
 class _Spec(BaseModel):
@@ -80,10 +80,22 @@ class LLM(_Spec):
         return self.layers * 2 * self.kv_heads * self.head_dim * self.bytes_per_value
 
 
+MAX_DEVICES = 2 ** 20
+"""Devices in one group."""
+
+
 @dataclass(frozen=True)
 class DeviceGroup:
+    """``count`` identical GPUs."""
+
     gpu: GPU
     count: int
+
+    def __post_init__(self):
+        if not isinstance(self.gpu, GPU):
+            raise SpecError(f"gpu {self.gpu!r}: expected a GPU (hw_models.gpu_sm.load_gpu)")
+        object.__setattr__(self, "count", size_argument("count", self.count, MAX_DEVICES,
+                                                        SpecError))
 
     @property
     def label(self) -> str:
@@ -100,13 +112,14 @@ class DeviceGroup:
 
 def parse_group(text: str, role: str) -> DeviceGroup:
     """``h100:2`` → two H100s; names the argument on error."""
+    if not isinstance(text, str):
+        raise SpecError(f"--{role} {text!r}: expected DEVICE:COUNT, e.g. h100:2")
     name, _, count = text.partition(":")
-    try:
-        number = int(count) if count else 1
-    except ValueError:
-        raise SpecError(f"--{role} {text!r}: expected DEVICE:COUNT, e.g. h100:2") from None
-    if number < 1:
-        raise SpecError(f"--{role} {text!r}: the count must be at least 1")
+    if count and not count.strip().isdigit():
+        raise SpecError(f"--{role} {text!r}: expected DEVICE:COUNT, e.g. h100:2")
+    number = int(count) if count else 1
+    if not 1 <= number <= MAX_DEVICES:
+        raise SpecError(f"--{role} {text!r}: the count must be from 1 to {MAX_DEVICES:,}")
     if name not in gpu_presets():
         raise SpecError(f"--{role} {text!r}: unknown device {name!r}; expected one of "
                         f"{', '.join(gpu_presets())}")

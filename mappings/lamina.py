@@ -21,8 +21,9 @@ import math
 from dataclasses import dataclass, field
 
 from einsim.errors import EinsimError
+from hw_models.gpu_sm import size_argument
 from hw_models.offload import LLM, DeviceGroup, Link, load_link
-from mappings.decode import estimate
+from mappings.decode import SCHEDULES, estimate
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,20 @@ class Deployment:
     memory_fraction: float = 0.9
 
     def __post_init__(self):
+        for name, value, kind in (("model", self.model, LLM), ("compute", self.compute,
+                                                               DeviceGroup),
+                                  ("memory", self.memory, (DeviceGroup, type(None))),
+                                  ("link", self.link, (Link, type(None)))):
+            if not isinstance(value, kind):
+                raise EinsimError(f"{name} {value!r}: expected "
+                                  f"{getattr(kind, '__name__', 'a ' + name)}")
+        if self.schedule not in SCHEDULES:
+            raise EinsimError(f"schedule {self.schedule!r}: expected one of "
+                              f"{', '.join(SCHEDULES)}")
+        fraction = self.memory_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+                or not 0 < fraction <= 1:
+            raise EinsimError(f"memory_fraction {fraction!r}: expected a fraction in (0, 1]")
         if self.memory is not None and self.link is None:  # the published RoCE link
             object.__setattr__(self, "link", load_link())
 
@@ -83,6 +98,7 @@ def max_batch(deployment: Deployment, context: int) -> int:
 
     The cache is partitioned by KV head, so the device holding the most heads fills first.
     """
+    context = size_argument("context", context)
     model, compute = deployment.model, deployment.compute
     fraction = deployment.memory_fraction
     weights = model.weight_bytes
@@ -146,6 +162,8 @@ def _link(deployment: Deployment, batch: float) -> tuple[float, float]:
 
 def iteration(deployment: Deployment, batch: int, context: int) -> Iteration:
     """Time of one decode iteration (all layers) for ``batch`` sequences at ``context``."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch > 0:
+        batch = size_argument("batch", batch)  # a typed error for "4", None, 1.5, inf
     limit = max_batch(deployment, context)
     if not 1 <= batch <= limit:
         raise EinsimError(f"batch {batch}: must be between 1 and the largest that fits, {limit}")

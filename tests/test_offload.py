@@ -13,7 +13,7 @@ import math
 import pytest
 
 from einsim.cli import main
-from einsim.errors import EinsimError
+from einsim.errors import EinsimError, SpecError
 from hw_models.gpu_sm import load_gpu
 from hw_models.offload import load_link, load_llm, llm_names, parse_group
 from mappings.decode import estimate
@@ -385,3 +385,46 @@ def test_a_deployment_with_memory_devices_defaults_to_the_published_link():
                             parse_group("h20:2", "memory"))
     assert deployment.link == load_link("roce-400g")
     assert iteration(deployment, 4, 4096).link_s > 0
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda d: iteration(d, "8", 4096), "batch '8'"),
+    (lambda d: iteration(d, 1.5, 4096), "batch 1.5"),
+    (lambda d: iteration(d, None, 4096), "batch None"),
+    (lambda d: iteration(d, 8, "4K"), "context '4K'"),
+    (lambda d: iteration(d, 8, float("inf")), "context inf"),
+    (lambda d: max_batch(d, 2 ** 63), "context 9223372036854775808"),
+])
+def test_api_misuse_is_a_typed_error_naming_the_argument(call, fragment):
+    deployment = Deployment(load_llm("llama3-8b"), parse_group("h100:1", "compute"))
+    with pytest.raises(EinsimError) as caught:
+        call(deployment)
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(memory_fraction=1.5), "memory_fraction 1.5"),
+    (dict(memory_fraction=float("nan")), "memory_fraction nan"),
+    (dict(schedule="magic"), "schedule 'magic'"),
+    (dict(model="llama3-8b"), "model 'llama3-8b'"),
+])
+def test_deployment_arguments_are_checked(kwargs, fragment):
+    arguments = dict(model=load_llm("llama3-8b"), compute=parse_group("h100:1", "compute"))
+    arguments.update(kwargs)
+    with pytest.raises(EinsimError, match=fragment.replace("(", r"\(")):
+        Deployment(**arguments)
+
+
+@pytest.mark.parametrize("text", ["h100:1.5", "h100:-1", "h100:x", "h100:99999999999"])
+def test_device_counts_are_whole_and_bounded(text):
+    with pytest.raises(SpecError, match="--compute"):
+        parse_group(text, "compute")
+
+
+def test_integral_float_batch_on_the_cli(capsys):
+    status, out, _ = run_cli(capsys, "--model", "llama3-8b", "--compute", "h100:1",
+                             "--memory", "h20:1", "--baseline", "h100:1", "--batch", "8e0",
+                             "--context", "4K", "--json")
+    assert status == 0 and json.loads(out)["batch"] == 8
+    status, _, err = run_cli(capsys, "--batch", "2.5", "--context", "4K")
+    assert status == 2 and "--batch '2.5'" in err
