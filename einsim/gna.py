@@ -315,20 +315,72 @@ def gna(shape, window, q_tile, kv_tile, stride=1, dilation=1, causal=False,
     return analyze(problem(shape, window, q_tile, kv_tile, stride, dilation, causal, kv_tiling))
 
 
+STRIDE_SEARCH_LIMIT = 2 ** 34
+"""Strides x Q tiles :func:`find_stride` may examine on one axis (about a minute)."""
+
+
 def find_stride(spec: GNAProblem) -> tuple[int, ...]:
-    """The smallest per-axis stride (≤ window) that makes the problem fully block-sparse."""
+    """The smallest per-axis stride (≤ window) that makes the problem fully block-sparse.
+
+    All strides are tried at once on every Q tile's first and last query, in chunks of
+    strides x Q tiles that bound memory.
+    """
     strides = []
     for axis in range(len(spec.shape)):
-        found = next((s for s in range(1, spec.window[axis] + 1)
-                      if axis_counts(spec.shape[axis], spec.window[axis], s, spec.dilation[axis],
-                                     spec.causal[axis], spec.q_tile[axis], spec.kv_tile[axis],
-                                     spec.kv_tiling == "dynamic").block_sparse), None)
+        length, window = spec.shape[axis], spec.window[axis]
+        dilation, q_tile = spec.dilation[axis], spec.q_tile[axis]
+        small, extra = divmod(length, dilation)
+        sizes = [n for n, groups in ((small + 1, extra), (small, dilation - extra)) if groups]
+        tiles = sum(-(-n // q_tile) for n in sizes)
+        if window * tiles > STRIDE_SEARCH_LIMIT:
+            raise GNAError(f"window {window} on axis {axis}: a stride search would examine "
+                           f"{window:,} strides x {tiles:,} Q tiles, more than "
+                           f"{STRIDE_SEARCH_LIMIT:,}; give the stride, or use a larger q_tile")
+        def passing(candidates: np.ndarray, sample: bool) -> np.ndarray:
+            ok = np.ones(candidates.size, dtype=bool)
+            for size in sizes:
+                ok &= _block_sparse(size, window, candidates, spec.causal[axis], q_tile,
+                                    spec.kv_tile[axis], spec.kv_tiling == "dynamic", sample)
+            return candidates[ok]
+
+        found, chunk = None, max(1, 2 ** 22 // tiles)
+        for first in range(1, window + 1, 2 ** 14):  # a sample of Q tiles rules most out
+            likely = passing(np.arange(first, min(first + 2 ** 14, window + 1)), True)
+            for start in range(0, likely.size, chunk):
+                survivors = passing(likely[start:start + chunk], False)
+                if survivors.size:
+                    found = int(survivors[0])
+                    break
+            if found is not None:
+                break
         if found is None:
-            raise GNAError(f"no stride up to the window {spec.window[axis]} makes axis {axis} "
-                           f"fully block-sparse with q_tile {spec.q_tile[axis]} and kv_tile "
+            raise GNAError(f"no stride up to the window {window} makes axis {axis} "
+                           f"fully block-sparse with q_tile {q_tile} and kv_tile "
                            f"{spec.kv_tile[axis]}")
         strides.append(found)
     return tuple(strides)
+
+
+def _block_sparse(size: int, window: int, strides: np.ndarray, causal: bool, q_tile: int,
+                  kv_tile: int, dynamic: bool, sample: bool = False) -> np.ndarray:
+    """Per stride: do all Q tiles of a dilation group of ``size`` share one aligned window?
+    With ``sample``, only the first, last and 16 evenly spaced Q tiles are looked at."""
+    firsts = np.arange(0, size, q_tile, dtype=np.int64)
+    if sample and firsts.size > 32:
+        spaced = np.linspace(0, firsts.size - 1, 16).astype(np.int64)
+        firsts = firsts[np.unique(np.concatenate([np.arange(8), spaced,
+                                                  np.arange(firsts.size - 8, firsts.size)]))]
+    firsts = firsts[None, :]
+    lasts = np.minimum(firsts + q_tile, size) - 1
+    column = strides[:, None]
+    start_first, end_first = window_bounds(firsts, size, window, column, causal)
+    start_last, end_last = window_bounds(lasts, size, window, column, causal)
+    shared = (start_first == start_last) & (end_first == end_last)
+    if dynamic:
+        aligned = (end_first - start_first) % kv_tile == 0
+    else:
+        aligned = (start_first % kv_tile == 0) & (end_first % kv_tile == 0)
+    return np.all(shared & aligned, axis=1)
 
 
 def end_to_end_speedup(attention_speedup: float, attention_share: float, steps: int = 1,

@@ -223,3 +223,32 @@ def test_api_misuse_is_a_typed_error_naming_the_argument(kwargs, fragment):
 
 def test_integral_floats_are_accepted():
     assert problem((64.0,), (8.0,), (16,), (16,)).shape == (64,)
+
+
+@settings(max_examples=150, deadline=None)
+@given(problems())
+def test_find_stride_is_the_smallest_block_sparse_stride(case):
+    shape, window, _, dilation, causal, q_tile, kv_tile, dynamic = case
+    tiling = "dynamic" if dynamic else "static"
+    spec = problem(shape, window, q_tile, kv_tile, 1, dilation, causal, tiling)
+    want = []
+    for axis in range(len(shape)):
+        found = next((s for s in range(1, window[axis] + 1)
+                      if axis_counts(shape[axis], window[axis], s, dilation[axis], causal[axis],
+                                     q_tile[axis], kv_tile[axis], dynamic).block_sparse), None)
+        want.append(found)
+    if None in want:
+        with pytest.raises(GNAError, match="no stride up to the window"):
+            find_stride(spec)
+    else:
+        assert find_stride(spec) == tuple(want)
+
+
+def test_stride_search_is_fast_and_bounded():
+    started = time.perf_counter()
+    assert find_stride(problem((1048576,), (2048,), (128,), (128,))) == (256,)
+    with pytest.raises(GNAError, match="no stride"):
+        find_stride(problem((1048576,), (2000,), (128,), (128,)))
+    assert time.perf_counter() - started < 1.0
+    with pytest.raises(GNAError, match="a stride search would examine"):
+        find_stride(problem((2 ** 24,), (2 ** 20,), (256,), (128,)))
