@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -43,6 +44,24 @@ def _values(text: Optional[str], name: str, kind=int) -> list:
                            " separated by spaces") from None
 
 
+def _count(value: int | str, name: str) -> int:
+    """A whole number option: ``1000000``, or ``1e6`` when it is whole; ``1.5`` is refused."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or not number.is_integer():
+        raise UsageFailure(f"{name} {value!r}: expected a whole number, e.g. 64 or 1e6")
+    return int(number)
+
+
 # Options shared with ``einsim report gna``.
 GNA_SHAPE = typer.Option(..., "--shape", help="Token layout: L1 [L2 L3].")
 GNA_WINDOW = typer.Option(..., "--window", help="Window per axis (or one for all).")
@@ -55,7 +74,7 @@ GNA_KV_TILING = typer.Option("static", "--kv-tiling", help="static or dynamic.")
 GNA_HW = typer.Option(None, "--hw", help="GPU preset for predicted runtimes.")
 GNA_HEADS = typer.Option(1, "--heads")
 GNA_HEAD_DIM = typer.Option(128, "--head-dim")
-GNA_BATCH = typer.Option(1, "--batch")
+GNA_BATCH = typer.Option("1", "--batch", help="Sequences, e.g. 8 or 1e6.")
 GNA_DTYPE = typer.Option("fp16", "--dtype", help="fp16, bf16 or fp8.")
 GNA_FIND_STRIDE = typer.Option(False, "--find-stride",
                                help="Smallest per-axis stride that makes the problem fully "
@@ -79,7 +98,7 @@ def gna(shape: str = GNA_SHAPE,
         kv_tiling: str = GNA_KV_TILING,
         hw: Optional[str] = GNA_HW,
         heads: int = GNA_HEADS, head_dim: int = GNA_HEAD_DIM,
-        batch: int = GNA_BATCH,
+        batch: str = GNA_BATCH,
         dtype: str = GNA_DTYPE,
         find_stride_: bool = GNA_FIND_STRIDE,
         find_tiles: bool = GNA_FIND_TILES,
@@ -88,6 +107,7 @@ def gna(shape: str = GNA_SHAPE,
         full_attention_steps: int = GNA_FULL_ATTENTION_STEPS,
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Speedup upper bounds of generalized neighborhood attention (and GPU runtimes)."""
+    batch = _count(batch, "--batch")
     gpu = load_gpu(hw) if hw else None
     dims = len(_values(shape, "--shape"))
     candidates = []
@@ -153,7 +173,7 @@ def gna(shape: str = GNA_SHAPE,
 # Options shared with ``einsim report decode``.
 DECODE_HW = typer.Option("h100", "--hw", help="GPU preset.")
 DECODE_SCHEDULE = typer.Option("flash-decoding", "--schedule", help="fa2, flash-decoding or lean.")
-DECODE_BATCH = typer.Option(1, "--batch")
+DECODE_BATCH = typer.Option("1", "--batch", help="Sequences, e.g. 8 or 1e6.")
 DECODE_HEADS = typer.Option(32, "--heads")
 DECODE_KV_HEADS = typer.Option(None, "--kv-heads")
 DECODE_HEAD_DIM = typer.Option(128, "--head-dim")
@@ -164,7 +184,7 @@ DECODE_DTYPE = typer.Option("fp16", "--dtype")
 @app.command()
 def decode(hw: str = DECODE_HW,
            schedule: str = DECODE_SCHEDULE,
-           batch: int = DECODE_BATCH, heads: int = DECODE_HEADS,
+           batch: str = DECODE_BATCH, heads: int = DECODE_HEADS,
            kv_heads: Optional[int] = DECODE_KV_HEADS,
            head_dim: int = DECODE_HEAD_DIM,
            context: str = DECODE_CONTEXT,
@@ -175,6 +195,7 @@ def decode(hw: str = DECODE_HW,
     from einsim.workload import parse_seq_len
     from mappings.decode import estimate
 
+    batch = _count(batch, "--batch")
     gpu = load_gpu(hw)
     result = estimate(gpu, schedule, batch=batch, heads=heads, kv_heads=kv_heads,
                       head_dim=head_dim, context=parse_seq_len(context), dtype=dtype)

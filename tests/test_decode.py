@@ -288,3 +288,16 @@ def test_api_misuse_names_the_argument(name, value, fragment):
 def test_integral_float_batch_is_accepted():
     h100 = load_gpu("h100")
     assert estimate(h100, "fa2", batch=1e3, heads=8, head_dim=128, context=4096).ctas == 8000
+
+
+def test_cli_batch_of_a_million_and_its_timeline_guard(capsys, tmp_path):
+    status = main(["decode", "--batch", "1e6", "--json"])
+    captured = capsys.readouterr()
+    assert status == 0 and json.loads(captured.out)["ctas"] == 32_000_000
+    plot = tmp_path / "timeline.html"
+    status = main(["decode", "--batch", "1000000", "--plot", str(plot)])
+    captured = capsys.readouterr()
+    assert status == 2 and "SM timeline of 32,000,000 CTAs" in captured.err
+    assert not plot.exists()
+    assert main(["decode", "--batch", "0.5"]) == 2
+    assert "--batch '0.5'" in capsys.readouterr().err

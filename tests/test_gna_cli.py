@@ -233,3 +233,13 @@ def test_predict_misuse_names_the_argument(name, value):
     arguments[name] = value
     with pytest.raises(GNAError, match=f"^{name} "):
         predict(load_gpu("h100"), problem((64,), (16,), (128,), (128,)), **arguments)
+
+
+@pytest.mark.parametrize("batch, ok", [("1e8", True), ("100000000", True), ("1.5", False),
+                                       ("nan", False), ("1e400", False), ("2" * 30, False)])
+def test_batch_accepts_whole_floats_only(capsys, batch, ok):
+    status, out, err = run_cli(capsys, "gna", *FLUX, "--hw", "h100", "--batch", batch, "--json")
+    if ok:
+        assert status == 0 and json.loads(out)["predicted"]["speedup"] > 1
+    else:
+        assert status == 2 and out == "" and err.count("\n") == 1 and "batch" in err
