@@ -18,46 +18,11 @@ from einsim import ir, library
 from einsim.footprint import iteration_points, op_counts, size_symbol, tensor_elements
 from einsim.mapping import Mapping, MappingError
 from einsim.passes import passes as count_passes
+from einsim.cost.report import EinsumCost, Report
 from einsim.sizes import input_axis_ranks
 from hw_models.spatial_array import SpatialArray
 
 _AXES = {"array2d": ("rows", "cols"), "array1d": ("pes",)}
-
-
-class EinsumCost(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    unit: str
-    ops: dict[str, float]
-    cycles: float
-    stage: int
-
-
-class Report(BaseModel):
-    """Everything an evaluation reports; ``to_json`` keeps the published key names."""
-
-    model_config = ConfigDict(frozen=True)
-
-    cascade: str
-    mapping: str
-    hardware: str
-    workload: str
-    seq_len: int
-    scope: str = "attention"
-    parameters: dict[str, int | float | str]
-    passes: int
-    buffer_bytes: float
-    buffer_capacity_bytes: float
-    traffic_bytes: float
-    compute_latency_s: float
-    memory_latency_s: float
-    latency_s: float
-    utilization: dict[str, float]
-    energy_j: float
-    energy_breakdown_j: dict[str, float]
-    area_mm2: float | None
-    einsums: list[EinsumCost]
 
 
 @lru_cache(maxsize=None)

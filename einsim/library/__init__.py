@@ -131,3 +131,32 @@ def get(name: str) -> Cascade:
     from einsim.parser import parse
 
     return parse(entry(name).text, name=name, source=f"{name}.einsum")
+
+
+def load(name_or_path: str) -> Cascade:
+    """A library cascade by name, or a cascade file (``.einsum`` text or YAML) by path."""
+    from pathlib import Path
+
+    from einsim.errors import SpecError
+
+    if name_or_path in ENTRIES:
+        return get(name_or_path)
+    path = Path(name_or_path)
+    if not path.exists():
+        raise SpecError(f"unknown cascade {name_or_path!r}: not a library name "
+                        f"({', '.join(ENTRIES)}) nor an existing file")
+    if not path.is_file():
+        raise SpecError(f"cascade {name_or_path}: not a regular file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"cascade {name_or_path}: not UTF-8 text") from None
+    except OSError as error:
+        raise SpecError(f"cascade {name_or_path}: {error.strerror or error}") from None
+    if path.suffix in (".yaml", ".yml"):
+        from einsim.yaml_form import load_yaml
+
+        return load_yaml(text, source=str(path))
+    from einsim.parser import parse
+
+    return parse(text, name=path.stem, source=str(path))

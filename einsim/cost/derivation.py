@@ -1,0 +1,482 @@
+"""Derive tiles, fills, accesses, capacity and compute from a loop tree (DESIGN.md §6).
+
+Everything is a sympy expression of rank sizes, mapping parameters and the hierarchy's
+sweepable fields.  The rules (``docs/concepts/loop-trees.md`` states them with examples):
+
+* **extent** of a variable at a node: its rank size, cut by each loop above (to the loop's
+  tile) and each spatial node above (to ceil(extent / axis size) per position);
+* **tile** of a tensor kept at a node: per axis ``sum |a_v| (extent_v - 1) + 1`` of its index
+  ``sum a_v v``; a recurrence's stepped axis counts 1 (carried state);
+* **fills** of a tensor read below a keep node: tile × the trips of every loop above the node
+  down to the innermost loop whose variable indexes the tensor (irrelevant loops inside it
+  keep the tile: stationarity); irrelevant spatial loops multicast and never multiply;
+* **operand reads** at the innermost keep on a leaf's path: one per point and access, divided
+  by the fan-out of spatial loops below the keep that do not index the tensor (multicast);
+  **updates** of an output likewise (spatial reduction), with read-modify-write of partial
+  sums except the first touch of each element per visit;
+* **drains** of an output kept at two levels: tile × visits go up; partial sums come back
+  when a reduction loop sits above the lower keep;
+* **capacity** per level: the sum of tiles live at once — ``sequence`` takes the largest
+  branch, ``pipeline`` adds branches;
+* **cycles** of a leaf: the temporal steps on its path × the busiest functional unit's actions
+  per point; ``sequence`` adds, ``pipeline`` overlaps (slowest branch, plus fill and drain of
+  one iteration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from einsim import ir
+from einsim.cost.cascade_view import CascadeView, TensorAccess
+from einsim.cost.expressions import symbol
+from einsim.cost.hierarchy import Hierarchy, Level
+from einsim.cost.legality import check_legality
+from einsim.cost.masks import mask_sources
+from einsim.cost.tree import Branch, Chain, Keep, LeafPath, Loop, MappingTree, Run, Spatial, leaves
+from einsim.footprint import op_counts
+from einsim.mapping import MappingError
+
+
+@dataclass(frozen=True)
+class LoopInfo:
+    variable: str
+    trips: sympy.Expr   # temporal iterations (1 for spatial)
+    fanout: sympy.Expr  # positions used (1 for temporal)
+    spatial: bool
+    path: str
+
+
+@dataclass
+class KeepInfo:
+    tensor: str          # the tensor whose data is kept (views resolved)
+    label: str           # the name written in the keep node
+    level: Level
+    path: str
+    loops: tuple[LoopInfo, ...]
+    extents: dict[str, sympy.Expr]
+    leaves: list[str] = field(default_factory=list)
+    parent: "KeepInfo | None" = None
+    producing: bool = False
+    tile: sympy.Expr = sympy.Integer(0)
+
+
+@dataclass
+class Counts:
+    """What the derivation hands to the engine: every quantity per (batch, head)."""
+
+    reads: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)   # (level, tensor)
+    writes: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)
+    occupancy: dict[str, sympy.Expr] = field(default_factory=dict)          # level -> words
+    tiles: dict[tuple[str, str, str], sympy.Expr] = field(default_factory=dict)  # path, level, T
+    cycles: dict[str, sympy.Expr] = field(default_factory=dict)             # Einsum -> cycles
+    busy: dict[str, sympy.Expr] = field(default_factory=dict)               # Einsum -> PE-cycles
+    actions: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)  # (unit, action)
+    ops: dict[str, dict[str, sympy.Expr]] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    stages: dict[str, int] = field(default_factory=dict)
+    owned: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)  # (node, level)
+    compute_cycles: sympy.Expr = sympy.Integer(0)
+    latency_s: sympy.Expr = sympy.Integer(0)
+    densities: tuple[str, ...] = ()
+
+    def add(self, table: dict, key, value) -> None:
+        table[key] = table.get(key, sympy.Integer(0)) + value
+
+
+def size(variable: str) -> sympy.Symbol:
+    return symbol(ir.rank_of(variable))
+
+
+def density_symbol(einsum: str) -> sympy.Symbol:
+    """The unmasked fraction of an Einsum's iteration space (counted, not symbolic)."""
+    return sympy.Symbol(f"density_{einsum}", positive=True)
+
+
+class Derivation:
+    """One (cascade, tree, hierarchy): walk every leaf, then count."""
+
+    def __init__(self, cascade: ir.Cascade, mapping: MappingTree, hierarchy: Hierarchy):
+        self.cascade, self.mapping, self.hardware = cascade, mapping, hierarchy
+        self.view = CascadeView(cascade)
+        self.masks = mask_sources(cascade)
+        self.leaves = leaves(mapping.root)
+        self.keeps: dict[tuple[str, str], KeepInfo] = {}  # (keep path, tensor)
+        self.leaf_items: dict[str, list] = {}             # Einsum -> [LoopInfo | KeepInfo]
+        self.counts = Counts()
+        self._check_bindings()
+        check_legality(cascade, [l for l in self.leaves if l.einsum in self.view.einsums])
+        self.units_below = self._units_below()
+        for leaf in self.leaves:
+            if leaf.einsum in self.view.einsums:
+                self._walk_leaf(leaf)
+        self._link_keeps()
+        self._count()
+
+    # ---------------------------------------------------------------------------- structure
+
+    def _check_bindings(self) -> None:
+        seen: dict[str, str] = {}
+        for leaf in self.leaves:
+            run = leaf.nodes[-1]
+            if leaf.einsum not in self.cascade.producers:
+                raise MappingError(f"{run.path}: unknown Einsum {leaf.einsum!r}; cascade "
+                                   f"{self.cascade.name or ''} has "
+                                   f"{', '.join(self.cascade.producers)}")
+            if leaf.einsum in seen:
+                raise MappingError(f"{run.path}: Einsum {leaf.einsum} is bound twice (also at "
+                                   f"{seen[leaf.einsum]})")
+            seen[leaf.einsum] = run.path
+            self.hardware.unit(leaf.unit, run.path)
+        missing = [name for name in self.view.einsums if name not in seen]
+        if missing:
+            raise MappingError(f"tree: Einsum(s) {', '.join(missing)} of the cascade are bound "
+                               "to no leaf; add a {run: NAME, on: UNIT} node for each")
+
+    def _units_below(self) -> dict[str, set[str]]:
+        """Node path -> units of the leaves below it."""
+        table: dict[str, set[str]] = {}
+        for leaf in self.leaves:
+            for node in leaf.nodes:
+                table.setdefault(node.path, set()).add(leaf.unit)
+        return table
+
+    def _walk_leaf(self, leaf: LeafPath) -> None:
+        einsum = self.view.einsums[leaf.einsum]
+        unit = self.hardware.units[leaf.unit]
+        extents: dict[str, sympy.Expr] = {}
+        items: list = []
+        loops: list[LoopInfo] = []
+
+        def extent(v: str) -> sympy.Expr:
+            return extents.get(v, size(v))
+
+        for node in leaf.nodes[:-1]:
+            if isinstance(node, Loop):
+                self._check_iterates(einsum, node.variable, node.path)
+                trips = sympy.ceiling(extent(node.variable) / node.tile)
+                info = LoopInfo(node.variable, trips, sympy.Integer(1), False, node.path)
+                extents[node.variable] = sympy.Min(node.tile, extent(node.variable))
+                loops.append(info)
+                items.append(info)
+            elif isinstance(node, Spatial):
+                for axis, variable in node.axes:
+                    if axis not in unit.axes:
+                        raise MappingError(
+                            f"{node.path}: spreads {variable} over axis {axis!r}, but Einsum "
+                            f"{einsum.name} runs on {unit.name}, whose axes are "
+                            f"{', '.join(unit.axes)}")
+                    self._check_iterates(einsum, variable, node.path)
+                    width = unit.axes[axis]
+                    before = extent(variable)
+                    info = LoopInfo(variable, sympy.Integer(1), sympy.Min(before, width), True,
+                                    node.path)
+                    extents[variable] = sympy.ceiling(before / width)
+                    loops.append(info)
+                    items.append(info)
+            elif isinstance(node, Keep):
+                for label in node.tensors:
+                    items.append(self._keep(node, label, loops, extents, leaf))
+        self.leaf_items[leaf.einsum] = items
+        self._leaf_compute(leaf, einsum, loops, extents)
+
+    def _check_iterates(self, einsum, variable: str, path: str) -> None:
+        if variable not in einsum.variables:
+            raise MappingError(f"{path}: loop over {variable!r} above Einsum {einsum.name}, which "
+                               f"iterates only {', '.join(einsum.variables)} (a loop over a rank "
+                               "an Einsum does not iterate would recompute it)")
+
+    def _keep(self, node: Keep, label: str, loops, extents, leaf: LeafPath) -> KeepInfo:
+        if not self.view.known_tensor(label):
+            raise MappingError(f"{node.path}: unknown tensor {label!r}; the cascade has "
+                               f"{', '.join(self.cascade.input_names + tuple(self.cascade.producers))}")
+        tensor = self.view.source(label)
+        key = (node.path, tensor)
+        info = self.keeps.get(key)
+        if info is None:
+            level = self.hardware.level(node.level, self.units_below[node.path], node.path)
+            info = KeepInfo(tensor, label, level, node.path, tuple(loops), dict(extents))
+            self.keeps[key] = info
+        info.leaves.append(leaf.einsum)
+        return info
+
+    def _link_keeps(self) -> None:
+        """Each keep's parent (the next keep of its tensor above it) and whether the
+        tensor's producer runs below it; the tile from the tensor's accesses below."""
+        for items in self.leaf_items.values():
+            last: dict[str, KeepInfo] = {}
+            for item in items:
+                if isinstance(item, KeepInfo):
+                    if item.tensor in last and item.parent is None:
+                        item.parent = last[item.tensor]
+                    last[item.tensor] = item
+        for info in self.keeps.values():
+            info.producing = info.tensor in info.leaves
+            if info.producing:
+                output = self.relevant(info.tensor,
+                                       self.view.einsums[info.tensor].write.variables)
+                shared = [l for l in info.loops if l.spatial and l.variable not in output]
+                if shared:
+                    raise MappingError(
+                        f"{info.path}: keeps {info.label} below spatial node {shared[0].path}, "
+                        f"whose {shared[0].variable} does not index {info.label}: partial results"
+                        f" across its positions would have no place to meet; keep "
+                        f"{info.label} above that spatial node (reduced in the network)")
+            accesses = self._accesses_below(info)
+            if not accesses:
+                raise MappingError(f"{info.path}: keeps {info.label}, but no Einsum below reads "
+                                   "or writes it")
+            info.tile = self._tile(accesses[0], info.extents)
+            if info.parent is None and not info.producing and not self.view.is_input(info.tensor):
+                producer = self.cascade.producers[info.tensor]
+                raise MappingError(
+                    f"{info.path}: intermediate {info.label} is kept here but produced by "
+                    f"{producer.name} outside this subtree, with no keep of it above both: give "
+                    f"it a home at a common ancestor of {producer.name} and its readers")
+
+    def _accesses_below(self, info: KeepInfo) -> list[TensorAccess]:
+        found = []
+        for name in info.leaves:
+            einsum = self.view.einsums[name]
+            if einsum.name == info.tensor:
+                found.append(einsum.write)
+            found += [a for a in einsum.reads if a.tensor == info.tensor]
+        return found
+
+    def _tile(self, access: TensorAccess, extents: dict[str, sympy.Expr]) -> sympy.Expr:
+        carried = self.view.carried_axis(access.tensor)
+        words = sympy.Integer(1)
+        for position, axis in enumerate(access.axes):
+            if position == carried or not axis.terms:
+                continue
+            words *= sum((sympy.Abs(c) * (extents.get(v, size(v)) - 1) for c, v in axis.terms),
+                         sympy.Integer(0)) + 1
+        return words
+
+    def density(self, einsum: str) -> sympy.Expr:
+        source = self.masks.get(einsum)
+        if source is None:
+            return sympy.Integer(1)
+        if source not in self.counts.densities:
+            self.counts.densities += (source,)
+        return density_symbol(source)
+
+    def relevant(self, tensor: str, variables: frozenset[str]) -> frozenset[str]:
+        carried = self.view.carried_variable(tensor)
+        return variables - {carried} if carried else variables
+
+    # ------------------------------------------------------------------------------ counting
+
+    def _leaf_compute(self, leaf: LeafPath, einsum, loops, extents) -> None:
+        counts = self.counts
+        unit = self.hardware.units[leaf.unit]
+        points = sympy.Mul(*(size(v) for v in einsum.variables))
+        steps = sympy.Mul(*(l.trips for l in loops)) \
+            * sympy.Mul(*(extents.get(v, size(v)) for v in einsum.variables))
+        density = self.density(einsum.name)
+        per_functional: dict[str, sympy.Expr] = {}
+        ops = op_counts(einsum.einsum)
+        counts.ops[einsum.name] = {op: c * density for op, c in ops.items()}
+        for op, count in ops.items():
+            try:
+                actions = unit.actions_for(op)
+            except MappingError as error:
+                raise MappingError(f"{leaf.nodes[-1].path}: Einsum {einsum.name}: {error}") \
+                    from None
+            for action, times in actions.items():
+                counts.add(counts.actions, (unit.name, action), count * times * density)
+                functional = unit.functional_unit.get(action, action)
+                per_functional[functional] = per_functional.get(functional, 0) \
+                    + sympy.simplify(count * times / points)
+        per_point = sympy.Max(*per_functional.values()) if per_functional else sympy.Integer(0)
+        counts.cycles[einsum.name] = steps * per_point * density
+        counts.busy[einsum.name] = points * per_point * density / unit.pes
+        counts.units[einsum.name] = unit.name
+
+    def _count(self) -> None:
+        counts = self.counts
+        for name, items in self.leaf_items.items():
+            einsum = self.view.einsums[name]
+            density = self.density(name)
+            points = sympy.Mul(*(size(v) for v in einsum.variables)) * density
+            owner = next(l for l in self.leaves if l.einsum == name).nodes[-1].path
+            for access in einsum.reads:
+                keep, below = self._innermost(items, access.tensor, name)
+                multicast = self._multicast(below, self.relevant(access.tensor, access.variables))
+                self._access("reads", keep.level.name, access.tensor, points / multicast, owner)
+            keep, below = self._innermost(items, name, name)
+            reduction = self._multicast(below, self.relevant(name, einsum.write.variables))
+            updates = points / reduction
+            self._access("writes", keep.level.name, name, updates, owner)
+            if einsum.reduced:
+                output = self.relevant(name, einsum.write.variables)
+                first = keep.tile * self._distinct(keep.loops, output)
+                self._access("reads", keep.level.name, name, sympy.Max(updates - first, 0), owner)
+        for info in self.keeps.values():
+            self._count_keep(info)
+        counts.occupancy = self._occupancy(self.mapping.root)
+        counts.compute_cycles = self._cycles(self.mapping.root, sympy.Integer(1), {})
+        counts.latency_s = self._latency(self.mapping.root, "tree", sympy.Integer(1), {})
+        for info in self.keeps.values():
+            counts.tiles[(info.path, info.level.name, info.label)] = info.tile
+
+    def _access(self, kind: str, level: str, tensor: str, amount, owner: str) -> None:
+        """Count ``amount`` words read or written at ``level``, moved by node ``owner``."""
+        self.counts.add(getattr(self.counts, kind), (level, tensor), amount)
+        self.counts.add(self.counts.owned, (owner, level), amount)
+
+    def _innermost(self, items, tensor: str, einsum: str):
+        """The innermost keep of ``tensor`` on a leaf's path and the loops below it."""
+        position = max((k for k, item in enumerate(items)
+                        if isinstance(item, KeepInfo) and item.tensor == tensor), default=None)
+        if position is None:
+            run = next(l for l in self.leaves if l.einsum == einsum).nodes[-1]
+            raise MappingError(f"{run.path}: Einsum {einsum} accesses {tensor}, which has no keep "
+                               "on its path; keep it at some level above this leaf")
+        below = [item for item in items[position + 1:] if isinstance(item, LoopInfo)]
+        return items[position], below
+
+    @staticmethod
+    def _multicast(loops, relevant: frozenset[str]) -> sympy.Expr:
+        return sympy.Mul(*(l.fanout for l in loops if l.spatial and l.variable not in relevant))
+
+    @staticmethod
+    def _changes(loops, relevant: frozenset[str]) -> sympy.Expr:
+        """How many times a tile indexed by ``relevant`` variables is (re)loaded under
+        ``loops`` (outer to inner) with one tile of memory per instance: a relevant loop
+        changes it at every trip (a relevant spatial loop: one tile per position); an irrelevant
+        temporal loop only when some relevant temporal loop inside it has more than one trip
+        (stationarity); an irrelevant spatial loop never (its positions share the tile:
+        multicast or spatial reduction)."""
+        factors = []
+        for position, loop in enumerate(loops):
+            if loop.variable in relevant:
+                factors.append(loop.trips * loop.fanout)
+            elif not loop.spatial:
+                inner = [l.trips for l in loops[position + 1:]
+                         if l.variable in relevant and not l.spatial]
+                if inner:
+                    factors.append(sympy.Piecewise(
+                        (loop.trips, sympy.Or(*(x > 1 for x in inner))), (1, True)))
+        return sympy.Mul(*factors)
+
+    @staticmethod
+    def _distinct(loops, relevant: frozenset[str]) -> sympy.Expr:
+        """Distinct tiles under ``loops``: the product over the relevant ones."""
+        return sympy.Mul(*(l.trips * l.fanout for l in loops if l.variable in relevant))
+
+    def _count_keep(self, info: KeepInfo) -> None:
+        counts = self.counts
+        if info.parent is None:
+            return  # the backing store: inputs start here, results end here
+        parent = info.parent
+        variables = frozenset().union(*(a.variables for a in self._accesses_below(info)))
+        relevant = self.relevant(info.tensor, variables)
+        if info.producing:
+            einsum = self.view.einsums[info.tensor]
+            output = self.relevant(info.tensor, einsum.write.variables)
+            drains = info.tile * self._changes(info.loops, output)
+            refills = drains - info.tile * self._distinct(info.loops, output)
+            self._access("reads", info.level.name, info.tensor, drains, info.path)
+            self._access("writes", parent.level.name, info.tensor, drains, info.path)
+            if einsum.reduced:
+                self._access("reads", parent.level.name, info.tensor, refills, info.path)
+                self._access("writes", info.level.name, info.tensor, refills, info.path)
+            return
+        # one tile per instance; positions of an irrelevant spatial loop share it (multicast),
+        # but each holds its own copy, and a parent below such a loop is replicated too
+        fills = info.tile * self._changes(info.loops, relevant)
+        parent_copies = self._multicast(info.loops[:len(parent.loops)], relevant)
+        self._access("reads", parent.level.name, info.tensor, fills * parent_copies,
+                     info.path)
+        self._access("writes", info.level.name, info.tensor,
+                     fills * self._multicast(info.loops, relevant), info.path)
+
+    def _occupancy(self, chain: Chain) -> dict[str, sympy.Expr]:
+        """Peak words live per level below a chain (sequence: max, pipeline: sum)."""
+        own: dict[str, sympy.Expr] = {}
+        for node in chain:
+            if isinstance(node, Keep):
+                for group in node.groups:
+                    infos = [self.keeps.get((node.path, self.view.source(label)))
+                             for label in group]
+                    infos = [info for info in infos if info is not None]
+                    if not infos:
+                        continue
+                    words = sympy.Max(*(info.tile * sympy.Mul(*(l.fanout for l in info.loops))
+                                        for info in infos))
+                    level = infos[0].level.name
+                    own[level] = own.get(level, 0) + words
+            elif isinstance(node, Branch):
+                parts = [self._occupancy(child) for child in node.children]
+                for level in {k for part in parts for k in part}:
+                    values = [part.get(level, sympy.Integer(0)) for part in parts]
+                    combined = sympy.Max(*values) if node.kind == "sequence" else sympy.Add(*values)
+                    own[level] = own.get(level, 0) + combined
+        return own
+
+    def _cycles(self, chain: Chain, iterations: sympy.Expr, extents: dict) -> sympy.Expr:
+        extents = dict(extents)
+        for node in chain:
+            if isinstance(node, Loop):
+                before = extents.get(node.variable, size(node.variable))
+                iterations = iterations * sympy.ceiling(before / node.tile)
+                extents[node.variable] = sympy.Min(node.tile, before)
+            elif isinstance(node, Run):
+                return sympy.Add(*(self.counts.cycles.get(e, 0) for e in node.einsums))
+            elif isinstance(node, Branch):
+                parts = [self._cycles(child, iterations, extents) for child in node.children]
+                if node.kind == "sequence":
+                    return sympy.Add(*parts)
+                self._check_disjoint_units(node)
+                slowest = sympy.Max(*parts)
+                return slowest + (sympy.Add(*parts) - slowest) / iterations
+        return sympy.Integer(0)
+
+    def _memory_seconds(self, prefix: str) -> sympy.Expr:
+        """Time the bandwidth-limited levels need for the traffic moved within a subtree."""
+        times = [sympy.Integer(0)]
+        for level in self.hardware.levels.values():
+            if level.bandwidth_bytes_per_s is None:
+                continue
+            words = sympy.Add(*(amount for (owner, name), amount in self.counts.owned.items()
+                                if name == level.name and (owner == prefix
+                                                           or owner.startswith(prefix + "["))))
+            times.append(words * self.hardware.word_bytes / level.bandwidth_bytes_per_s)
+        return sympy.Max(*times)
+
+    def _latency(self, chain: Chain, prefix: str, iterations: sympy.Expr, extents: dict
+                 ) -> sympy.Expr:
+        """Seconds per (batch, head): a subtree lasts as long as its compute or its own
+        memory traffic, whichever is longer (they overlap); ``sequence`` children add."""
+        extents = dict(extents)
+        memory = self._memory_seconds(prefix)
+        clock = self.hardware.clock_hz
+        for node in chain:
+            if isinstance(node, Loop):
+                before = extents.get(node.variable, size(node.variable))
+                iterations = iterations * sympy.ceiling(before / node.tile)
+                extents[node.variable] = sympy.Min(node.tile, before)
+            elif isinstance(node, Run):
+                compute = sympy.Add(*(self.counts.cycles.get(e, 0) for e in node.einsums)) / clock
+                return sympy.Max(compute, memory)
+            elif isinstance(node, Branch):
+                parts = [self._latency(child, f"{node.path}.{node.kind}[{k}]", iterations,
+                                       extents) for k, child in enumerate(node.children)]
+                if node.kind == "sequence":
+                    return sympy.Max(sympy.Add(*parts), memory)
+                slowest = sympy.Max(*parts)
+                return sympy.Max(slowest + (sympy.Add(*parts) - slowest) / iterations, memory)
+        return memory
+
+    def _check_disjoint_units(self, node: Branch) -> None:
+        seen: dict[str, int] = {}
+        for k, child in enumerate(node.children):
+            for unit in self.units_below.get(child[0].path, set()):
+                if unit in seen:
+                    raise MappingError(f"{node.path}: pipeline branches {seen[unit]} and {k} both "
+                                       f"run on {unit}; branches of a pipeline overlap only on "
+                                       "different units (use a sequence)")
+                seen[unit] = k

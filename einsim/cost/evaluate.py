@@ -1,0 +1,106 @@
+"""The front door of the loop-tree engine: mapping file + cascade + hardware + workload →
+the best Report over the tree's free parameters (and the Pareto set)."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from einsim import library
+from einsim.cost.engine import Problem, compiled
+from einsim.cost.hierarchy import spatial_array_hierarchy
+from einsim.cost.tree import MappingTree, load_mapping_tree
+from einsim.errors import SpecError
+from einsim.search.parameters import SearchResult, search
+
+# Hardware fields that stay symbols in the compiled expressions (swept without recompiling).
+SYMBOLIC_FIELDS = {"pe_dim": "pe_dim", "clock_hz": "clock_hz",
+                   "dram_bandwidth": "dram.bandwidth_bytes_per_s",
+                   "global_buffer_bytes": "global_buffer.bytes"}
+
+
+def split_tree_parameters(mapping: MappingTree, parameters: Mapping[str, float]):
+    """(mapping parameters, symbolic hardware overrides, baked hardware overrides)."""
+    fixed, symbolic, baked = {}, {}, {}
+    for key, value in parameters.items():
+        if key in mapping.parameters:
+            fixed[key] = _positive_integer(key, value)
+        elif key in SYMBOLIC_FIELDS:
+            symbolic[key] = value
+        elif "." in key:
+            baked[key] = value
+        else:
+            raise SpecError(f"unknown parameter {key!r}: not a parameter of mapping "
+                            f"{mapping.name} ({', '.join(mapping.parameters) or 'none'}) nor a "
+                            f"hardware field ({', '.join(SYMBOLIC_FIELDS)}, or a dotted path)")
+    return fixed, symbolic, baked
+
+
+def _positive_integer(name: str, value) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"parameter {name}: expected a positive whole number, got {value!r}") \
+            from None
+    if not number.is_integer() or number < 1:
+        raise SpecError(f"parameter {name}: expected a positive whole number, got {value!r}")
+    return int(number)
+
+
+def compile_for(mapping: MappingTree, cascade_name: str | None = None,
+                hardware: str | None = None, baked: Mapping[str, float] | None = None):
+    """(compiled mapping, hardware model) for a tree, a cascade override and a hardware."""
+    from hw_models.spatial_array import load_spatial_array
+
+    cascade = library.load(cascade_name or mapping.cascade)
+    name = hardware or mapping.hardware
+    machine = load_spatial_array(name, dict(baked or {}))
+    key = machine.model_copy(update={"pe_dim": 1, "clock_hz": 1.0}).model_dump_json()
+    hierarchy = spatial_array_hierarchy(machine)
+    return compiled(cascade, mapping, hierarchy, key), machine
+
+
+def problem_of(workload) -> Problem:
+    return Problem(workload.name, workload.sizes(), workload.batch * workload.heads,
+                   workload.seq_len)
+
+
+def evaluate_tree(mapping: str | MappingTree, hardware: str | None = None,
+                  workload: str = "bert", seq_len: int | str | None = 65536,
+                  parameters: Mapping[str, float] | None = None, objective: str = "latency",
+                  cascade: str | None = None) -> SearchResult:
+    """Search the tree's free parameters not fixed in ``parameters``; the best and the Pareto
+    set.  ``parameters`` also takes hardware overrides by name (``pe_dim``...)."""
+    from einsim.workload import load_workload
+
+    tree = load_mapping_tree(mapping) if isinstance(mapping, str) else mapping
+    fixed, symbolic, baked = split_tree_parameters(tree, dict(parameters or {}))
+    engine, machine = compile_for(tree, cascade, hardware, baked)
+    symbolic_values = _check_symbolic(machine, symbolic)
+    problem = problem_of(load_workload(workload, seq_len))
+    return search(engine, problem, objective, fixed, symbolic_values, problem.name)
+
+
+def _check_symbolic(machine, symbolic: Mapping[str, float]) -> dict[str, float]:
+    """Validate symbolic overrides through the hardware schema (finite, positive...)."""
+    if not symbolic:
+        return {}
+    from pydantic import ValidationError
+
+    from einsim.specfile import describe_validation_error
+
+    document = machine.model_dump()
+    for key, value in symbolic.items():
+        *parents, last = SYMBOLIC_FIELDS[key].split(".")
+        node = document
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    try:
+        checked = type(machine).model_validate(document)
+    except ValidationError as error:
+        raise SpecError(f"hardware {machine.name}: {describe_validation_error(error)}") from None
+    return {key: value for key, value in {
+        "pe_dim": checked.pe_dim, "clock_hz": checked.clock_hz,
+        "dram_bandwidth": checked.dram.bandwidth_bytes_per_s,
+        "global_buffer_bytes": checked.global_buffer.bytes}.items() if key in symbolic}
+
