@@ -151,5 +151,6 @@ def index_size(name: str, value) -> int:
                             "finite integer")
         number = int(number_float)
     if abs(number) > MAX_INDEX:
-        raise SizeError(f"size {name} = {number:.3g} is too large; expected at most 2**63 - 1")
+        raise SizeError(f"size {name} is too large (about 2**{abs(number).bit_length() - 1}); "
+                        "expected at most 2**63 - 1")
     return number

@@ -24,8 +24,8 @@ from einsim.semantics import check
 NAME = re.compile(r"[A-Z][A-Za-z0-9_]*")
 """A tensor, rank, size or parameter name (upper case first)."""
 
-MAX_DIGITS = 308
-"""Longest integer literal read as a value (10**308 is about the largest float)."""
+MAX_DIGITS = 309
+"""Longest integer literal read as a value (the largest float is about 1.8e308)."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _NESTING = {"binary", "negate", "call", "where_call", "or_cond", "and_cond", "not_cond"}

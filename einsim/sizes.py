@@ -99,7 +99,13 @@ def _given(sizes) -> dict[str, float]:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ArgumentError(f"sizes[{name!r}]: expected a number, got "
                                 f"{type(value).__name__} {value!r:.40}")
-        if math.isnan(value):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise SizeError(f"sizes[{name!r}] is too large (about 2**"
+                            f"{abs(int(value)).bit_length() - 1}); expected a number below "
+                            "1.8e308") from None
+        if math.isnan(number):
             raise SizeError(f"sizes[{name!r}] is nan; expected a number")
     return dict(sizes)
 
