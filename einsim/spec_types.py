@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Annotated
 
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
+
+from einsim.errors import SpecError
 
 LARGEST_COUNT = 2 ** 53
 """Counts stay exact as floats up to here."""
@@ -109,3 +112,14 @@ NonNegative = Annotated[float, BeforeValidator(_quantity_validator(0.0, False,
 
 Fraction = Annotated[float, BeforeValidator(_quantity_validator(0.0, True, 1.0))]
 """A finite number in (0, 1] (efficiencies)."""
+
+
+def spec_name(argument: str, value) -> str:
+    """A loader's preset-name-or-path argument as text; anything else is a :class:`SpecError`
+    naming the argument."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(f"{argument} {_shown(value)}: expected a preset name or the path of a "
+                        "YAML file")
+    return value

@@ -17,7 +17,7 @@ import pydantic
 from pydantic import ConfigDict
 
 from einsim.errors import SpecError
-from einsim.spec_types import Count, count
+from einsim.spec_types import Count, count, spec_name
 from einsim.specfile import describe_validation_error, preset_names, read_spec
 
 __all__ = ["GemmLayer", "Workload", "linear_layers", "load_workload", "parse_seq_len",
@@ -192,7 +192,7 @@ def load_workload(name_or_path: str, seq_len: int | str | None = None,
     naming the field for an unknown preset, a missing or invalid file, or a wrong, missing or
     extra field.
     """
-    data, source = read_spec(name_or_path, _preset_dir(), "workload")
+    data, source = read_spec(spec_name("workload", name_or_path), _preset_dir(), "workload")
     for field in ("seq_len", "kv_len"):  # "64K" is allowed for lengths inside the file too
         if isinstance(data.get(field), str):
             data[field] = parse_seq_len(data[field],

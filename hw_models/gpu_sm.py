@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from einsim.errors import EinsimError, SpecError
-from einsim.spec_types import Count, Fraction, NonNegative, Positive, count
+from einsim.spec_types import Count, Fraction, NonNegative, Positive, count, spec_name
 from einsim.specfile import describe_validation_error, load_yaml_text, preset_names, read_spec
 
 SOFTMAX_FP32_OPS = 3.5
@@ -110,6 +110,7 @@ def _presets_of_kind(kind: str) -> tuple[str, ...]:
 
 def load_gpu(name_or_path: str) -> GPU:
     """A GPU preset (``a100``, ``h100``, ``h200``, ``b200``, ``h20``) or a YAML file."""
+    name_or_path = spec_name("GPU", name_or_path)
     document, source = read_spec(name_or_path, resources.files("hw_models").joinpath("presets"),
                                  "GPU", gpu_presets())
     try:

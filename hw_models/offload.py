@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, fie
 from pydantic_core import PydanticCustomError
 
 from einsim.errors import SpecError
-from einsim.spec_types import NonNegative, Positive, count
+from einsim.spec_types import NonNegative, Positive, count, spec_name
 from einsim.specfile import describe_validation_error, load_yaml_text, preset_names, read_spec
 from hw_models.gpu_sm import GPU, gpu_presets, load_gpu, size_argument
 
@@ -131,6 +131,7 @@ def llm_names() -> list[str]:
 
 
 def load_llm(name_or_path: str) -> LLM:
+    name_or_path = spec_name("model", name_or_path)
     document, source = read_spec(name_or_path, resources.files("einsim").joinpath("llms"), "model")
     try:
         return LLM.model_validate(document)
@@ -142,7 +143,7 @@ def load_link(name: str = "roce-400g") -> Link:
     folder = resources.files("hw_models").joinpath("presets")
     links = [n for n in preset_names(folder)
              if load_yaml_text(folder.joinpath(f"{n}.yaml").read_text()).get("kind") == "link"]
-    document, source = read_spec(name, folder, "link", links)
+    document, source = read_spec(spec_name("link", name), folder, "link", links)
     try:
         return Link.model_validate(document)
     except ValidationError as error:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from einsim.errors import SpecError
-from einsim.spec_types import NonNegative, NonNegativeCount, Positive, count
+from einsim.spec_types import NonNegative, NonNegativeCount, Positive, count, spec_name
 from einsim.specfile import describe_validation_error, read_spec
 
 
@@ -158,9 +158,16 @@ def spatial_array_presets() -> list[str]:
 def load_spatial_array(name_or_path: str, overrides: Mapping[str, float] | None = None
                        ) -> SpatialArray:
     """A preset by name (``fusemax-cloud``) or a YAML path, with overrides applied by name."""
+    name_or_path = spec_name("hardware", name_or_path)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise SpecError(f"overrides {overrides!r}: expected a mapping of field name to value, "
+                        "e.g. {'pe_dim': 128}")
     document, source = read_spec(name_or_path, resources.files("hw_models").joinpath("presets"),
                                  "hardware", spatial_array_presets())
     for key, value in (overrides or {}).items():
+        if not isinstance(key, str):
+            raise SpecError(f"hardware {source}: override name {key!r}: expected text, e.g. "
+                            f"{', '.join(SHORT_NAMES)} or a dotted field path")
         _set(document, SHORT_NAMES.get(key, key), value, source)
     try:
         return SpatialArray.model_validate(document)

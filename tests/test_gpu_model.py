@@ -298,3 +298,45 @@ def test_a_billion_equal_ctas_cost_no_memory():
                            counts=np.array([10 ** 9, 10 ** 9]))
     assert waves == -(-2 * 10 ** 9 // 132)
     assert span == pytest.approx(5e9 / 132, rel=1e-6)
+
+
+@pytest.mark.parametrize("field, value, fragment", [
+    ("hbm_bandwidth_bytes_per_s", float("inf"), "hbm_bandwidth_bytes_per_s: expected a finite"),
+    ("hbm_bandwidth_bytes_per_s", "3.35e12", None),  # YAML 1.1 reads 3.35e12 as text
+    ("price_per_hour", -1.0, "price_per_hour"),
+    ("price_per_hour", 0, "price_per_hour"),
+    ("sms", 132.5, "sms: expected an integer"),
+    ("sms", 2 ** 63, "sms: expected an integer greater than 0 and at most 65,536"),
+    ("clock_hz", float("nan"), "clock_hz: expected a finite number"),
+    ("decode_ctas_per_sm", True, "decode_ctas_per_sm: expected an integer"),
+])
+def test_gpu_fields_are_finite_and_integral(tmp_path, field, value, fragment):
+    import yaml
+
+    from einsim.errors import SpecError
+
+    document = yaml.safe_load(open("hw_models/presets/h100.yaml").read())
+    document[field] = value
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(document))
+    if fragment is None:
+        assert load_gpu(str(path)).hbm_bandwidth_bytes_per_s == 3.35e12
+        return
+    with pytest.raises(SpecError) as caught:
+        load_gpu(str(path))
+    assert fragment in str(caught.value) and "mine.yaml" in str(caught.value)
+
+
+def test_tile_shapes_must_match_their_dimensions(tmp_path):
+    import yaml
+
+    from einsim.errors import SpecError
+
+    document = yaml.safe_load(open("hw_models/presets/h100.yaml").read())
+    document["tiles"]["na2d"] = [[[16, 8, 2], [16, 8]]]
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(SpecError, match="tiles.na2d"):
+        load_gpu(str(path))
+    with pytest.raises(SpecError, match="GPU None: expected a preset name"):
+        load_gpu(None)

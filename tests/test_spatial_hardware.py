@@ -209,3 +209,29 @@ def test_yaml_file_that_is_not_a_mapping(tmp_path):
     path.write_text("- 1\n- 2\n")
     with pytest.raises(SpecError):
         load_spatial_array(str(path))
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda: load_spatial_array(None), "hardware None: expected a preset name"),
+    (lambda: load_spatial_array(42), "hardware 42: expected a preset name"),
+    (lambda: load_spatial_array("fusemax-cloud", [("pe_dim", 2)]), "overrides [('pe_dim', 2)]"),
+    (lambda: load_spatial_array("fusemax-cloud", {7: 2}), "override name 7"),
+    (lambda: load_spatial_array("fusemax-cloud", {"pe_dim": "64"}), "pe_dim: expected an integer"),
+    (lambda: load_spatial_array("fusemax-cloud", {"pe_dim": 1.5}), "pe_dim: expected an integer"),
+    (lambda: load_spatial_array("fusemax-cloud", {"dram_bandwidth": float("inf")}),
+     "dram.bandwidth_bytes_per_s: expected a finite number"),
+    (lambda: load_spatial_array("fusemax-cloud", {"clock_hz": None}), "clock_hz: expected"),
+    (lambda: load_spatial_array("fusemax-cloud", {"global_buffer_bytes": 2 ** 63}),
+     "global_buffer.bytes: expected an integer"),
+])
+def test_api_misuse_is_a_spec_error_naming_the_argument(call, fragment):
+    from einsim.errors import SpecError
+
+    with pytest.raises(SpecError) as caught:
+        call()
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_whole_float_overrides_are_integers():
+    machine = load_spatial_array("fusemax-cloud", {"pe_dim": 128.0})
+    assert machine.pe_dim == 128 and isinstance(machine.pe_dim, int)
