@@ -287,8 +287,15 @@ class GNAResult(BaseModel):
     tokens: int
 
 
+def _problem(spec) -> GNAProblem:
+    if not isinstance(spec, GNAProblem):
+        raise GNAError(f"spec {spec!r:.60}: expected a GNAProblem (see einsim.gna.problem)")
+    return spec
+
+
 def analyze(spec: GNAProblem) -> GNAResult:
     """The bounds of DESIGN.md §8 by per-axis counting."""
+    spec = _problem(spec)
     axes = [axis_counts(spec.shape[a], spec.window[a], spec.stride[a], spec.dilation[a],
                         spec.causal[a], spec.q_tile[a], spec.kv_tile[a],
                         spec.kv_tiling == "dynamic") for a in range(len(spec.shape))]
@@ -325,6 +332,7 @@ def find_stride(spec: GNAProblem) -> tuple[int, ...]:
     All strides are tried at once on every Q tile's first and last query, in chunks of
     strides x Q tiles that bound memory.
     """
+    spec = _problem(spec)
     strides = []
     for axis in range(len(spec.shape)):
         length, window = spec.shape[axis], spec.window[axis]
@@ -387,6 +395,15 @@ def end_to_end_speedup(attention_speedup: float, attention_share: float, steps: 
                        full_attention_steps: int = 0) -> float:
     """Amdahl's law: attention is ``attention_share`` of the time; the first
     ``full_attention_steps`` of ``steps`` keep full attention, the rest run sparse."""
+    for name, value in (("attention_speedup", attention_speedup),
+                        ("attention_share", attention_share), ("steps", steps),
+                        ("full_attention_steps", full_attention_steps)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                             np.floating)) \
+                or not math.isfinite(value):
+            raise GNAError(f"{name} {value!r}: expected a finite number")
+    if attention_speedup <= 0:
+        raise GNAError(f"attention_speedup {attention_speedup}: expected a positive speedup")
     if not 0 <= attention_share <= 1:
         raise GNAError(f"attention_share {attention_share}: expected a fraction in [0, 1]")
     if steps < 1 or not 0 <= full_attention_steps <= steps:

@@ -104,6 +104,8 @@ def estimate(gpu: GPU, schedule: str, *, batch: int, heads: int, head_dim: int, 
 
     Time and memory are O(distinct CTA shapes): equal CTAs are counted, never listed.
     """
+    if not isinstance(gpu, GPU):
+        raise EinsimError(f"gpu {gpu!r:.60}: expected a GPU (see hw_models.gpu_sm.load_gpu)")
     if not isinstance(dtype, str) or dtype not in BYTES:
         raise EinsimError(f"dtype {dtype!r}: expected one of {', '.join(BYTES)}")
     if not isinstance(schedule, str) or schedule not in SCHEDULES:

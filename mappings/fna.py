@@ -19,8 +19,17 @@ from mappings.flash_attention import BYTES, fmha
 
 
 def supported_tiles(gpu: GPU, dims: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """The GPU's neighborhood-attention ``(q_tile, kv_tile)`` shapes for ``dims`` axes."""
+    _gpu(gpu)
+    if dims not in (1, 2, 3):
+        raise GNAError(f"dims {dims!r}: expected 1, 2 or 3")
     shapes = {1: gpu.tiles.na1d, 2: gpu.tiles.na2d, 3: gpu.tiles.na3d}[dims]
     return [(tuple(q), tuple(kv)) for q, kv in shapes]
+
+
+def _gpu(gpu) -> None:
+    if not isinstance(gpu, GPU):
+        raise GNAError(f"gpu {gpu!r:.60}: expected a GPU (see hw_models.gpu_sm.load_gpu)")
 
 
 def check_tiles(gpu: GPU, spec: GNAProblem) -> None:
@@ -38,6 +47,9 @@ def predict(gpu: GPU, spec: GNAProblem, *, heads: int, head_dim: int, batch: int
     CTAs are grouped by shape (visited and unmasked KV tiles) with counts, so time and memory
     are O(distinct CTA shapes), whatever ``batch x heads``.
     """
+    _gpu(gpu)
+    if not isinstance(spec, GNAProblem):
+        raise GNAError(f"spec {spec!r:.60}: expected a GNAProblem (see einsim.gna.problem)")
     if not isinstance(dtype, str) or dtype not in BYTES:
         raise GNAError(f"dtype {dtype!r}: expected one of {', '.join(BYTES)}")
     heads, head_dim, batch = (size_argument(name, value, error=GNAError) for name, value in (

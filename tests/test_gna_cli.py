@@ -243,3 +243,20 @@ def test_batch_accepts_whole_floats_only(capsys, batch, ok):
         assert status == 0 and json.loads(out)["predicted"]["speedup"] > 1
     else:
         assert status == 2 and out == "" and err.count("\n") == 1 and "batch" in err
+
+
+def test_model_api_misuse_names_the_argument():
+    from einsim.gna import GNAError, analyze, end_to_end_speedup, find_stride
+
+    gpu = load_gpu("h100")
+    spec = problem((64,), (16,), (128,), (128,))
+    cases = [(lambda: analyze("x"), "spec 'x'"), (lambda: find_stride(None), "spec None"),
+             (lambda: end_to_end_speedup("2", 0.5), "attention_speedup '2'"),
+             (lambda: end_to_end_speedup(2.0, float("nan")), "attention_share nan"),
+             (lambda: predict("h100", spec, heads=1, head_dim=64), "gpu 'h100'"),
+             (lambda: predict(gpu, {"shape": [64]}, heads=1, head_dim=64), "spec {'shape'"),
+             (lambda: supported_tiles(gpu, 4), "dims 4")]
+    for call, fragment in cases:
+        with pytest.raises(GNAError) as caught:
+            call()
+        assert str(caught.value).startswith(fragment), str(caught.value)
