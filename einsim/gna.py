@@ -5,8 +5,11 @@ the edges, strided queries sharing their leader's window, causal windows ending 
 Tokens are permuted so every multi-dimensional Q tile and KV tile is contiguous (each axis
 padded to a multiple of tile x dilation).  Because the mask is a product of per-axis masks,
 every count factorizes over axes: the worst Q tile's KV tiles are the product of per-axis
-worsts, sums over all Q tiles are products of per-axis sums, and so on.  The analysis is
-therefore O(sum of axis lengths): a million-token 3-D problem takes milliseconds.
+worsts, sums over all Q tiles are products of per-axis sums, and so on.  Along an axis,
+windows are monotone in the query, so only each Q tile's first and last query are looked at,
+attended pairs have closed forms, and the (at most two) sizes of dilation groups are counted
+once each: the analysis is O(Q tiles per axis), about 0.1 ms for a million tokens in 1-D as
+in 3-D.
 """
 
 from __future__ import annotations
