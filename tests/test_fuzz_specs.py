@@ -330,3 +330,28 @@ def test_a_broken_cascade_yaml_field_is_named(edit, words):
     assert "\n" not in message
     for word in words:
         assert word in message, f"{word!r} not in {message!r}"
+
+
+BOMB = "a0: &a0 [lol]\n" + "".join(
+    f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 9) + "]\n" for n in range(1, 9))
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS))
+@pytest.mark.parametrize("content, words", [
+    (BOMB, ["aliases expand", "nodes"]),
+    ("a: &a [1, *a]\n", ["alias refers to a node that contains it"]),
+    ("name: x\nname: y\n", ["duplicate key 'name'", "line 2"]),
+])
+def test_alias_bombs_and_duplicate_keys_are_one_line_errors_in_every_loader(
+        folder, name, content, words):
+    import time
+
+    load, _, _ = LOADERS[name]
+    started = time.perf_counter()
+    with pytest.raises(EinsimError) as caught:
+        load(_fresh(folder, content))
+    assert time.perf_counter() - started < 1.0
+    message = str(caught.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, f"{word!r} not in {message!r}"
