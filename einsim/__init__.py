@@ -8,35 +8,90 @@ The core API::
     einsim.validate(cascade)                    # against plain NumPy attention
     einsim.evaluate("fusemax", workload="bert", seq_len="64K")   # cost report on an array
     einsim.gna((256, 256), (80, 80), (16, 8), (16, 8))           # sparse-attention bounds
+
+Every name is loaded on first use (module ``__getattr__``), so ``import einsim`` and the
+command line's start-up do not pay for sympy, networkx, lark or pydantic until they are needed.
 """
 
-from einsim import library
-from einsim.errors import CascadeError, CascadeSyntaxError, EinsimError
-from einsim.execute import execute
-from einsim.footprint import buffer_growth, footprint, op_counts
-from einsim.gna import gna
-from einsim.graph import dependency_graph
-from einsim.ir import Cascade
-from einsim.parser import parse
-from einsim.passes import passes
-from einsim.validate import ValidationResult, validate
-from einsim.yaml_form import load_yaml, to_yaml
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "library": ("einsim.library", None),
+    "CascadeError": ("einsim.errors", "CascadeError"),
+    "CascadeSyntaxError": ("einsim.errors", "CascadeSyntaxError"),
+    "EinsimError": ("einsim.errors", "EinsimError"),
+    "execute": ("einsim.execute", "execute"),
+    "buffer_growth": ("einsim.footprint", "buffer_growth"),
+    "footprint": ("einsim.footprint", "footprint"),
+    "op_counts": ("einsim.footprint", "op_counts"),
+    "gna": ("einsim.gna", "gna"),
+    "dependency_graph": ("einsim.graph", "dependency_graph"),
+    "Cascade": ("einsim.ir", "Cascade"),
+    "parse": ("einsim.parser", "parse"),
+    "passes": ("einsim.passes", "passes"),
+    "ValidationResult": ("einsim.validate", "ValidationResult"),
+    "validate": ("einsim.validate", "validate"),
+    "load_yaml": ("einsim.yaml_form", "load_yaml"),
+    "to_yaml": ("einsim.yaml_form", "to_yaml"),
+    "evaluate": ("einsim.evaluator", "evaluate"),
+    "sweep": ("einsim.sweeps", "sweep"),
+}
+
 __all__ = ["parse", "load_yaml", "to_yaml", "execute", "validate", "passes", "footprint",
            "evaluate", "sweep", "gna",
            "buffer_growth", "op_counts", "dependency_graph", "library", "Cascade",
            "ValidationResult", "EinsimError", "CascadeError", "CascadeSyntaxError",
            "__version__"]
 
+if TYPE_CHECKING:  # pragma: no cover  (static checkers see the real names)
+    from einsim import library
+    from einsim.errors import CascadeError, CascadeSyntaxError, EinsimError
+    from einsim.evaluator import evaluate
+    from einsim.execute import execute
+    from einsim.footprint import buffer_growth, footprint, op_counts
+    from einsim.gna import gna
+    from einsim.graph import dependency_graph
+    from einsim.ir import Cascade
+    from einsim.parser import parse
+    from einsim.passes import passes
+    from einsim.sweeps import sweep
+    from einsim.validate import ValidationResult, validate
+    from einsim.yaml_form import load_yaml, to_yaml
 
-def __getattr__(name: str):
-    """``einsim.evaluate`` and ``einsim.sweep`` load the cost model on first use, so that the
-    hardware models (which import ``einsim.errors``) can be imported first."""
-    if name == "evaluate":
-        from einsim.evaluator import evaluate
-        return evaluate
-    if name == "sweep":
-        from einsim.sweeps import sweep
-        return sweep
-    raise AttributeError(f"module 'einsim' has no attribute {name!r}")
+
+_SAME_NAME = {"execute", "footprint", "gna", "passes", "validate"}
+"""Public functions named like the module that defines them: ``einsim.passes`` is the function."""
+
+
+class _Package(types.ModuleType):
+    """The ``einsim`` module: importing ``einsim.passes`` must not replace the function."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SAME_NAME and isinstance(value, types.ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module behind a public name on first use and cache the name here."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'einsim' has no attribute {name!r}")
+    module_name, attribute = _EXPORTS[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

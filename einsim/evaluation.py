@@ -283,6 +283,14 @@ def _product_factors(node) -> list | None:
 
 # ------------------------------------------------------------------------------------ the Einsum
 
+def is_contraction(einsum: ir.Einsum) -> bool:
+    """A sum of products of accesses (evaluated by ``np.einsum`` without the product)."""
+    if einsum.reduce_op != "sum" or not einsum.reduced:
+        return False
+    factors = _product_factors(einsum.expression)
+    return factors is not None and any(isinstance(f, ir.Access) for f in factors)
+
+
 def evaluate_einsum(einsum: ir.Einsum, env: Environment, bindings: Mapping[str, int]):
     """Values of ``einsum`` over its unbound output variables: (values, presence or None).
 

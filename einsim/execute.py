@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
@@ -16,13 +19,94 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from einsim import ir
-from einsim.errors import InputError, PrecisionOverflowWarning
+from einsim.errors import EinsimError, InputError, PrecisionOverflowWarning
 from einsim.functions import REDUCE_OPERATORS
 from einsim.evaluation import (Environment, Stored, evaluate_einsum, evaluate_expression,
-                               variable_grids, write)
+                               is_contraction, variable_grids, write)
 from einsim.precision import NumberFormat, number_format, round_in_place
 from einsim.schedule import Loop, Step, Whole, tiled_schedule, untiled_schedule
 from einsim.sizes import resolve_sizes, tensor_extents
+
+
+MEMORY_FRACTION = 0.8
+"""Share of the available memory an execution may plan to use before it is refused."""
+
+
+class ResourceLimitError(InputError):
+    """An execution would need more memory than is available (estimated before allocating)."""
+
+    def __init__(self, cascade: str, needed: int, limit: int, largest: str, largest_bytes: int,
+                 sizes: Mapping[str, float]):
+        self.cascade, self.needed, self.limit = cascade, needed, limit
+        self.largest, self.largest_bytes, self.sizes = largest, largest_bytes, dict(sizes)
+        super().__init__(f"{self.needed_text()}; tile it (tile='m1') or use smaller sizes")
+
+    def needed_text(self) -> str:
+        """What would be needed and what is available, in one clause."""
+        shown = ", ".join(f"{k}={int(v)}" for k, v in self.sizes.items() if k in ("M", "P", "N"))
+        at = f" at {shown}" if shown else ""
+        return (f"executing {self.cascade}{at} would need about {format_bytes(self.needed)} of "
+                f"memory ({self.largest} alone {format_bytes(self.largest_bytes)}), more than "
+                f"the {format_bytes(self.limit)} available")
+
+
+def format_bytes(count: float) -> str:
+    """``8.0 TiB``, ``512.0 MiB``, ``12 B``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if count < 1024 or unit == "PiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} EiB"  # pragma: no cover
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``), or None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def estimate_bytes(cascade: ir.Cascade, extents: Mapping[str, tuple[int, ...]],
+                   sizes: Mapping[str, float], schedule: list, windows: Mapping[str, tuple],
+                   itemsize: int) -> tuple[int, str, int]:
+    """(bytes, largest tensor, its bytes) an execution allocates: stored tensors plus the
+    largest temporary of one Einsum evaluation (its iteration space, or its output for a sum
+    of products, which goes to BLAS without the product)."""
+    loop_variable = {m: step.variable for step in schedule if isinstance(step, Loop)
+                     for m in step.members}
+    stored: dict[str, int] = {}
+    for name in (*cascade.input_names, *(e.name for e in cascade.einsums)):
+        if name not in extents:
+            continue
+        shape = list(extents[name])
+        if name in windows:
+            axis, length = windows[name]
+            shape[axis] = length
+        stored[name] = math.prod(int(n) for n in shape) * itemsize
+    temporary, temporary_name = 0, ""
+    for einsum in cascade.einsums:
+        bound = loop_variable.get(einsum.name)
+        if is_contraction(einsum):
+            free = [v for v in einsum.output.variables if v != bound]
+        else:
+            free = [v for v in einsum.variables if v != bound]
+        space = math.prod(int(sizes[ir.rank_of(v)]) for v in free) * itemsize * 2
+        if space > temporary:
+            temporary, temporary_name = space, einsum.name
+    largest = max(stored, key=stored.get, default="")
+    total = sum(stored.values()) + temporary
+    if temporary > stored.get(largest, 0):
+        largest = f"a temporary of {temporary_name}"
+        return total, largest, temporary
+    return total, largest, stored.get(largest, 0)
 
 
 @dataclass
@@ -37,14 +121,22 @@ class Execution:
 
 def run(cascade: ir.Cascade, inputs: Mapping[str, np.ndarray],
         sizes: Mapping[str, float] | None = None, dtype="float64", tile: str | None = None,
-        keep: Iterable[str] = ()) -> Execution:
+        keep: Iterable[str] = (), memory_limit: int | None = None) -> Execution:
     """Execute ``cascade`` and return an :class:`Execution` (see :func:`execute`)."""
-    number = number_format(dtype)
+    _check_cascade(cascade)
+    number = _number(dtype)
     arrays = _check_inputs(cascade, inputs)
+    sizes = check_sizes(cascade, sizes)
+    if tile is not None and not isinstance(tile, str):
+        raise InputError(f"tile must be a rank variable name such as 'm1', got "
+                         f"{type(tile).__name__} {tile!r}")
+    keep = _names(keep, "keep")
     resolved = resolve_sizes(cascade, {k: v.shape for k, v in arrays.items()}, sizes)
     extents = tensor_extents(cascade, resolved, {k: v.shape for k, v in arrays.items()})
     schedule = tiled_schedule(cascade, tile) if tile else untiled_schedule(cascade)
     windows = _windows(cascade, schedule, set(keep)) if tile else {}
+    guard_memory(cascade, extents, resolved, schedule, windows, np.dtype(number.compute).itemsize,
+                 memory_limit)
     env = Environment(cascade, resolved, {}, number.compute)
     overflow: dict[str, int] = {}
     for name, array in arrays.items():
@@ -93,7 +185,7 @@ def run(cascade: ir.Cascade, inputs: Mapping[str, np.ndarray],
 
 def execute(cascade: ir.Cascade, inputs: Mapping[str, np.ndarray],
             sizes: Mapping[str, float] | None = None, dtype="float64", tile: str | None = None,
-            keep: Iterable[str] = ()) -> dict[str, np.ndarray]:
+            keep: Iterable[str] = (), memory_limit: int | None = None) -> dict[str, np.ndarray]:
     """Run a cascade on NumPy arrays and return every tensor it computes.
 
     Parameters
@@ -112,13 +204,16 @@ def execute(cascade: ir.Cascade, inputs: Mapping[str, np.ndarray],
         A rank variable (e.g. ``"m1"``) to execute tile by tile: one loop over it per pass.
         Tensors that only live inside a tile are then not returned (that is the point: the
         1-pass cascades never hold the M x P matrix) unless named in ``keep``.
+    memory_limit : int, optional
+        Bytes the execution may allocate; by default 80% of the available memory.  A larger
+        estimate (made before allocating) raises :class:`ResourceLimitError`.
 
     Returns
     -------
     dict of str to ndarray
         Computed tensors by name; empty points hold 0.
     """
-    result = run(cascade, inputs, sizes, dtype, tile, keep)
+    result = run(cascade, inputs, sizes, dtype, tile, keep, memory_limit)
     if result.overflow:
         details = ", ".join(f"{k} ({v} values)" for k, v in result.overflow.items())
         warnings.warn(f"{number_format(dtype).name} overflow in {details}",
@@ -126,15 +221,108 @@ def execute(cascade: ir.Cascade, inputs: Mapping[str, np.ndarray],
     return result.tensors
 
 
+def guard_memory(cascade: ir.Cascade, extents, sizes, schedule, windows, itemsize: int,
+                 memory_limit: int | None = None) -> None:
+    """Refuse, before allocating, an execution that would need more than the memory limit
+    (default :data:`MEMORY_FRACTION` of the available memory)."""
+    if memory_limit is None:
+        available = available_memory()
+        if available is None:
+            return
+        memory_limit = int(available * MEMORY_FRACTION)
+    needed, largest, largest_bytes = estimate_bytes(cascade, extents, sizes, schedule, windows,
+                                                    itemsize)
+    if needed > memory_limit:
+        raise ResourceLimitError(cascade.name or "the cascade", needed, memory_limit, largest,
+                                 largest_bytes, sizes)
+
+
+def _check_cascade(cascade) -> None:
+    if not isinstance(cascade, ir.Cascade):
+        raise InputError(f"cascade must be a Cascade (from einsim.parse or einsim.library.get), "
+                         f"got {type(cascade).__name__}")
+
+
+def _number(dtype) -> NumberFormat:
+    try:
+        return number_format(dtype)
+    except EinsimError:
+        raise
+    except (TypeError, ValueError, AttributeError):
+        raise InputError(f"dtype {dtype!r}: expected float64, float32, float16 or bfloat16") \
+            from None
+
+
+def _names(names, argument: str) -> tuple[str, ...]:
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise InputError(f"{argument} must be a list of tensor names, got {names!r}")
+    return tuple(names)
+
+
+def check_sizes(cascade: ir.Cascade, sizes) -> dict[str, float] | None:
+    """``sizes`` as a dict of finite numbers, integral where they size a rank or an index.
+
+    Raises :class:`InputError` naming the size for strings, booleans, inf/nan and fractions.
+    """
+    if sizes is None:
+        return None
+    if not isinstance(sizes, Mapping):
+        raise InputError(f"sizes must be a dict of size name → number, e.g. {{'M0': 64}}, got "
+                         f"{type(sizes).__name__}")
+    integral = _integral_sizes(cascade)
+    checked: dict[str, float] = {}
+    for name, value in sizes.items():
+        if not isinstance(name, str):
+            raise InputError(f"size name {name!r}: expected a string such as 'M0'")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InputError(f"size {name} = {value!r}: expected a number, got "
+                             f"{type(value).__name__}")
+        if not math.isfinite(value):
+            raise InputError(f"size {name} = {value}: expected a finite number")
+        if name in integral and value != int(value):
+            raise InputError(f"size {name} = {value}: expected an integer (it sizes a rank or "
+                             "an index)")
+        checked[name] = int(value) if name in integral else value
+    return checked
+
+
+def _integral_sizes(cascade: ir.Cascade) -> set[str]:
+    names = {ir.rank_of(v) for v in cascade.rank_variables} | {r.name for r in cascade.ranks}
+    for partition in cascade.partitions:
+        names |= set(partition.parts) | {s for s in partition.sizes if isinstance(s, str)}
+    for einsum in cascade.einsums:
+        for access in (einsum.output, *einsum.inputs):
+            for index in access.indices:
+                names |= set(index.size_symbols)
+        if einsum.condition is not None:
+            for part in ir.condition_parts(einsum.condition):
+                indices = (part.left, part.right) if isinstance(part, ir.IndexComparison) \
+                    else part.args
+                for index in indices:
+                    names |= set(index.size_symbols)
+    return names
+
+
 def _check_inputs(cascade: ir.Cascade, inputs: Mapping[str, np.ndarray]) -> dict:
+    if not isinstance(inputs, Mapping):
+        raise InputError(f"inputs must be a dict of tensor name → array, e.g. {{'Q': q, ...}}, "
+                         f"got {type(inputs).__name__}; the cascade reads "
+                         f"{', '.join(cascade.input_names)}")
     arrays = {}
     for name in cascade.input_names:
         if name not in inputs:
             raise InputError(f"input {name} is missing; the cascade reads "
                              f"{', '.join(cascade.input_names)}")
-        arrays[name] = np.asarray(inputs[name])
-        if not np.issubdtype(arrays[name].dtype, np.number):
-            raise InputError(f"input {name} must be numeric, got dtype {arrays[name].dtype}")
+        try:
+            arrays[name] = np.asarray(inputs[name])
+        except (ValueError, TypeError) as error:
+            raise InputError(f"input {name}: not an array ({error})") from None
+        kind = arrays[name].dtype
+        if np.issubdtype(kind, np.complexfloating):
+            raise InputError(f"input {name} is complex ({kind}); the executor computes on real "
+                             "numbers and would drop the imaginary part")
+        if not np.issubdtype(kind, np.number):
+            raise InputError(f"input {name} must be numeric, got dtype {kind}")
     return arrays
 
 

@@ -288,7 +288,7 @@ def test_file_errors_name_the_file(capsys, files):
     (["evaluate", "--hw", "{bad_yaml}"], "not valid YAML"),
     (["evaluate", "--hw", "{garbage_yaml}"], "cannot read file"),
     (["validate", "fusemax", "--size", "M0=0"], "tile size M0 = 0"),
-    (["evaluate", "--mapping", "fusemax", "--param", "P1=0"], "P1 0"),
+    (["evaluate", "--mapping", "fusemax", "--param", "P1=0"], "P1"),
     (["evaluate", "--plot", "{missing_dir}/x.html"], "does not exist"),
     (["sweep", "--out", "{missing_dir}/x.csv"], "does not exist"),
     (["decode", "--dtype", "int3"], "dtype 'int3'"),
