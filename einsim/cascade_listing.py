@@ -1,66 +1,192 @@
-"""The ``einsim cascades`` listing without parsing: passes over the sequence rank, precomputed.
+"""The ``einsim cascades`` listing without importing the library: precomputed, checked current.
 
-Counting passes needs the parser and the dependency graph (lark, networkx); the listing only
-needs the counts.  :data:`KNOWN_PASSES` holds them with a digest of each cascade's text, and
-:func:`passes_over_sequence` uses a count only while the text is unchanged, computing it
-otherwise, so an edited or added library cascade is never listed with a stale count.
-Regenerate with ``python -m einsim.cascade_listing`` (tests check the table against the
-computed counts).
+Listing the library needs each cascade's passes over its sequence rank, which needs the parser
+and the dependency graph (lark, networkx), and the library module itself imports NumPy for its
+references.  :data:`LISTING` holds the rows with a digest of everything they are derived from
+(``einsim/library/__init__.py`` and every ``*.einsum`` text); :func:`listing` returns them
+while the digest matches and computes them otherwise, so an edited library is never listed
+stale.  Regenerate with ``python -m einsim.cascade_listing --write`` (a test checks it is
+current).
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
+from pathlib import Path
 
-KNOWN_PASSES: dict[str, tuple[str, int]] = {
-    "attention-3pass": ("9785393ca3f5ca4b", 3),
-    "attention-2pass": ("539c025e713cc1f4", 2),
-    "attention-2pass-tiled": ("cc728e56e908a7ac", 2),
-    "attention-1pass": ("ffe50565d6d74e81", 1),
-    "fusemax": ("d4d945c19ba25b70", 1),
-    "causal-attention-3pass": ("29fe18510cafab64", 3),
-    "causal-attention-2pass": ("3e63ae3ab11f04da", 2),
-    "causal-attention-1pass": ("99e8febbb9164549", 1),
-    "causal-fusemax": ("e249d9383b379746", 1),
-    "attention-naive": ("0c40ae7ea16cefb7", 1),
-    "gna": ("0525c72f558e6276", 1),
-    "gna-2d": ("e1a40408810c295e", 1),
-    "gna-3d": ("2b7be0dab1e57be0", 1),
-    "decode-split": ("9dec6d9288539cea", 1),
-    "linear-attention": ("07b334e1e5ec33ac", 1),
-    "attention-scan": ("f24d5c94c9029fcc", 1),
-}
-"""Library name → (digest of its sequence rank and text, passes over the sequence rank)."""
+_LIBRARY = Path(__file__).resolve().parent / "library"
+
+# BEGIN GENERATED (python -m einsim.cascade_listing --write)
+LISTING: dict = {'digest': 'ec83c500f39111106ca1',
+ 'rows': [{'name': 'attention-3pass',
+           'description': 'Numerically stable softmax attention: global max, exp, sum, divide, '
+                          'AV — three passes over M (unfused and FLAT)',
+           'passes_over_m': 3,
+           'sequence_rank': 'm',
+           'citation': 'Nayak et al., FuseMax: Leveraging Extended Einsums to Optimize '
+                       'Attention Accelerator Design, MICRO 2024'},
+          {'name': 'attention-2pass',
+           'description': 'Deferred division: the numerator is multiplied by V before dividing '
+                          '— two passes over M',
+           'passes_over_m': 2,
+           'sequence_rank': 'm',
+           'citation': 'Nayak et al., FuseMax: Leveraging Extended Einsums to Optimize '
+                       'Attention Accelerator Design, MICRO 2024'},
+          {'name': 'attention-2pass-tiled',
+           'description': 'Tile-local maxima with a correction factor exp(LM - GM); two passes '
+                          'over M',
+           'passes_over_m': 2,
+           'sequence_rank': 'm',
+           'citation': 'Nayak et al., FuseMax: Leveraging Extended Einsums to Optimize '
+                       'Attention Accelerator Design, MICRO 2024'},
+          {'name': 'attention-1pass',
+           'description': 'Online softmax with running max, denominator and numerator over KV '
+                          'tiles (FlashAttention-2 style) — one pass',
+           'passes_over_m': 1,
+           'sequence_rank': 'm',
+           'citation': 'Dao, FlashAttention-2: Faster Attention with Better Parallelism and '
+                       'Work Partitioning, ICLR 2024'},
+          {'name': 'fusemax',
+           'description': 'The FuseMax 1-pass cascade: BK, BV, BQK, LM, RM, SLN, SLD, SLNV, '
+                          'PRM, SPD, RD, SPNV, RNV, AV — one pass over M, two over the tile '
+                          'rank M0',
+           'passes_over_m': 1,
+           'sequence_rank': 'm',
+           'citation': 'Nayak et al., FuseMax: Leveraging Extended Einsums to Optimize '
+                       'Attention Accelerator Design, MICRO 2024'},
+          {'name': 'causal-attention-3pass',
+           'description': 'attention-3pass with a causal filter m <= p',
+           'passes_over_m': 3,
+           'sequence_rank': 'm',
+           'citation': 'Nayak et al., FuseMax: Leveraging Extended Einsums to Optimize '
+                       'Attention Accelerator Design, MICRO 2024'},
+          {'name': 'causal-attention-2pass',
+           'description': 'attention-2pass with a causal filter m <= p',
+           'passes_over_m': 2,
+           'sequence_rank': 'm',
+           'citation': 'Nayak et al., FuseMax: Leveraging Extended Einsums to Optimize '
+                       'Attention Accelerator Design, MICRO 2024'},
+          {'name': 'causal-attention-1pass',
+           'description': 'attention-1pass with a causal filter m <= p',
+           'passes_over_m': 1,
+           'sequence_rank': 'm',
+           'citation': 'Dao, FlashAttention-2: Faster Attention with Better Parallelism and '
+                       'Work Partitioning, ICLR 2024'},
+          {'name': 'causal-fusemax',
+           'description': 'fusemax with a causal filter m1*M0 + m0 <= p',
+           'passes_over_m': 1,
+           'sequence_rank': 'm',
+           'citation': 'Nayak et al., FuseMax: Leveraging Extended Einsums to Optimize '
+                       'Attention Accelerator Design, MICRO 2024'},
+          {'name': 'attention-naive',
+           'description': 'Softmax without subtracting the maximum: one pass, overflows in '
+                          'float16 for logits above ~11',
+           'passes_over_m': 1,
+           'sequence_rank': 'm',
+           'citation': 'Milakov and Gimelshein, Online normalizer calculation for softmax, '
+                       '2018'},
+          {'name': 'gna',
+           'description': 'Generalized neighborhood attention in 1-D (window W, stride S, '
+                          'dilation D, causal C), 1-pass over KV tiles',
+           'passes_over_m': 1,
+           'sequence_rank': 'm',
+           'citation': 'Hassani et al., Generalized Neighborhood Attention: Multi-dimensional '
+                       'Sparse Attention at the Speed of Light, 2025'},
+          {'name': 'gna-2d',
+           'description': 'Generalized neighborhood attention in 2-D, per-axis window, stride, '
+                          'dilation and causality',
+           'passes_over_m': 1,
+           'sequence_rank': 'mx',
+           'citation': 'Hassani et al., Generalized Neighborhood Attention: Multi-dimensional '
+                       'Sparse Attention at the Speed of Light, 2025'},
+          {'name': 'gna-3d',
+           'description': 'Generalized neighborhood attention in 3-D (video tokens), per-axis '
+                          'window, stride, dilation and causality',
+           'passes_over_m': 1,
+           'sequence_rank': 'mx',
+           'citation': 'Hassani et al., Generalized Neighborhood Attention: Multi-dimensional '
+                       'Sparse Attention at the Speed of Light, 2025'},
+          {'name': 'decode-split',
+           'description': 'Split-KV decode: partial (max, sum, numerator) states per KV split '
+                          'merged associatively (FlashDecoding, LeanAttention)',
+           'passes_over_m': 1,
+           'sequence_rank': 'm',
+           'citation': 'Dao et al., Flash-Decoding for long-context inference, 2023; Sanovar '
+                       'et al., Lean Attention, 2024'},
+          {'name': 'linear-attention',
+           'description': 'Causal kernelized linear attention, phi = elu + 1, computed as '
+                          'intra-block masked products plus an inter-block running state '
+                          '(Lightning Attention-2)',
+           'passes_over_m': 1,
+           'sequence_rank': 'm',
+           'citation': 'Qin et al., Lightning Attention-2, 2024; Katharopoulos et al., '
+                       'Transformers are RNNs, ICML 2020'},
+          {'name': 'attention-scan',
+           'description': 'Attention of every query over every key prefix as a scan of (max, '
+                          'sum, numerator) states (Aaren)',
+           'passes_over_m': 1,
+           'sequence_rank': 'm',
+           'citation': 'Feng et al., Attention as an RNN, 2024'}]}
+# END GENERATED
 
 
-def digest(sequence_rank: str, text: str) -> str:
-    """Short digest of what the pass count depends on."""
-    return hashlib.sha256(f"{sequence_rank}\0{text}".encode()).hexdigest()[:16]
+def digest() -> str:
+    """Digest of the library's definitions: its module source and every cascade text."""
+    hasher = hashlib.sha256()
+    for path in [_LIBRARY / "__init__.py", *sorted(_LIBRARY.glob("*.einsum"))]:
+        hasher.update(path.name.encode() + b"\0")
+        try:
+            hasher.update(path.read_bytes())
+        except OSError:
+            hasher.update(b"unreadable")
+        hasher.update(b"\0")
+    return hasher.hexdigest()[:20]
 
 
-def passes_over_sequence(name: str) -> int:
-    """Passes of library cascade ``name`` over its sequence rank (precomputed when current)."""
+def computed() -> list[dict]:
+    """The rows computed from the library (parses every cascade)."""
     from einsim import library
-
-    entry = library.entry(name)
-    known = KNOWN_PASSES.get(name)
-    if known is not None and known[0] == digest(entry.sequence_rank, entry.text):
-        return known[1]
     from einsim.passes import passes
 
-    return passes(library.get(name), entry.sequence_rank)
+    rows = []
+    for name in library.names():
+        entry = library.entry(name)
+        rows.append({"name": name, "description": entry.description,
+                     "passes_over_m": passes(library.get(name), entry.sequence_rank),
+                     "sequence_rank": entry.sequence_rank, "citation": entry.citation})
+    return rows
 
 
-def computed_table() -> dict[str, tuple[str, int]]:
-    """The table as it should read now (parses every library cascade)."""
-    from einsim import library
-    from einsim.passes import passes
-
-    return {name: (digest(library.entry(name).sequence_rank, library.entry(name).text),
-                   passes(library.get(name), library.entry(name).sequence_rank))
-            for name in library.names()}
+def listing() -> list[dict]:
+    """One row per library cascade: name, description, passes_over_m, sequence_rank, citation."""
+    if LISTING.get("digest") == digest():
+        return [dict(row) for row in LISTING["rows"]]
+    return computed()
 
 
-if __name__ == "__main__":  # print the table to paste above
-    for name, (text_digest, count) in computed_table().items():
-        print(f'    "{name}": ("{text_digest}", {count}),')
+def is_current() -> bool:
+    """Whether :data:`LISTING` matches the library as it is now."""
+    return LISTING.get("digest") == digest() and LISTING.get("rows") == computed()
+
+
+def write() -> None:
+    """Rewrite the generated block of this file from the library."""
+    import pprint
+
+    path = Path(__file__).resolve()
+    text = path.read_text(encoding="utf-8")
+    head, rest = text.split("# BEGIN GENERATED", 1)
+    _, tail = rest.split("# END GENERATED", 1)
+    data = {"digest": digest(), "rows": computed()}
+    body = "LISTING: dict = " + pprint.pformat(data, width=96, sort_dicts=False) + "\n"
+    path.write_text(f"{head}# BEGIN GENERATED (python -m einsim.cascade_listing --write)\n"
+                    f"{body}# END GENERATED{tail}", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    if "--write" in sys.argv[1:]:
+        write()
+        print(f"wrote {Path(__file__).resolve()}")
+    else:
+        print("current" if is_current() else "stale: run python -m einsim.cascade_listing --write")
