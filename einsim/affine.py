@@ -8,6 +8,7 @@ source order (so printing reproduces what was written) and merges like terms.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -138,18 +139,17 @@ def _term_scale(term: Term, sizes: Mapping[str, float]) -> int:
 def index_size(name: str, value) -> int:
     """``value`` of size ``name`` as an int if it is a finite integer that fits an index; else
     :class:`~einsim.errors.SizeError` naming it (``1.5`` is refused, never truncated)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and \
-            not hasattr(value, "__index__") and not hasattr(value, "is_integer"):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise SizeError(f"size {name}: expected an integer, got {type(value).__name__} "
                         f"{value!r:.40}")
-    if isinstance(value, int) or hasattr(value, "__index__"):
+    if isinstance(value, numbers.Integral):
         number = int(value)
     else:
-        number_float = float(value)
-        if not math.isfinite(number_float) or not number_float.is_integer():
-            raise SizeError(f"size {name} = {number_float!r} is used in an index; expected a "
-                            "finite integer")
-        number = int(number_float)
+        real = float(value)
+        if not math.isfinite(real) or not real.is_integer():
+            raise SizeError(f"size {name} = {real!r} is used in an index; expected a finite "
+                            "integer")
+        number = int(real)
     if abs(number) > MAX_INDEX:
         raise SizeError(f"size {name} is too large (about 2**{abs(number).bit_length() - 1}); "
                         "expected at most 2**63 - 1")

@@ -17,8 +17,8 @@ from lark import Token, Tree
 
 from einsim import ir
 from einsim.affine import MAX_INDEX, Affine, Term
-from einsim import errors as ir_errors
-from einsim.errors import ArgumentError, CascadeError, CascadeSyntaxError, LimitError
+from einsim.errors import (ArgumentError, CascadeError, CascadeSyntaxError,
+                           IndexExpressionError, LimitError)
 from einsim.semantics import check
 
 NAME = re.compile(r"[A-Z][A-Za-z0-9_]*")
@@ -165,7 +165,7 @@ class _Builder:
             elif variable is None:
                 variable = str(factor)
             else:
-                raise ir_errors.IndexExpressionError(
+                raise IndexExpressionError(
                     f"index term multiplies two rank variables ({variable}*{factor}); "
                     "indices must be affine in the rank variables", **_pos(factor))
         return Term(coefficient, tuple(sizes), variable)
@@ -322,7 +322,6 @@ def parse(text: str, name: str = "", source: str = "") -> ir.Cascade:
         than :data:`einsim.ir.MAX_DEPTH` or literals too large;
         :class:`~einsim.errors.ArgumentError` (a ``TypeError``) for non-text.
     """
-    _check_text(text, source)
     statements = parse_statements(text, source)
     if not statements:
         raise CascadeSyntaxError("empty cascade (no statements); expected at least one Einsum "
