@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -28,6 +29,8 @@ _PARAM = typer.Option([], "--param", "-p", help="name=value (repeatable): a hard
                       "(pe_dim, global_buffer_bytes, dram_bandwidth, clock_hz) or a mapping "
                       "parameter (P1, rows).")
 _JSON = typer.Option(False, "--json", help="Machine-readable output.")
+_CASCADE = typer.Option(None, "--cascade", "-c", help="A library cascade or a cascade file; "
+                        "replaces a loop-tree mapping's own cascade (Einsum names must match).")
 
 
 def _number(text: str, name: str):
@@ -95,15 +98,18 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
                                         "tiling numerically on a small problem."),
              plot: Optional[Path] = typer.Option(None, "--plot", help="Write per-Einsum, "
                                                  "pipeline and energy figures (HTML)."),
-             as_json: bool = _JSON):
+             cascade: Optional[str] = _CASCADE, as_json: bool = _JSON):
     """Cost of a mapping on a spatial array: latency, utilization, energy, area."""
     parameters = _pairs(param, multiple=False)
     length = parse_seq_len(seq_len)
     _writable(plot, "--plot")
+    if cascade and not mapping:
+        raise UsageFailure("--cascade needs --mapping (a loop tree whose Einsum names match), "
+                           "or use 'einsim map --cascade' to find a tree for it")
     names = [mapping] if mapping else ["flat", "fusemax"]
-    checks = {name: execute_mapping(name) for name in names} if check else {}
-    reports = [evaluate_report(name, hw, workload, length, parameters, objective, scope)
-               for name in names]
+    checks = {name: execute_mapping(name, cascade=cascade) for name in names} if check else {}
+    reports = [evaluate_report(name, hw, workload, length, parameters, objective, scope,
+                               cascade) for name in names]
     if plot:
         _write_figures(reports, plot)
     for name, result in checks.items():
@@ -201,7 +207,7 @@ def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mappin
             else "energy_j"
         pareto_figure(points, x=x, y="latency_s", label=label).write_html(plot)
     if as_json:
-        emit({"points": points, "pareto": front})
+        _emit_strict({"points": points, "pareto": front})
         return
     console.print(_sweep_table(mapping, workload, list(parameters), result, out))
 
@@ -222,6 +228,35 @@ def _count(lengths: list[int], parameters: dict) -> int:
     for values in parameters.values():
         count *= len(values)
     return count
+
+
+def _emit_strict(data: dict) -> None:
+    """``data`` as strict JSON (non-finite numbers as null), fast for large sweeps."""
+    try:
+        from einsim.json_output import write  # the shared strict writer, where present
+    except ImportError:
+        write = None
+    if write is not None:
+        write(data)
+        return
+    try:
+        import orjson  # writes NaN and infinities as null
+    except ImportError:
+        import json
+        import math
+
+        def finite(value):
+            if isinstance(value, float):
+                return value if math.isfinite(value) else None
+            if isinstance(value, dict):
+                return {k: finite(v) for k, v in value.items()}
+            return [finite(v) for v in value] if isinstance(value, list) else value
+
+        text = json.dumps(finite(data), indent=2, default=str, allow_nan=False)
+    else:
+        text = orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2
+                            | orjson.OPT_SERIALIZE_NUMPY).decode()
+    sys.stdout.write(text + "\n")
 
 
 def _number_cell(value, spec: str, suffix: str = "") -> str:
@@ -256,26 +291,32 @@ def _sweep_table(mapping: str, workload: str, swept: list[str], result, out) -> 
 
 
 @app.command(name="map")
-def map_(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mapping name or YAML."),
-         hw: Optional[str] = _HW, workload: str = _WORKLOAD,
-         seq_len: str = typer.Option("64K", "--seq-len", "-n"),
+def map_(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="A loop-tree "
+                                               "mapping (name or YAML) whose free parameters "
+                                               "to search; omit to search trees for --cascade."),
+         cascade: Optional[str] = _CASCADE, hw: Optional[str] = _HW,
+         workload: str = _WORKLOAD, seq_len: str = typer.Option("64K", "--seq-len", "-n"),
          objective: str = typer.Option("latency", "--objective",
                                        help="latency, energy or edp."),
          param: list[str] = _PARAM, as_json: bool = _JSON):
-    """Search a mapping's free parameters; report the best mapping and the Pareto set."""
-    spec = load_mapping_spec(mapping)
-    fixed, overrides = split_parameters(spec, _pairs(param, multiple=False))
-    machine = load_spatial_array(hw or spec.hardware, overrides)
-    problem = load_workload(workload, parse_seq_len(seq_len))
-    result = search(spec, machine, problem, objective, fixed)
+    """Search a mapping's free parameters, or (with --cascade and no --mapping) loop trees
+    themselves; report the best mapping, its YAML and the Pareto set."""
+    from einsim.search.mapper import map_cascade
+
+    found = map_cascade(mapping, cascade, hw, workload, parse_seq_len(seq_len), objective,
+                        _pairs(param, multiple=False))
+    result = found.result
     summary = [{"parameters": r.parameters, "latency_s": r.latency_s, "energy_j": r.energy_j,
                 "edp_js": r.latency_s * r.energy_j} for r in result.pareto]
     if as_json:
-        emit({"best": result.best.model_dump(), "objective": objective, "pareto": summary,
+        emit({**result.best.model_dump(), "mapping_yaml": found.mapping_yaml, "pareto": summary,
+              "searched": {"trees": found.trees, "points": found.points},
+              "seconds": found.seconds, "objective": objective, "best": result.best.model_dump(),
               "evaluated": result.evaluated, "infeasible": result.infeasible})
         return
-    console.print(_report_table([result.best], f"best {mapping} mapping for {objective} "
-                                f"({result.evaluated} candidates, {result.infeasible} infeasible)"))
+    console.print(_report_table([result.best], f"best {result.best.mapping} mapping for "
+                                f"{objective} ({found.trees} tree(s), {found.points} points, "
+                                f"{result.infeasible} infeasible, {found.seconds:.2f} s)"))
     table = Table(title="Pareto set (latency, energy)")
     for column in ("parameters", "latency s", "energy J"):
         table.add_column(column)
@@ -283,3 +324,6 @@ def map_(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mapping
         table.add_row(", ".join(f"{k}={v}" for k, v in row["parameters"].items()),
                       f"{row['latency_s']:.4g}", f"{row['energy_j']:.4g}")
     console.print(table)
+    if found.trees and not mapping:
+        console.print("[dim]the tree (einsim evaluate --mapping FILE accepts it):[/dim]")
+        console.print(found.mapping_yaml, markup=False, highlight=False)

@@ -6,42 +6,53 @@ metric cannot be compared and are not on the front.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 METRICS = ("latency_s", "energy_j", "area_mm2")
 
 
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _columns(feasible: list[dict], metrics: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Each metric every feasible point has as a number, as a float column."""
+    columns = {}
+    for metric in metrics:
+        values = [p.get(metric) for p in feasible]
+        if None in values:
+            continue
+        try:
+            columns[metric] = np.array(values, dtype=float)
+        except (TypeError, ValueError):  # text where a number belongs: not a metric
+            continue
+    return columns
 
 
 def usable_metrics(points: list[dict], metrics: tuple[str, ...] = METRICS) -> tuple[str, ...]:
     """The ``metrics`` every feasible point has as a number."""
-    feasible = [p for p in points if p.get("feasible")]
-    return tuple(m for m in metrics if all(_number(p.get(m)) for p in feasible))
+    return tuple(_columns([p for p in points if p.get("feasible")], metrics))
 
 
 def pareto(points: list[dict], metrics: tuple[str, ...] = METRICS) -> list[dict]:
     """Feasible points no other point beats or ties in every metric (lower is better)."""
-    metrics = usable_metrics(points, metrics)
-    if not metrics:
+    feasible = [p for p in points if p.get("feasible")]
+    columns = _columns(feasible, metrics)
+    if not columns or not feasible:
         return []
-    feasible = [p for p in points if p.get("feasible")
-                and not any(math.isnan(p[m]) for m in metrics)]
-    if not feasible:
-        return []
-    if len(metrics) > 3:
+    costs = np.stack(list(columns.values()), axis=1)
+    comparable = ~np.isnan(costs).any(axis=1)
+    if not comparable.all():
+        feasible = [p for p, ok in zip(feasible, comparable.tolist()) if ok]
+        costs = costs[comparable]
+        if not feasible:
+            return []
+    if len(columns) > 3:
+        names = list(columns)
         front = [p for p in feasible if not any(  # the definition: O(n^2)
-            all(q[m] <= p[m] for m in metrics) and any(q[m] < p[m] for m in metrics)
+            all(q[m] <= p[m] for m in names) and any(q[m] < p[m] for m in names)
             for q in feasible)]
-        return sorted(front, key=lambda p: tuple(p[m] for m in metrics))
-    costs = np.array([[p[m] for m in metrics] for p in feasible], dtype=float)
+        return sorted(front, key=lambda p: tuple(p[m] for m in names))
     distinct, which = np.unique(costs, axis=0, return_inverse=True)
     keep = ~_dominated(distinct)[which.reshape(-1)]  # equal points share their fate
     order = np.lexsort((np.arange(len(feasible)),) + tuple(costs.T[::-1]))
-    return [feasible[i] for i in order if keep[i]]
+    return [feasible[i] for i in order.tolist() if keep[i]]
 
 
 def _dominated(costs: np.ndarray) -> np.ndarray:

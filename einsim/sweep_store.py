@@ -166,6 +166,8 @@ class _Store:
 
     def stored(self, keys_only: bool = False) -> dict | set:
         """The rows already stored, by key (or only their keys), in bounded chunks."""
+        if not self.path.exists():
+            return set() if keys_only else {}
         rows = self.iter_rows(self.path, [KEY] if keys_only else None)
         if keys_only:
             return {row[KEY] for row in rows if row.get(KEY)}
@@ -210,11 +212,10 @@ class CsvStore(_Store):
             size = handle.seek(0, os.SEEK_END)
         line, newline, _ = head.partition(b"\n")
         columns = _header(line) if newline else None
-        ours = columns is not None and columns[0] == KEY and {"seq_len", "feasible"} <= \
-            set(columns)
+        ours = bool(columns) and columns[0] == KEY and {"seq_len", "feasible"} <= set(columns)
         torn_header = not newline and head.startswith(KEY.encode()) and \
             self.manifest_path.exists()  # a kill during the first write
-        if size and not ours and not torn_header:
+        if (size or not self.manifest_path.exists()) and not ours and not torn_header:
             raise NotAStoreError(f"--out {self.path}: exists but is not a sweep file (no "
                                  f"{KEY} header); choose another --out")
         self._check_manifest(has_rows=bool(ours))
@@ -360,8 +361,8 @@ class ParquetStore(_Store):
                 raise NotAStoreError(f"--out {self.path}: {name} is not a sweep part file; "
                                      "choose another --out")
         self._check_manifest(has_rows=bool(parts))
-        for stale in self.path.glob(".part-*.tmp"):  # a part a kill interrupted
-            stale.unlink()
+        for stale in [*self.path.glob(".part-*.tmp"), *self.path.glob("._manifest.json.*.tmp")]:
+            stale.unlink()  # a part or manifest a kill interrupted (we hold the lock)
         self._next = max((int(self.PART.match(n).group(1)) for n in parts), default=-1) + 1
 
     @classmethod
