@@ -193,6 +193,21 @@ def _require(cascade: ir.Cascade, known: Mapping[str, float]) -> None:
             if isinstance(size, str):
                 need(size, f"tile size in '{partition}'", partition)
 
+    for statement in (*cascade.einsums, *cascade.inits):
+        target = statement.output if isinstance(statement, ir.Einsum) else statement.target
+        for variable in target.variables:
+            need(ir.rank_of(variable), f"rank of variable {variable}", statement)
+        for index in target.indices:
+            for symbol in index.size_symbols:
+                need(symbol, f"used in {target}", statement)
+    for init in cascade.inits:
+        for node in ir.walk(init.value):
+            if isinstance(node, ir.Access):
+                for index in node.indices:
+                    for symbol in index.size_symbols:
+                        need(symbol, f"used in {node}", init)
+            elif isinstance(node, ir.Symbol) and node.name[0].isupper():
+                need(node.name, "used as a value", init)
     for einsum in cascade.einsums:
         for variable in einsum.variables:
             need(ir.rank_of(variable), f"rank of variable {variable}", einsum)

@@ -15,6 +15,7 @@ import copy
 import math
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ from einsim.errors import (ArgumentError, CascadeError, CascadeSyntaxError,
                            IndexRangeError, LimitError, SizeError, SpecError)
 from einsim.functions import neighborhood
 from einsim.parser import build_cascade
-from einsim.sizes import resolve_sizes, tensor_extents
+from einsim.sizes import input_axis_ranks, resolve_sizes, tensor_extents
 from einsim.specfile import MAX_EXPANDED_NODES, load_yaml_text
 
 FUZZ = settings(max_examples=300, deadline=None, database=None,
@@ -581,3 +582,27 @@ def test_alias_fans_load_or_raise_a_yaml_error(levels, fan, where):
     else:
         PARSED["YAML alias fans"] += 1
     assert time.perf_counter() - started < 1.0
+
+
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(text=valid_looking(), sizes=st.dictionaries(
+    st.sampled_from(["M", "P", "W", "M0", "M1", "E"]),
+    st.sampled_from([0, 1, 2, 3, -1, 1.5, math.inf, math.nan, "3", 2.0]), max_size=3))
+def test_parsed_hostile_cascades_execute_or_raise_einsim_error(text, sizes):
+    """Small sizes only (the memory guards are the executor's); sizes at the edges."""
+    HOSTILE_COUNTS["executed valid-looking cascades"] += 1
+    try:
+        cascade = einsim.parse(text)
+    except EinsimError:
+        return
+    inputs = {name: np.ones([3] * len(input_axis_ranks(cascade, name)))
+              for name in cascade.input_names}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # overflow in emulated precision is not the point
+            einsim.execute(cascade, inputs, sizes=sizes)
+    except EinsimError as error:
+        _one_line(error)
+        return
+    PARSED["executed valid-looking cascades"] += 1
