@@ -27,6 +27,9 @@ NAME = re.compile(r"[A-Z][A-Za-z0-9_]*")
 MAX_DIGITS = 309
 """Longest integer literal read as a value (the largest float is about 1.8e308)."""
 
+MAX_LINE = 50_000
+"""Longest line accepted, in characters (a statement at the depth limit needs a few thousand)."""
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _NESTING = {"binary", "negate", "call", "where_call", "or_cond", "and_cond", "not_cond"}
 
@@ -292,6 +295,12 @@ def _check_text(text, source: str, argument: str = "text") -> str:
             text, (bytes, bytearray)) else ""
         raise ArgumentError(f"{argument}: expected cascade text (str), got "
                             f"{type(text).__name__}{hint}")
+    if len(text) > MAX_LINE:
+        for number, line in enumerate(text.split("\n"), 1):
+            if len(line) > MAX_LINE:
+                raise LimitError(f"line of {len(line)} characters; expected at most {MAX_LINE} "
+                                 "(split the statement into several Einsums)", number, 1,
+                                 source)
     bad = _CONTROL.search(text)
     if bad:
         line = text.count("\n", 0, bad.start()) + 1

@@ -280,6 +280,11 @@ def _check_inits(cascade: ir.Cascade, source: str) -> None:
                         f"right is not an index of the target; expected only "
                         f"{', '.join(sorted(own)) or 'constants'}", init.line, init.column,
                         source)
+            if einsum is not None and found is None:
+                raise DuplicateDefinitionError(
+                    f"init {init.target}: {tensor} is not a recurrence (its Einsum writes "
+                    f"{einsum.output}, with no step v + c), so the Einsum overwrites the init; "
+                    "an init gives a recurrence's start value", init.line, init.column, source)
             if found is not None and found[2] > 0:
                 axis, variable, step = found
                 index = init.target.indices[axis]
