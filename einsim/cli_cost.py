@@ -89,7 +89,8 @@ def _report_table(reports: list[Report], title: str) -> Table:
 def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="Mapping name "
                                                    "or YAML; omit to compare FuseMax with FLAT."),
              hw: Optional[str] = _HW, workload: str = _WORKLOAD,
-             seq_len: str = typer.Option("64K", "--seq-len", "-n", help="e.g. 4096, 64K, 1M."),
+             seq_len: Optional[str] = typer.Option(None, "--seq-len", "-n", help="e.g. 4096, "
+                                                   "64K, 1M (default: the workload's own)."),
              param: list[str] = _PARAM,
              objective: str = typer.Option("latency", "--objective", help="What the mapper "
                                            "minimises for free parameters: latency, energy, edp."),
@@ -101,7 +102,7 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
              cascade: Optional[str] = _CASCADE, as_json: bool = _JSON):
     """Cost of a mapping on a spatial array: latency, utilization, energy, area."""
     parameters = _pairs(param, multiple=False)
-    length = parse_seq_len(seq_len)
+    length = parse_seq_len(seq_len) if seq_len else None
     _writable(plot, "--plot")
     if cascade and not mapping:
         raise UsageFailure("--cascade needs --mapping (a loop tree whose Einsum names match), "
@@ -126,7 +127,8 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
                   "speedup": flat.latency_s / fusemax.latency_s,
                   "energy_ratio": fusemax.energy_j / flat.energy_j})
         return
-    title = f"{reports[0].workload}, {length:,} tokens, batch {load_workload(workload).batch}" \
+    problem = load_workload(workload, length)
+    title = f"{reports[0].workload}, {problem.P:,} tokens, batch {problem.batch}" \
         + (", end-to-end" if scope == "end-to-end" else "")
     console.print(_report_table(reports, title))
     for name, result in checks.items():
@@ -157,9 +159,12 @@ def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mappin
           param: list[str] = typer.Option([], "--param", "-p", help="name=v1,v2,... "
                                           "(repeatable); the Cartesian product is evaluated."),
           out: Optional[Path] = typer.Option(None, "--out", help="Write every point as it "
-                                             "finishes: a .csv file or a .parquet directory."),
-          resume: bool = typer.Option(False, "--resume", help="Continue an existing --out: "
-                                      "skip the points it holds, append the rest."),
+                                             "finishes: a .csv file (its experiment in "
+                                             "<file>.manifest.json) or a .parquet directory; "
+                                             "one writer at a time (<out>.lock)."),
+          resume: bool = typer.Option(False, "--resume", help="Continue an existing --out of "
+                                      "the same experiment: skip the points it holds, append "
+                                      "the rest."),
           no_vectorize: bool = typer.Option(False, "--no-vectorize", help="Evaluate point by "
                                             "point even when the sweep can be vectorized."),
           scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run point-by-point "
@@ -295,7 +300,9 @@ def map_(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="A 
                                                "mapping (name or YAML) whose free parameters "
                                                "to search; omit to search trees for --cascade."),
          cascade: Optional[str] = _CASCADE, hw: Optional[str] = _HW,
-         workload: str = _WORKLOAD, seq_len: str = typer.Option("64K", "--seq-len", "-n"),
+         workload: str = _WORKLOAD,
+         seq_len: Optional[str] = typer.Option(None, "--seq-len", "-n", help="e.g. 64K "
+                                               "(default: the workload's own)."),
          objective: str = typer.Option("latency", "--objective",
                                        help="latency, energy or edp."),
          param: list[str] = _PARAM, as_json: bool = _JSON):
@@ -303,7 +310,8 @@ def map_(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="A 
     themselves; report the best mapping, its YAML and the Pareto set."""
     from einsim.search.mapper import map_cascade
 
-    found = map_cascade(mapping, cascade, hw, workload, parse_seq_len(seq_len), objective,
+    found = map_cascade(mapping, cascade, hw, workload,
+                        parse_seq_len(seq_len) if seq_len else None, objective,
                         _pairs(param, multiple=False))
     result = found.result
     summary = [{"parameters": r.parameters, "latency_s": r.latency_s, "energy_j": r.energy_j,

@@ -74,7 +74,7 @@ def experiment(mapping: str, workload: str, hardware: str | None, objective: str
 
     spec = load_mapping_spec(mapping)
     machine = load_hardware(hardware or spec.hardware)
-    problem = load_workload(workload)
+    problem = load_workload(workload, 1024)  # any length: lengths are not the experiment
     shape = {k: v for k, v in problem.model_dump(mode="json").items()
              if k not in ("seq_len", "kv_len")}  # lengths are swept, not the experiment
     return Experiment(spec.name, machine.name, problem.name, objective,

@@ -31,7 +31,7 @@ from einsim.mapping import MappingError, load_mapping_spec
 from einsim.sweep_pareto import METRICS, pareto  # noqa: F401  (part of this module's API)
 from hw_models.spatial_array import load_spatial_array
 
-CHUNK = 1 << 16  # design points a block: what is held in memory at once
+CHUNK = 1 << 14  # design points a block: what is held in memory at once
 
 
 @dataclass(frozen=True)
