@@ -215,9 +215,11 @@ RECURRENCE = "R[m + 1] = R[m] + B[m]"
     (["init R[0] = 1", "init R[0] = 2"], DuplicateDefinitionError, ["line 1", "one start"]),
     (["init R[7] = 1"], IndexRangeError, ["outside the range of the recurrence", "index 0"]),
     (["init R[M] = 1"], IndexRangeError, ["outside the range"]),
+    (["init A[0] = 5"], DuplicateDefinitionError, ["not a recurrence"]),
 ])
 def test_bad_init_is_an_error(inits, kind, words):
-    body = RECURRENCE if "S[" not in inits[0] else "S[m + 1, p] = S[m, p] + B[m]"
+    body = {"S": "S[m + 1, p] = S[m, p] + B[m]", "A": "A[m] = B[m]"}.get(inits[0][5],
+                                                                      RECURRENCE)
     message = _raises(kind, einsim.parse, "\n".join(inits + [body]))
     for word in words:
         assert word in message, (word, message)
