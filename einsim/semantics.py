@@ -139,10 +139,11 @@ def _check_arities(cascade: ir.Cascade, source: str) -> None:
 
 
 def _check_expression(root, einsum: ir.Einsum, source: str) -> None:
+    comparison = "a comparison is only allowed as the first argument of where()"
     for node in ir.walk(root):
-        if isinstance(node, ir.Compare) and node is root:
-            raise ArityError("a comparison is only allowed as the first argument of where()",
-                             einsum.line, einsum.column, source)
+        if node is root and isinstance(node, ir.Compare) or isinstance(node, ir.BinaryOp) and (
+                isinstance(node.left, ir.Compare) or isinstance(node.right, ir.Compare)):
+            raise ArityError(comparison, einsum.line, einsum.column, source)
         if not isinstance(node, ir.Call):
             continue
         spec = MAP_FUNCTIONS.get(node.function)
@@ -155,13 +156,7 @@ def _check_expression(root, einsum: ir.Einsum, source: str) -> None:
                              f"{len(node.args)}", node.line, node.column, source)
         for position, arg in enumerate(node.args):
             if isinstance(arg, ir.Compare) and not (node.function == "where" and position == 0):
-                raise ArityError("a comparison is only allowed as the first argument of where()",
-                                 node.line, node.column, source)
-    for node in ir.walk(root):
-        if isinstance(node, ir.BinaryOp) and (isinstance(node.left, ir.Compare)
-                                              or isinstance(node.right, ir.Compare)):
-            raise ArityError("a comparison is only allowed as the first argument of where()",
-                             einsum.line, einsum.column, source)
+                raise ArityError(comparison, node.line, node.column, source)
 
 
 def _check_einsum(einsum: ir.Einsum, cascade: ir.Cascade, source: str) -> None:
