@@ -21,8 +21,9 @@ import numpy as np
 from einsim import ir
 from einsim.errors import EinsimError, InputError, PrecisionOverflowWarning
 from einsim.functions import REDUCE_OPERATORS
-from einsim.evaluation import (Environment, Stored, evaluate_einsum, evaluate_expression,
-                               is_contraction, variable_grids, write)
+from einsim.evaluation import (Environment, Fallback, Stored, destination, evaluate_einsum,
+                               evaluate_einsum_into, evaluate_expression, is_contraction,
+                               variable_grids, write)
 from einsim.precision import NumberFormat, number_format, round_in_place
 from einsim.schedule import Loop, Step, Whole, tiled_schedule, untiled_schedule
 from einsim.sizes import resolve_sizes, tensor_extents
@@ -339,6 +340,15 @@ def _initialise(init: ir.Init, env: Environment) -> None:
 
 def _evaluate(einsum: ir.Einsum, env: Environment, bindings, number: NumberFormat,
               overflow: dict[str, int]) -> None:
+    accumulating = any(v in bindings for v in einsum.reduced)
+    if number.round is None and not accumulating:  # compute straight into storage
+        out = destination(einsum, env, bindings)
+        if out is not None:
+            try:
+                evaluate_einsum_into(einsum, env, bindings, out)
+                return
+            except Fallback:
+                pass
     values, present = evaluate_einsum(einsum, env, bindings)
     accumulate = einsum.reduce_op if any(v in bindings for v in einsum.reduced) else None
     if number.round is not None and accumulate is None:
