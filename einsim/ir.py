@@ -35,6 +35,10 @@ class _Tree:
     def __hash__(self) -> int:
         return _hash(self)
 
+    def _fields(self) -> tuple:
+        """Own fields then children, compared in this order by :func:`_same`."""
+        return (*_shallow(self), *_children(self))
+
 
 def _shallow(node) -> tuple:
     """A node's own fields, children excluded (leaves compare by value)."""
@@ -53,17 +57,20 @@ def _same(a, b) -> bool:
             continue
         if type(x) is not type(y):
             return False
-        if not isinstance(x, _Tree):
-            if x != y:
+        if isinstance(x, _Tree):
+            left, right = x._fields(), y._fields()
+            if len(left) != len(right):
                 return False
-            continue
-        if _shallow(x) != _shallow(y):
+            stack.extend(zip(left, right))
+        elif x != y:
             return False
-        stack.extend(zip(_children(x), _children(y)))
     return True
 
 
 def _hash(root) -> int:
+    cached = root.__dict__.get("_hash")
+    if cached is not None:
+        return cached
     done: dict[int, int] = {}
     stack = [(root, False)]
     while stack:
@@ -71,13 +78,17 @@ def _hash(root) -> int:
         if not isinstance(node, _Tree):
             done[id(node)] = hash(node)
             continue
+        if "_hash" in node.__dict__:
+            done[id(node)] = node.__dict__["_hash"]
+            continue
         children = _children(node)
         if not ready:
             stack.append((node, True))
             stack.extend((c, False) for c in children if id(c) not in done)
             continue
-        done[id(node)] = hash((type(node).__name__, _shallow(node),
-                               tuple(done[id(c)] for c in children)))
+        value = hash((type(node).__name__, _shallow(node), tuple(done[id(c)] for c in children)))
+        node.__dict__["_hash"] = value  # immutable nodes: computed once
+        done[id(node)] = value
     return done[id(root)]
 
 
