@@ -35,6 +35,9 @@ class _Tree:
     def __hash__(self) -> int:
         return _hash(self)
 
+    def __getstate__(self) -> dict:  # string hashes differ between processes: never pickled
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     def _fields(self) -> tuple:
         """Own fields then children, compared in this order by :func:`_same`."""
         return (*_shallow(self), *_children(self))

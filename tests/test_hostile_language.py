@@ -610,3 +610,12 @@ def test_parsed_hostile_cascades_execute_or_raise_einsim_error(text, sizes):
         _one_line(error)
         return
     PARSED["executed valid-looking cascades"] += 1
+
+
+def test_cached_tree_hashes_are_not_pickled():
+    import pickle
+
+    expression = einsim.parse("A[m] = exp(B[m] - max(B[m], 0))").einsums[0].expression
+    hash(expression)
+    copied = pickle.loads(pickle.dumps(expression))
+    assert "_hash" not in copied.__dict__ and copied == expression
