@@ -29,6 +29,8 @@ _PARAM = typer.Option([], "--param", "-p", help="name=value (repeatable): a hard
                       "(pe_dim, global_buffer_bytes, dram_bandwidth, clock_hz) or a mapping "
                       "parameter (P1, rows).")
 _JSON = typer.Option(False, "--json", help="Machine-readable output.")
+_CASCADE = typer.Option(None, "--cascade", "-c", help="A library cascade or a cascade file; "
+                        "replaces a loop-tree mapping's own cascade (Einsum names must match).")
 
 
 def _number(text: str, name: str):
@@ -87,7 +89,8 @@ def _report_table(reports: list[Report], title: str) -> Table:
 def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="Mapping name "
                                                    "or YAML; omit to compare FuseMax with FLAT."),
              hw: Optional[str] = _HW, workload: str = _WORKLOAD,
-             seq_len: str = typer.Option("64K", "--seq-len", "-n", help="e.g. 4096, 64K, 1M."),
+             seq_len: Optional[str] = typer.Option(None, "--seq-len", "-n", help="e.g. 4096, "
+                                                   "64K, 1M (default: the workload's own)."),
              param: list[str] = _PARAM,
              objective: str = typer.Option("latency", "--objective", help="What the mapper "
                                            "minimises for free parameters: latency, energy, edp."),
@@ -96,15 +99,18 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
                                         "tiling numerically on a small problem."),
              plot: Optional[Path] = typer.Option(None, "--plot", help="Write per-Einsum, "
                                                  "pipeline and energy figures (HTML)."),
-             as_json: bool = _JSON):
+             cascade: Optional[str] = _CASCADE, as_json: bool = _JSON):
     """Cost of a mapping on a spatial array: latency, utilization, energy, area."""
     parameters = _pairs(param, multiple=False)
-    length = parse_seq_len(seq_len)
+    length = parse_seq_len(seq_len) if seq_len else None
     _writable(plot, "--plot")
+    if cascade and not mapping:
+        raise UsageFailure("--cascade needs --mapping (a loop tree whose Einsum names match), "
+                           "or use 'einsim map --cascade' to find a tree for it")
     names = [mapping] if mapping else ["flat", "fusemax"]
-    checks = {name: execute_mapping(name) for name in names} if check else {}
-    reports = [evaluate_report(name, hw, workload, length, parameters, objective, scope)
-               for name in names]
+    checks = {name: execute_mapping(name, cascade=cascade) for name in names} if check else {}
+    reports = [evaluate_report(name, hw, workload, length, parameters, objective, scope,
+                               cascade) for name in names]
     if plot:
         _write_figures(reports, plot)
     for name, result in checks.items():
@@ -121,7 +127,8 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
                   "speedup": flat.latency_s / fusemax.latency_s,
                   "energy_ratio": fusemax.energy_j / flat.energy_j})
         return
-    title = f"{reports[0].workload}, {length:,} tokens, batch {load_workload(workload).batch}" \
+    problem = load_workload(workload, length)
+    title = f"{reports[0].workload}, {problem.P:,} tokens, batch {problem.batch}" \
         + (", end-to-end" if scope == "end-to-end" else "")
     console.print(_report_table(reports, title))
     for name, result in checks.items():
@@ -289,26 +296,35 @@ def _sweep_table(mapping: str, workload: str, swept: list[str], result, out) -> 
 
 
 @app.command(name="map")
-def map_(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mapping name or YAML."),
-         hw: Optional[str] = _HW, workload: str = _WORKLOAD,
-         seq_len: str = typer.Option("64K", "--seq-len", "-n"),
+def map_(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="A loop-tree "
+                                               "mapping (name or YAML) whose free parameters "
+                                               "to search; omit to search trees for --cascade."),
+         cascade: Optional[str] = _CASCADE, hw: Optional[str] = _HW,
+         workload: str = _WORKLOAD,
+         seq_len: Optional[str] = typer.Option(None, "--seq-len", "-n", help="e.g. 64K "
+                                               "(default: the workload's own)."),
          objective: str = typer.Option("latency", "--objective",
                                        help="latency, energy or edp."),
          param: list[str] = _PARAM, as_json: bool = _JSON):
-    """Search a mapping's free parameters; report the best mapping and the Pareto set."""
-    spec = load_mapping_spec(mapping)
-    fixed, overrides = split_parameters(spec, _pairs(param, multiple=False))
-    machine = load_spatial_array(hw or spec.hardware, overrides)
-    problem = load_workload(workload, parse_seq_len(seq_len))
-    result = search(spec, machine, problem, objective, fixed)
+    """Search a mapping's free parameters, or (with --cascade and no --mapping) loop trees
+    themselves; report the best mapping, its YAML and the Pareto set."""
+    from einsim.search.mapper import map_cascade
+
+    found = map_cascade(mapping, cascade, hw, workload,
+                        parse_seq_len(seq_len) if seq_len else None, objective,
+                        _pairs(param, multiple=False))
+    result = found.result
     summary = [{"parameters": r.parameters, "latency_s": r.latency_s, "energy_j": r.energy_j,
                 "edp_js": r.latency_s * r.energy_j} for r in result.pareto]
     if as_json:
-        emit({"best": result.best.model_dump(), "objective": objective, "pareto": summary,
+        emit({**result.best.model_dump(), "mapping_yaml": found.mapping_yaml, "pareto": summary,
+              "searched": {"trees": found.trees, "points": found.points},
+              "seconds": found.seconds, "objective": objective, "best": result.best.model_dump(),
               "evaluated": result.evaluated, "infeasible": result.infeasible})
         return
-    console.print(_report_table([result.best], f"best {mapping} mapping for {objective} "
-                                f"({result.evaluated} candidates, {result.infeasible} infeasible)"))
+    console.print(_report_table([result.best], f"best {result.best.mapping} mapping for "
+                                f"{objective} ({found.trees} tree(s), {found.points} points, "
+                                f"{result.infeasible} infeasible, {found.seconds:.2f} s)"))
     table = Table(title="Pareto set (latency, energy)")
     for column in ("parameters", "latency s", "energy J"):
         table.add_column(column)
@@ -316,3 +332,6 @@ def map_(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mapping
         table.add_row(", ".join(f"{k}={v}" for k, v in row["parameters"].items()),
                       f"{row['latency_s']:.4g}", f"{row['energy_j']:.4g}")
     console.print(table)
+    if found.trees and not mapping:
+        console.print("[dim]the tree (einsim evaluate --mapping FILE accepts it):[/dim]")
+        console.print(found.mapping_yaml, markup=False, highlight=False)

@@ -8,6 +8,7 @@ import yaml
 from typing import Mapping as MappingType
 
 from einsim.cost import EinsumCost, Report
+from einsim.cost.tree import is_tree_file, load_mapping_tree
 from einsim.errors import SpecError
 from einsim.gemm import gemm_cost
 from einsim.mapper import search
@@ -34,18 +35,35 @@ def split_parameters(spec, parameters: MappingType[str, float]):
 
 
 def evaluate(mapping: str = "fusemax", hardware: str | None = None, workload: str = "bert",
-             seq_len: int | str | None = 65536, parameters: MappingType[str, float] | None = None,
-             objective: str = "latency", scope: str = "attention") -> Report:
+             seq_len: int | str | None = None, parameters: MappingType[str, float] | None = None,
+             objective: str = "latency", scope: str = "attention",
+             cascade: str | None = None) -> Report:
     """Cost report of ``mapping`` (its own hardware unless ``hardware`` is given).
 
     ``parameters`` mixes mapping parameters (fixed instead of searched) and hardware overrides
     by name (``pe_dim``, ``global_buffer_bytes``, ``dram_bandwidth``, ``clock_hz`` or a dotted
     field path).  Free mapping parameters not given are chosen by the mapper for ``objective``.
+    ``cascade`` (a library name or a file) replaces a loop-tree mapping's own cascade; the
+    tree applies wherever its Einsum names match.
     ``scope="end-to-end"`` adds one transformer layer's linear layers (Q/K/V and output
     projections, both FFN GEMMs), run on the same hardware after attention.
     """
     if scope not in ("attention", "end-to-end"):
         raise SpecError(f"unknown scope {scope!r}; expected attention or end-to-end")
+    if is_tree_file(mapping):
+        from einsim.cost.evaluate import evaluate_tree
+
+        result = evaluate_tree(mapping, hardware, workload, seq_len, parameters, objective,
+                               cascade)
+        report = result.best
+        if scope == "end-to-end":
+            machine = load_hardware(hardware or load_mapping_tree(mapping).hardware,
+                                    _hardware_overrides(parameters))
+            return with_linear_layers(report, machine, load_workload(workload, seq_len))
+        return report
+    if cascade is not None:
+        raise SpecError(f"mapping {mapping}: --cascade applies to loop-tree mappings; "
+                        f"{mapping} is a GPU kernel model of its own cascade")
     spec = load_mapping_spec(mapping)
     fixed, overrides = split_parameters(spec, dict(parameters or {}))
     machine = load_hardware(hardware or spec.hardware, overrides)
@@ -57,6 +75,10 @@ def evaluate(mapping: str = "fusemax", hardware: str | None = None, workload: st
     problem = load_workload(workload, seq_len)
     report = search(spec, machine, problem, objective, fixed).best
     return with_linear_layers(report, machine, problem) if scope == "end-to-end" else report
+
+
+def _hardware_overrides(parameters) -> dict:
+    return {k: v for k, v in dict(parameters or {}).items() if k in SHORT_NAMES or "." in k}
 
 
 def load_hardware(name: str, overrides: MappingType[str, float] | None = None):
@@ -112,7 +134,31 @@ def with_linear_layers(report: Report, hardware, workload) -> Report:
         "energy_j": sum(energy.values()), "energy_breakdown_j": energy, "einsums": einsums})
 
 
-def execute_mapping(mapping: str, seq_len: int = 200, head_dim: int = 16, tile: int = 32):
+def execute_tree(mapping: str, cascade: str | None = None, seq_len: int = 200,
+                 head_dim: int = 16, tile: int = 32):
+    """Run a loop tree's cascade tile by tile along the tree's key loop, against the
+    reference; the tree's pass legality was already checked when it was compiled."""
+    from einsim import library
+    from einsim.cost.tree import Loop, nodes
+    from einsim.validate import random_inputs, validate
+
+    tree = load_mapping_tree(mapping)
+    chosen = library.load(cascade or tree.cascade)
+    family = {"m"} | {part.lower() for p in chosen.partitions if p.rank == "M"
+                      for part in p.parts}
+    variable = next((n.variable for n in nodes(tree.root)
+                     if isinstance(n, Loop) and n.variable in family), None)
+    sizes = {"M": seq_len, "P": seq_len, "E": head_dim, "F": head_dim}
+    for partition in chosen.partitions:
+        for part in partition.sizes:
+            if isinstance(part, str):
+                sizes[part] = tile
+    inputs = random_inputs(chosen, sizes)
+    return validate(chosen, sizes=sizes, inputs=inputs, tile=variable)
+
+
+def execute_mapping(mapping: str, seq_len: int = 200, head_dim: int = 16, tile: int = 32,
+                    cascade: str | None = None):
     """Run a mapping's tiling numerically on a small problem and check it against the reference.
 
     The cascade is executed tile by tile along the mapping's streamed variable (one loop per
@@ -124,6 +170,8 @@ def execute_mapping(mapping: str, seq_len: int = 200, head_dim: int = 16, tile: 
     from einsim.schedule import Loop
     from einsim.validate import random_inputs, validate
 
+    if is_tree_file(mapping):
+        return execute_tree(mapping, cascade, seq_len, head_dim, tile)
     spec = load_mapping_spec(mapping)
     cascade = library.get(spec.cascade)
     sizes = {"M": seq_len, "P": seq_len, "E": head_dim, "F": head_dim, "M0": tile}

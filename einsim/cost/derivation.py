@@ -86,6 +86,23 @@ class Counts:
         table[key] = table.get(key, sympy.Integer(0)) + value
 
 
+def _max(*args) -> sympy.Expr:
+    """Max without sympy's (slow) simplification; exact numbers still fold."""
+    numbers = [a for a in args if getattr(a, "is_Number", False) or isinstance(a, (int, float))]
+    others = [a for a in args if a not in numbers]
+    if numbers:
+        others.append(max(numbers))
+    return others[0] if len(others) == 1 else sympy.Max(*others, evaluate=False)
+
+
+def _min(*args) -> sympy.Expr:
+    numbers = [a for a in args if getattr(a, "is_Number", False) or isinstance(a, (int, float))]
+    others = [a for a in args if a not in numbers]
+    if numbers:
+        others.append(min(numbers))
+    return others[0] if len(others) == 1 else sympy.Min(*others, evaluate=False)
+
+
 def size(variable: str) -> sympy.Symbol:
     return symbol(ir.rank_of(variable))
 
@@ -158,7 +175,7 @@ class Derivation:
                 self._check_iterates(einsum, node.variable, node.path)
                 trips = sympy.ceiling(extent(node.variable) / node.tile)
                 info = LoopInfo(node.variable, trips, sympy.Integer(1), False, node.path)
-                extents[node.variable] = sympy.Min(node.tile, extent(node.variable))
+                extents[node.variable] = _min(node.tile, extent(node.variable))
                 loops.append(info)
                 items.append(info)
             elif isinstance(node, Spatial):
@@ -171,7 +188,7 @@ class Derivation:
                     self._check_iterates(einsum, variable, node.path)
                     width = unit.axes[axis]
                     before = extent(variable)
-                    info = LoopInfo(variable, sympy.Integer(1), sympy.Min(before, width), True,
+                    info = LoopInfo(variable, sympy.Integer(1), _min(before, width), True,
                                     node.path)
                     extents[variable] = sympy.ceiling(before / width)
                     loops.append(info)
@@ -289,8 +306,8 @@ class Derivation:
                 counts.add(counts.actions, (unit.name, action), count * times * density)
                 functional = unit.functional_unit.get(action, action)
                 per_functional[functional] = per_functional.get(functional, 0) \
-                    + sympy.simplify(count * times / points)
-        per_point = sympy.Max(*per_functional.values()) if per_functional else sympy.Integer(0)
+                    + sympy.cancel(count * times / points)
+        per_point = _max(*per_functional.values()) if per_functional else sympy.Integer(0)
         counts.cycles[einsum.name] = steps * per_point * density
         counts.busy[einsum.name] = points * per_point * density / unit.pes
         counts.units[einsum.name] = unit.name
@@ -313,7 +330,7 @@ class Derivation:
             if einsum.reduced:
                 output = self.relevant(name, einsum.write.variables)
                 first = keep.tile * self._distinct(keep.loops, output)
-                self._access("reads", keep.level.name, name, sympy.Max(updates - first, 0), owner)
+                self._access("reads", keep.level.name, name, _max(updates - first, 0), owner)
         for info in self.keeps.values():
             self._count_keep(info)
         counts.occupancy = self._occupancy(self.mapping.root)
@@ -405,7 +422,7 @@ class Derivation:
                     infos = [info for info in infos if info is not None]
                     if not infos:
                         continue
-                    words = sympy.Max(*(info.tile * sympy.Mul(*(l.fanout for l in info.loops))
+                    words = _max(*(info.tile * sympy.Mul(*(l.fanout for l in info.loops))
                                         for info in infos))
                     level = infos[0].level.name
                     own[level] = own.get(level, 0) + words
@@ -413,7 +430,7 @@ class Derivation:
                 parts = [self._occupancy(child) for child in node.children]
                 for level in {k for part in parts for k in part}:
                     values = [part.get(level, sympy.Integer(0)) for part in parts]
-                    combined = sympy.Max(*values) if node.kind == "sequence" else sympy.Add(*values)
+                    combined = _max(*values) if node.kind == "sequence" else sympy.Add(*values)
                     own[level] = own.get(level, 0) + combined
         return own
 
@@ -423,7 +440,7 @@ class Derivation:
             if isinstance(node, Loop):
                 before = extents.get(node.variable, size(node.variable))
                 iterations = iterations * sympy.ceiling(before / node.tile)
-                extents[node.variable] = sympy.Min(node.tile, before)
+                extents[node.variable] = _min(node.tile, before)
             elif isinstance(node, Run):
                 return sympy.Add(*(self.counts.cycles.get(e, 0) for e in node.einsums))
             elif isinstance(node, Branch):
@@ -431,7 +448,7 @@ class Derivation:
                 if node.kind == "sequence":
                     return sympy.Add(*parts)
                 self._check_disjoint_units(node)
-                slowest = sympy.Max(*parts)
+                slowest = _max(*parts)
                 return slowest + (sympy.Add(*parts) - slowest) / iterations
         return sympy.Integer(0)
 
@@ -445,7 +462,7 @@ class Derivation:
                                 if name == level.name and (owner == prefix
                                                            or owner.startswith(prefix + "["))))
             times.append(words * self.hardware.word_bytes / level.bandwidth_bytes_per_s)
-        return sympy.Max(*times)
+        return _max(*times)
 
     def _latency(self, chain: Chain, prefix: str, iterations: sympy.Expr, extents: dict
                  ) -> sympy.Expr:
@@ -458,17 +475,17 @@ class Derivation:
             if isinstance(node, Loop):
                 before = extents.get(node.variable, size(node.variable))
                 iterations = iterations * sympy.ceiling(before / node.tile)
-                extents[node.variable] = sympy.Min(node.tile, before)
+                extents[node.variable] = _min(node.tile, before)
             elif isinstance(node, Run):
                 compute = sympy.Add(*(self.counts.cycles.get(e, 0) for e in node.einsums)) / clock
-                return sympy.Max(compute, memory)
+                return _max(compute, memory)
             elif isinstance(node, Branch):
                 parts = [self._latency(child, f"{node.path}.{node.kind}[{k}]", iterations,
                                        extents) for k, child in enumerate(node.children)]
                 if node.kind == "sequence":
-                    return sympy.Max(sympy.Add(*parts), memory)
-                slowest = sympy.Max(*parts)
-                return sympy.Max(slowest + (sympy.Add(*parts) - slowest) / iterations, memory)
+                    return _max(sympy.Add(*parts), memory)
+                slowest = _max(*parts)
+                return _max(slowest + (sympy.Add(*parts) - slowest) / iterations, memory)
         return memory
 
     def _check_disjoint_units(self, node: Branch) -> None:

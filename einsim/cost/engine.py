@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 
 import numpy as np
@@ -26,6 +27,9 @@ from einsim.mapping import MappingError
 from einsim.passes import passes as count_passes
 
 
+COPIES = sympy.Symbol("copies", positive=True)  # batch × heads, multiplied in at the end
+
+
 @dataclass(frozen=True)
 class Problem:
     """What one evaluation needs besides the tree: rank sizes and the batch×heads copies."""
@@ -37,7 +41,8 @@ class Problem:
 
 
 class CompiledMapping:
-    def __init__(self, cascade: ir.Cascade, mapping: MappingTree, hierarchy: Hierarchy):
+    def __init__(self, cascade: ir.Cascade, mapping: MappingTree, hierarchy: Hierarchy,
+                 cse: bool = True):
         self.cascade, self.mapping, self.hardware = cascade, mapping, hierarchy
         derivation = Derivation(cascade, mapping, hierarchy)
         counts = self.counts = derivation.counts
@@ -63,13 +68,102 @@ class CompiledMapping:
         for level in hierarchy.levels.values():
             if level.capacity_words is not None:
                 entries.append((("capacity", level.name), level.capacity_words))
+        if hierarchy.area_mm2 is not None:
+            entries.append((("area_mm2",), hierarchy.area_mm2))
+        self.summary_keys, summary = self._summary_expressions(counts, hierarchy)
         self.keys = [key for key, _ in entries]
         expressions = [sympy.sympify(expr) for _, expr in entries]
-        free = set().union(*(e.free_symbols for e in expressions)) | {hierarchy.clock_hz}
+        free = set().union(*(e.free_symbols for e in expressions + summary)) \
+            | {hierarchy.clock_hz}
+        free.discard(COPIES)
         self.symbols = sorted(free, key=str)
         self.symbol_names = [str(s) for s in self.symbols]
-        self._function = sympy.lambdify(self.symbols, expressions, modules="numpy", cse=True)
+        # common-subexpression elimination makes evaluation ~4x faster and compilation slower
+        self._function = sympy.lambdify(self.symbols, expressions, modules="numpy", cse=cse)
+        self._summary = sympy.lambdify(self.symbols + [COPIES], summary, modules="numpy",
+                                       cse=cse)
+        self._summary_expressions_list = summary
+        self._specialized: dict[tuple, object] = {}
         self.passes = count_passes(cascade, _streamed_rank(cascade))
+
+    @staticmethod
+    def _summary_expressions(counts, hierarchy: Hierarchy):
+        """What a sweep needs, as few expressions (so arrays pass through few operations)."""
+        clock, word = hierarchy.clock_hz, hierarchy.word_bytes
+        compute = counts.compute_cycles * COPIES / clock
+        memory, traffic, energy = [sympy.Integer(0)], sympy.Integer(0), sympy.Integer(0)
+        for level in hierarchy.levels.values():
+            reads = sympy.Add(*(v for (name, _), v in counts.reads.items() if name == level.name))
+            writes = sympy.Add(*(v for (name, _), v in counts.writes.items()
+                                 if name == level.name))
+            energy += (reads * level.read_pj + writes * level.write_pj) / level.width_words
+            if level.bandwidth_bytes_per_s is not None:
+                memory.append((reads + writes) * word * COPIES / level.bandwidth_bytes_per_s)
+                traffic += (reads + writes) * word * COPIES
+        for (unit, action), count in counts.actions.items():
+            energy += count * hierarchy.units[unit].action_energy_pj[action]
+        memory_s = sympy.Max(*memory, evaluate=False) if len(memory) > 1 else memory[0]
+        latency = sympy.Max(counts.latency_s * COPIES, compute, memory_s, evaluate=False)
+        energy = energy * COPIES * sympy.Float(1e-12) + hierarchy.static_power_w * latency
+        keys = ["latency_s", "compute_latency_s", "memory_latency_s", "energy_j",
+                "traffic_bytes", "buffer_bytes"]
+        expressions = [latency, compute, memory_s, energy, traffic,
+                       counts.occupancy.get("global_buffer", sympy.Integer(0)) * word]
+        busy: dict[str, sympy.Expr] = {}
+        for name, unit in counts.units.items():
+            busy[unit] = busy.get(unit, 0) + counts.busy[name]
+        for unit, expression in busy.items():
+            keys.append(f"utilization:{unit}")
+            expressions.append(expression * COPIES / (latency * clock))
+        for level in hierarchy.levels.values():
+            if level.capacity_words is not None:
+                keys.append(f"slack:{level.name}")
+                expressions.append(level.capacity_words * (1 + sympy.Float(1e-12))
+                                   - counts.occupancy.get(level.name, sympy.Integer(0)))
+        if hierarchy.area_mm2 is not None:
+            keys.append("area_mm2")
+            expressions.append(hierarchy.area_mm2)
+        return keys, expressions
+
+    def summary(self, values: Mapping[str, object], copies, specialize: bool = False
+                ) -> dict[str, object]:
+        """Latency, energy, traffic, buffer, utilization per unit and feasibility.
+
+        ``specialize`` folds every scalar value into the expressions first and compiles them
+        for the arrays alone: worth it for large blocks (equal to the general path to ~1e-12
+        relative, not bit for bit)."""
+        if specialize:
+            results = self._specialized_function(values, copies)
+        else:
+            results = self._summary(*(values[n] for n in self.symbol_names), copies)
+        table = dict(zip(self.summary_keys, results))
+        feasible = True
+        for key, slack in table.items():
+            if key.startswith("slack:"):
+                feasible = feasible & (np.asarray(slack) >= 0)
+        table["feasible"] = feasible
+        table["utilization"] = {k.split(":", 1)[1]: v for k, v in table.items()
+                                if k.startswith("utilization:")}
+        table.setdefault("area_mm2", None)
+        return table
+
+    def _specialized_function(self, values, copies):
+        varying = [n for n in self.symbol_names if np.ndim(values[n]) > 0]
+        fixed = tuple((n, float(values[n])) for n in self.symbol_names if n not in varying)
+        key = (tuple(varying), fixed, float(copies))
+        function = self._specialized.get(key)
+        if function is None:
+            numbers = {s: sympy.Float(v) for s in self.symbols for n, v in fixed if str(s) == n}
+            numbers[COPIES] = sympy.Float(float(copies))
+            folded = [sympy.sympify(e).xreplace(numbers) for e in self._summary_expressions_list]
+            arguments = [s for s in self.symbols if str(s) in varying]
+            function = sympy.lambdify(arguments, folded, modules="numpy", cse=True)
+            if len(self._specialized) > 16:
+                self._specialized.clear()
+            self._specialized[key] = function
+        size = max((np.size(values[n]) for n in varying), default=1)
+        return [np.broadcast_to(np.asarray(r, dtype=float), (size,)) if np.ndim(r) == 0
+                and varying else r for r in function(*(values[n] for n in varying))]
 
     # ---------------------------------------------------------------------------- inputs
 
@@ -105,14 +199,10 @@ class CompiledMapping:
     # ---------------------------------------------------------------------------- outputs
 
     def metrics(self, values: Mapping[str, object], copies) -> dict[str, object]:
-        """Latency, energy, traffic, buffer, utilization and feasibility (scalar or arrays)."""
+        """The summary plus, for a report, the breakdowns by component and level."""
+        table = self.summary(values, copies)
         raw = self.raw(values)
         hardware = self.hardware
-        clock = values["clock_hz"]
-        word_bytes = hardware.word_bytes
-        compute_s = raw[("compute_cycles",)] * copies / clock
-        memory_s = 0.0
-        traffic_words = 0.0
         energy: dict[str, object] = {}
         accesses: dict[str, dict[str, object]] = {}
         for level in hardware.levels.values():
@@ -124,30 +214,16 @@ class CompiledMapping:
             joules = (reads * level.read_pj + writes * level.write_pj) / level.width_words * 1e-12
             part = "register_files" if level.per_unit else level.name
             energy[part] = energy.get(part, 0.0) + joules
-            if level.bandwidth_bytes_per_s is not None:
-                bandwidth = values[str(level.bandwidth_bytes_per_s)]
-                memory_s = np.maximum(memory_s, (reads + writes) * word_bytes / bandwidth)
-                traffic_words = traffic_words + reads + writes
         for (kind, *key), value in raw.items():
             if kind == "actions":
                 unit, action = key
                 joules = value * copies * hardware.units[unit].action_energy_pj[action] * 1e-12
                 energy[unit] = energy.get(unit, 0.0) + joules
-        latency = np.maximum(raw[("latency_s",)] * copies, np.maximum(compute_s, memory_s))
         if hardware.static_power_w:
-            energy["static"] = hardware.static_power_w * latency
-        busy = {}
-        for name, unit in self.counts.units.items():
-            busy[unit] = busy.get(unit, 0.0) + raw[("busy", name)] * copies
-        utilization = {unit: _ratio(b, latency * clock) for unit, b in busy.items()}
-        feasible, reason = self._capacity(raw, values)
-        buffer_words = raw.get(("occupancy", "global_buffer"), 0.0)
-        return {"latency_s": latency, "compute_latency_s": compute_s, "memory_latency_s": memory_s,
-                "energy_j": sum(energy.values()), "energy_breakdown_j": energy,
-                "traffic_bytes": traffic_words * word_bytes,
-                "buffer_bytes": buffer_words * word_bytes, "utilization": utilization,
-                "feasible": feasible, "reason": reason, "accesses_by_level": accesses,
-                "raw": raw}
+            energy["static"] = hardware.static_power_w * table["latency_s"]
+        _, reason = self._capacity(raw, values)
+        return {**table, "energy_breakdown_j": energy, "reason": reason,
+                "accesses_by_level": accesses, "raw": raw}
 
     def _capacity(self, raw, values):
         """Feasibility per point and, for a scalar point, the reason it fails."""
@@ -203,20 +279,14 @@ class CompiledMapping:
             utilization={u: float(x) for u, x in result["utilization"].items()},
             energy_j=float(result["energy_j"]),
             energy_breakdown_j={k: float(v) for k, v in result["energy_breakdown_j"].items()},
-            area_mm2=self.hardware.area_mm2, einsums=einsums, traffic_by_level=traffic,
+            area_mm2=None if result["area_mm2"] is None else float(result["area_mm2"]),
+            einsums=einsums, traffic_by_level=traffic,
             accesses_by_level={level: {k: float(v) for k, v in a.items()}
                                for level, a in result["accesses_by_level"].items()})
 
     @staticmethod
     def _ops_of(raw, name: str, copies) -> dict[str, float]:
         return {k[2]: float(v) * copies for k, v in raw.items() if k[0] == "ops" and k[1] == name}
-
-
-def _ratio(numerator, denominator):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.asarray(denominator) > 0, numerator / np.maximum(denominator, 1e-300),
-                        0.0) if np.ndim(denominator) else (numerator / denominator
-                                                           if denominator else 0.0)
 
 
 def _plain(value: float):
@@ -226,12 +296,17 @@ def _plain(value: float):
 def _numeric(expression, values: Mapping[str, object], where: str):
     """A parameter default evaluated with the numbers known so far."""
     expr = parse_size(expression, where) if not isinstance(expression, sympy.Basic) else expression
-    missing = [str(s) for s in expr.free_symbols if str(s) not in values]
+    names = sorted(str(s) for s in expr.free_symbols)
+    missing = [n for n in names if n not in values]
     if missing:
         raise MappingError(f"{where}: {', '.join(missing)} is not known when it is evaluated")
-    function = sympy.lambdify([sympy.Symbol(str(s), positive=True, integer=True)
-                               for s in sorted(expr.free_symbols, key=str)], expr, "numpy")
-    return function(*(values[str(s)] for s in sorted(expr.free_symbols, key=str)))
+    return _small_function(expr, tuple(names))(*(values[n] for n in names))
+
+
+@lru_cache(maxsize=1024)
+def _small_function(expr: sympy.Expr, names: tuple[str, ...]):
+    return sympy.lambdify([sympy.Symbol(n, positive=True, integer=True) for n in names], expr,
+                          "numpy")
 
 
 def fill_partitions(cascade: ir.Cascade, values: dict) -> None:
@@ -290,14 +365,15 @@ def _streamed_rank(cascade: ir.Cascade) -> str:
 _COMPILED: dict[tuple, CompiledMapping] = {}
 
 
+
 def compiled(cascade: ir.Cascade, mapping: MappingTree, hierarchy: Hierarchy,
-             hardware_key: str) -> CompiledMapping:
+             hardware_key: str, cse: bool = True) -> CompiledMapping:
     """Cached compilation per (cascade, mapping, hardware preset); ``hardware_key`` identifies
     the preset's baked-in numbers (its sweepable fields are symbols)."""
     key = (cascade, str(cascade), mapping.model_dump_json(exclude={"tree"}), repr(mapping.tree),
-           hardware_key)
+           hardware_key, cse)
     if key not in _COMPILED:
         if len(_COMPILED) > 64:
             _COMPILED.clear()
-        _COMPILED[key] = CompiledMapping(cascade, mapping, hierarchy)
+        _COMPILED[key] = CompiledMapping(cascade, mapping, hierarchy, cse)
     return _COMPILED[key]

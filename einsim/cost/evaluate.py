@@ -10,6 +10,7 @@ from einsim.cost.engine import Problem, compiled
 from einsim.cost.hierarchy import spatial_array_hierarchy
 from einsim.cost.tree import MappingTree, load_mapping_tree
 from einsim.errors import SpecError
+from einsim.mapping import MappingError
 from einsim.search.parameters import SearchResult, search
 
 # Hardware fields that stay symbols in the compiled expressions (swept without recompiling).
@@ -51,8 +52,13 @@ def compile_for(mapping: MappingTree, cascade_name: str | None = None,
     """(compiled mapping, hardware model) for a tree, a cascade override and a hardware."""
     from hw_models.spatial_array import load_spatial_array
 
+    from hw_models.gpu_sm import gpu_presets
+
     cascade = library.load(cascade_name or mapping.cascade)
     name = hardware or mapping.hardware
+    if name in gpu_presets():
+        raise MappingError(f"mapping {mapping.name} runs on a spatial array (like "
+                           f"{mapping.hardware}); {name} is a GPU")
     machine = load_spatial_array(name, dict(baked or {}))
     key = machine.model_copy(update={"pe_dim": 1, "clock_hz": 1.0}).model_dump_json()
     hierarchy = spatial_array_hierarchy(machine)
@@ -65,7 +71,7 @@ def problem_of(workload) -> Problem:
 
 
 def evaluate_tree(mapping: str | MappingTree, hardware: str | None = None,
-                  workload: str = "bert", seq_len: int | str | None = 65536,
+                  workload: str = "bert", seq_len: int | str | None = None,
                   parameters: Mapping[str, float] | None = None, objective: str = "latency",
                   cascade: str | None = None) -> SearchResult:
     """Search the tree's free parameters not fixed in ``parameters``; the best and the Pareto

@@ -89,7 +89,7 @@ class Hierarchy:
     clock_hz: sympy.Expr
     word_bytes: int
     values: dict[str, float]  # numbers for the symbols above
-    area_mm2: float | None
+    area_mm2: sympy.Expr | None  # of the symbols above (pe_dim scales the arrays)
     static_power_w: float = 0.0
 
     def level(self, name: str, units: set[str], where: str) -> Level:
@@ -139,6 +139,9 @@ def spatial_array_hierarchy(hardware) -> Hierarchy:
     values = {"pe_dim": hardware.pe_dim, "clock_hz": hardware.clock_hz,
               "dram_bandwidth": hardware.dram.bandwidth_bytes_per_s,
               "global_buffer_bytes": buffer.bytes}
+    per_pe = {name: getattr(hardware, name).pe_area_um2 for name in ("array2d", "array1d")}
+    area = (pe_dim ** 2 * per_pe["array2d"] + pe_dim * per_pe["array1d"]
+            + buffer.area_um2) / 1e6
     return Hierarchy(hardware.name, "spatial_array", levels, units, symbol("clock_hz"),
-                     hardware.word_bytes, values, hardware.area_mm2,
+                     hardware.word_bytes, values, area,
                      float(getattr(hardware, "static_power_w", 0.0) or 0.0))

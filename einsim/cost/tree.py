@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 from typing import Union
 
 import sympy
@@ -152,7 +151,7 @@ def _parse_node(item, path: str) -> Node:
         raise SpecError(f"{path}: expected exactly one of {', '.join(_KINDS)}; "
                         f"got keys {', '.join(map(str, item)) or 'none'}")
     kind = kinds[0]
-    allowed = {"loop": {"loop", "tile"}, "run": {"run", "on"}}.get(kind, {kind})
+    allowed = {"loop": {"loop", "tile"}, "run": {"run", "on", "unit"}}.get(kind, {kind})
     extra = set(item) - allowed
     if extra:
         raise SpecError(f"{path}: unexpected key(s) {', '.join(map(str, sorted(extra, key=str)))}"
@@ -193,9 +192,11 @@ def _parse_node(item, path: str) -> Node:
     einsums = body if isinstance(body, list) else [body]
     if not einsums or not all(isinstance(e, str) for e in einsums):
         raise SpecError(f"{path}.run: expected an Einsum name or a list of them")
-    if not isinstance(item.get("on"), str):
-        raise SpecError(f"{path}: a run node needs 'on: <unit>' naming the unit it runs on")
-    return Run(tuple(einsums), item["on"], path)
+    unit = item.get("on", item.get("unit"))
+    if not isinstance(unit, str) or ("on" in item and "unit" in item):
+        raise SpecError(f"{path}: a run node needs 'on: <unit>' (or 'unit: <unit>') naming the "
+                        "unit it runs on")
+    return Run(tuple(einsums), unit, path)
 
 
 def _check_variable(value, path: str) -> None:
@@ -263,9 +264,9 @@ def mapping_from_document(document, source: str = "<mapping>") -> MappingTree:
 
 
 def is_tree_file(name_or_path: str) -> bool:
-    """Whether a mapping name or file is a loop tree (has a ``tree`` key)."""
+    """Whether a mapping name or file is a loop tree (a YAML map with a ``tree`` key)."""
     try:
         document, _ = read_spec(name_or_path, resources.files("mappings"), "mapping")
     except EinsimError:
-        return Path(name_or_path).suffix in (".yaml", ".yml") and False
+        return False
     return isinstance(document, dict) and "tree" in document

@@ -49,26 +49,45 @@ def divisors(n: int) -> list[int]:
 
 def domain_values(compiled: CompiledMapping, name: str, values: Mapping[str, object]
                   ) -> list[int]:
-    """The candidate values of free parameter ``name`` at these sizes."""
-    parameter = compiled.mapping.parameters[name]
-    domain = parameter.domain
+    """The candidate values of free parameter ``name`` at these (scalar) sizes."""
+    return candidates(compiled.mapping.parameters[name],
+                      domain_number(compiled, name, values), f"parameters.{name}.domain", values)
+
+
+def domain_number(compiled: CompiledMapping, name: str, values: Mapping[str, object]):
+    """The number a domain is built from (``divisors_of: ceil(P / P0)`` → that value),
+    scalar or an array over design points; None for ``range``/``values`` domains."""
+    domain = compiled.mapping.parameters[name].domain
     where = f"parameters.{name}.domain"
+    expression = domain.divisors_of if domain.divisors_of is not None \
+        else domain.powers_of_two_up_to
+    if expression is None:
+        return None
+    return _numeric(parse_size(expression, where), values, where)
 
-    def number(expression) -> int:
-        value = float(_numeric(parse_size(expression, where), values, where))
+
+def candidates(parameter, number, where: str, values: Mapping[str, object] | None = None
+               ) -> list[int]:
+    """A domain's candidates given its number (see :func:`domain_number`)."""
+    domain = parameter.domain
+    if number is not None:
+        value = float(number)
         if not math.isfinite(value) or value < 1:
-            raise MappingError(f"{where}: {expression} evaluates to {value}; expected >= 1")
-        return int(value)
-
-    if domain.divisors_of is not None:
-        return divisors(number(domain.divisors_of))
-    if domain.powers_of_two_up_to is not None:
-        top = number(domain.powers_of_two_up_to)
+            raise MappingError(f"{where}: evaluates to {value}; expected a number >= 1")
+        if domain.divisors_of is not None:
+            return divisors(int(value))
+        top = int(value)
         return [1 << k for k in range(top.bit_length()) if 1 << k <= top]
     if domain.range is not None:
         low, high = domain.range
         return list(range(max(1, low), high + 1))
-    return sorted({number(v) for v in domain.values or ()})
+    found = set()
+    for entry in domain.values or ():
+        value = float(_numeric(parse_size(entry, where), values or {}, where))
+        if not math.isfinite(value) or value < 1 or not value.is_integer():
+            raise MappingError(f"{where}: value {entry} is {value}; expected a whole number >= 1")
+        found.add(int(value))
+    return sorted(found)
 
 
 def search(compiled: CompiledMapping, problem: Problem, objective: str = "latency",
@@ -101,7 +120,7 @@ def search(compiled: CompiledMapping, problem: Problem, objective: str = "latenc
     for name, column in grid.items():
         values[name] = column.astype(float)
     values = compiled.values(problem, {**fixed, **{n: values[n] for n in grid}}, overrides)
-    metrics = compiled.metrics(values, problem.copies)
+    metrics = compiled.summary(values, problem.copies)
     feasible = np.broadcast_to(np.asarray(metrics["feasible"]), (count,))
     latency = np.broadcast_to(np.asarray(metrics["latency_s"], dtype=float), (count,))
     energy = np.broadcast_to(np.asarray(metrics["energy_j"], dtype=float), (count,))

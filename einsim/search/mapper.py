@@ -1,0 +1,69 @@
+"""``einsim map``: one front door over the two searches — a tree's free parameters (with a
+mapping), or trees themselves (with only a cascade)."""
+
+from __future__ import annotations
+
+import time
+from typing import Mapping
+
+from einsim.errors import SpecError
+from einsim.search.trees import TreeSearch
+
+
+def map_cascade(mapping: str | None, cascade: str | None, hardware: str | None,
+                workload: str, seq_len: int, objective: str = "latency",
+                parameters: Mapping[str, float] | None = None) -> TreeSearch:
+    """The best mapping (as a :class:`TreeSearch`: result, YAML, effort and time)."""
+    from einsim import library
+    from einsim.cost.evaluate import (_check_symbolic, compile_for, problem_of,
+                                      split_tree_parameters)
+    from einsim.cost.tree import is_tree_file, load_mapping_tree
+    from einsim.cost.tree_yaml import dump_mapping
+    from einsim.search.parameters import search
+    from einsim.search.trees import search_trees
+    from einsim.workload import load_workload
+
+    start = time.perf_counter()
+    problem = problem_of(load_workload(workload, seq_len))
+    if mapping is None and cascade is None:
+        mapping = "fusemax"
+    if mapping is not None:
+        if not is_tree_file(mapping):
+            return _legacy(mapping, hardware, workload, seq_len, objective, parameters, start)
+        tree = load_mapping_tree(mapping)
+        fixed, symbolic, baked = split_tree_parameters(tree, dict(parameters or {}))
+        engine, machine = compile_for(tree, cascade, hardware, baked)
+        result = search(engine, problem, objective, fixed, _check_symbolic(machine, symbolic),
+                        problem.name)
+        text = dump_mapping(tree, result.best.parameters, cascade, hardware)
+        return TreeSearch(result, text, 1, result.evaluated, time.perf_counter() - start)
+    from hw_models.spatial_array import load_spatial_array
+    from einsim.cost.hierarchy import spatial_array_hierarchy
+
+    unknown = [k for k in dict(parameters or {}) if k not in ("pe_dim", "clock_hz",
+                                                             "dram_bandwidth",
+                                                             "global_buffer_bytes")]
+    if unknown:
+        raise SpecError(f"--param {unknown[0]}: without --mapping only hardware fields can be "
+                        "set (pe_dim, clock_hz, dram_bandwidth, global_buffer_bytes)")
+    machine = load_spatial_array(hardware or "fusemax-cloud")
+    symbolic = _check_symbolic(machine, dict(parameters or {}))
+    key = machine.model_copy(update={"pe_dim": 1, "clock_hz": 1.0}).model_dump_json()
+    return search_trees(library.load(cascade), spatial_array_hierarchy(machine), key, problem,
+                        objective, cascade, symbolic)
+
+
+def _legacy(mapping, hardware, workload, seq_len, objective, parameters, start) -> TreeSearch:
+    """GPU kernel models (not yet trees): their own parameter search."""
+    from einsim.evaluator import load_hardware, split_parameters
+    from einsim.mapper import search
+    from einsim.mapping import load_mapping_spec
+    from einsim.search.parameters import SearchResult
+    from einsim.workload import load_workload
+
+    spec = load_mapping_spec(mapping)
+    fixed, overrides = split_parameters(spec, dict(parameters or {}))
+    machine = load_hardware(hardware or spec.hardware, overrides)
+    old = search(spec, machine, load_workload(workload, seq_len), objective, fixed)
+    result = SearchResult(old.best, old.pareto, old.evaluated, old.infeasible, old.reasons)
+    return TreeSearch(result, "", 0, old.evaluated, time.perf_counter() - start)
