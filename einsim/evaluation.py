@@ -38,18 +38,20 @@ class Stored:
             self.origin = [0] * self.data.ndim
 
     def shift_to(self, axis: int, coordinate: int) -> None:
-        """Slide a windowed axis forward so that ``coordinate`` is its last slot."""
+        """Slide a windowed axis forward so that ``coordinate`` is its newest slot.
+
+        The window is a ring: coordinate ``c`` lives in slot ``c mod length``, so sliding
+        moves no data; the slot that falls out is overwritten by the next write.
+        """
         length = self.data.shape[axis]
-        if coordinate < self.origin[axis] + length:
-            return
-        step = coordinate - (self.origin[axis] + length - 1)
-        for array in (self.data, self.present):
-            if array is None:
-                continue
-            view = np.moveaxis(array, axis, 0)
-            if step < length:
-                view[:length - step] = view[step:].copy()
-        self.origin[axis] += step
+        if coordinate >= self.origin[axis] + length:
+            self.origin[axis] = coordinate - length + 1
+
+    def slot(self, axis: int, coordinate: int) -> int:
+        """Position of ``coordinate`` (held) along ``axis`` of :attr:`data`."""
+        if axis == self.window_axis:
+            return coordinate % self.data.shape[axis]
+        return coordinate - self.origin[axis]
 
 
 @dataclass
@@ -112,12 +114,12 @@ def gather(access: ir.Access, env: Environment, bindings: Mapping[str, int], fre
                 raise _range_error(access, axis, original, value, value, extent)
             if not start <= value < start + held:
                 raise _not_available(access, axis, value, value, stored)
-            basic.append(value - start)
+            basic.append(stored.slot(axis, value))
             continue
         variable = index.variables[0]
         coefficient, rest = index.split_variable(variable)
         if len(index.variables) != 1 or coefficient != 1 or variable in axis_vars \
-                or rest.variables:
+                or rest.variables or axis == stored.window_axis:
             return _gather_general(access, stored, env, bindings, free)
         low = rest.offset(env.sizes)
         high = low + _extent_of(variable, env)
@@ -166,7 +168,10 @@ def _gather_general(access, stored: Stored, env: Environment, bindings, free):
         if not (held | ~inside).all():
             bad = index[inside & ~held]
             raise _not_available(access, axis, int(bad.min()), int(bad.max()), stored)
-        indices.append(np.clip(index - start, 0, stored.data.shape[axis] - 1))
+        if axis == stored.window_axis:
+            indices.append(np.where(held, index, start) % stored.data.shape[axis])
+        else:
+            indices.append(np.clip(index - start, 0, stored.data.shape[axis] - 1))
     values = stored.data[tuple(indices)]
     present = stored.present[tuple(indices)] if stored.present is not None else None
     if valid is not None:
@@ -499,12 +504,12 @@ def destination(einsum: ir.Einsum, env: Environment, bindings: Mapping[str, int]
                 stored.shift_to(axis, value)
             if not 0 <= value - stored.origin[axis] < stored.data.shape[axis]:
                 return None
-            basic.append(value - stored.origin[axis])
+            basic.append(stored.slot(axis, value))
             continue
         variable = index.variables[0]
         coefficient, rest = index.split_variable(variable)
         if len(index.variables) != 1 or coefficient != 1 or rest.variables \
-                or variable in axis_vars:
+                or variable in axis_vars or axis == stored.window_axis:
             return None
         low = rest.offset(env.sizes) - stored.origin[axis]
         high = low + _extent_of(variable, env)
@@ -637,10 +642,10 @@ def write(einsum_or_init, target: ir.Access, values, present, env: Environment,
                                       einsum_or_init.column)
             if stored.window_axis == axis:
                 stored.shift_to(axis, value)
-            basic.append(value - stored.origin[axis])
+            basic.append(stored.slot(axis, value))
             continue
         coefficient, rest = index.split_variable(index.variables[0])
-        if len(index.variables) != 1 or coefficient != 1:
+        if len(index.variables) != 1 or coefficient != 1 or axis == stored.window_axis:
             _scatter(target, stored, values, present, env, bindings, out_free)
             return None
         low = rest.offset(env.sizes)
@@ -687,7 +692,8 @@ def _scatter(target, stored, values, present, env, bindings, out_free):
     for axis, original in enumerate(target.indices):
         index = np.broadcast_to(np.asarray(original.evaluate(env.sizes, variables)), shape)
         valid &= (index >= 0) & (index < stored.extent[axis])
-        coordinates.append(index - stored.origin[axis])
+        coordinates.append(index % stored.data.shape[axis] if axis == stored.window_axis
+                           else index - stored.origin[axis])
     selected = tuple(c[valid] for c in coordinates)
     stored.data[selected] = (values if present is None else np.where(present, values, 0))[valid]
     if present is not None:
