@@ -455,6 +455,17 @@ def _build_plan(subscripts: tuple[str, ...], output: str):
                 return out
 
             return gemm
+    if len(subscripts) == 1 and len(set(subscripts[0])) == len(subscripts[0]) and \
+            set(output) <= set(subscripts[0]):
+        letters = subscripts[0]
+        summed = [c for c in letters if c not in output]
+        order = [letters.index(c) for c in (*output, *summed)]
+        axes = tuple(range(len(output), len(letters)))
+
+        def reduce(operands, out):
+            return np.add.reduce(operands[0].transpose(order), axis=axes, out=out)
+
+        return reduce
     path = None
 
     def general(operands, out):
@@ -569,7 +580,10 @@ def evaluate_einsum_into(einsum: ir.Einsum, env: Environment, bindings, out) -> 
     shape = [_extent_of(v, env) for v in free]
     values = np.broadcast_to(np.asarray(values, env.dtype), shape)
     axes = tuple(range(len(out_free), len(free)))
-    operator.ufunc.reduce(values, axis=axes, out=out, initial=operator.identity)
+    if values.size:
+        operator.ufunc.reduce(values, axis=axes, out=out)
+    else:
+        operator.ufunc.reduce(values, axis=axes, out=out, initial=operator.identity)
 
 
 def _uses_grids(einsum: ir.Einsum) -> bool:
