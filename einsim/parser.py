@@ -3,6 +3,11 @@
 Lark errors are translated into :class:`~einsim.errors.CascadeSyntaxError` naming the line,
 the column and what was expected; the parsed cascade is then checked by
 :func:`einsim.semantics.check`.  Nothing in the text is ever evaluated as Python.
+
+Hostile text is bounded: lines of at most :data:`MAX_LINE` characters, expressions nested at most
+:data:`einsim.ir.MAX_DEPTH` levels (the tree is built without recursion), integer literals of at
+most :data:`MAX_DIGITS` digits as values and 2**63 - 1 as indices and sizes, and no control
+characters; each is a one-line :class:`~einsim.errors.EinsimError` naming the line.
 """
 
 from __future__ import annotations
@@ -259,8 +264,8 @@ def _short(text) -> str:
 
 
 def _build(tree: Tree, source: str):
-    """Apply :class:`_Builder` bottom-up without recursion; refuse trees deeper than
-    :data:`einsim.ir.MAX_DEPTH` nesting levels before building anything."""
+    """Apply :class:`_Builder` bottom-up without recursion, refusing trees deeper than
+    :data:`einsim.ir.MAX_DEPTH` nesting levels (checked on the way down)."""
     builder = _Builder()
     stack: list = [(tree, 0, False)]
     values: list = []
