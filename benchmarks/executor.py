@@ -6,7 +6,8 @@ FlashAttention-2 loop over KV tiles of ``--tile-size``, written as a NumPy user 
 where possible).  Each cascade is executed tile by tile along m1 with M0 = ``--tile-size``.
 Timing alternates baseline and cascade (ABAB...) for ``--rounds`` rounds and reports the median
 of each and the median of the per-round ratios, so a noisy machine slows both sides alike.
-Peak traced memory (tracemalloc, one separate run) is compared with the M x P matrix's size.
+The median ratio of CPU times (``process_time``, all threads) is reported beside it: on a
+machine shared with other work it moves much less than wall time.  Peak traced memory (tracemalloc, one separate run) is compared with the M x P matrix's size.
 Target: a ratio of at most 1.2 at M = P = 8192, and a peak that does not grow with M x P.
 """
 
@@ -56,19 +57,20 @@ def alternate(baseline, candidate, rounds: int) -> dict:
     """Time ``baseline`` and ``candidate`` alternately; medians and the median round ratio."""
     baseline()
     candidate()  # warm-up: caches, allocator, BLAS threads
-    base_times, times, ratios = [], [], []
+    base_times, times, ratios, cpu_ratios = [], [], [], []
     for _ in range(rounds):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         baseline()
-        middle = time.perf_counter()
+        middle, cpu_middle = time.perf_counter(), time.process_time()
         candidate()
-        ended = time.perf_counter()
+        ended, cpu_ended = time.perf_counter(), time.process_time()
         base_times.append(middle - started)
         times.append(ended - middle)
         ratios.append((ended - middle) / (middle - started))
+        cpu_ratios.append((cpu_ended - cpu_middle) / max(cpu_middle - cpu_started, 1e-9))
     return {"numpy_s": statistics.median(base_times), "einsim_s": statistics.median(times),
             "ratio": statistics.median(ratios), "ratio_min": min(ratios),
-            "ratio_max": max(ratios)}
+            "ratio_max": max(ratios), "cpu_ratio": statistics.median(cpu_ratios)}
 
 
 def traced_peak(function) -> int:
@@ -119,10 +121,11 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     print(f"{'cascade':16} {'M=P':>6} {'numpy s':>8} {'einsim s':>9} {'ratio':>6} "
-          f"{'(min-max)':>11} {'numpy MB':>9} {'einsim MB':>10} {'MxP MB':>8} {'error':>8}")
+          f"{'(min-max)':>11} {'cpu':>5} {'numpy MB':>9} {'einsim MB':>10} {'MxP MB':>8} {'error':>8}")
     for r in rows:
         print(f"{r['cascade']:16} {r['seq_len']:6d} {r['numpy_s']:8.3f} {r['einsim_s']:9.3f} "
               f"{r['ratio']:6.2f} {r['ratio_min']:5.2f}-{r['ratio_max']:<5.2f} "
+              f"{r['cpu_ratio']:5.2f} "
               f"{r['numpy_peak_mb']:9.1f} {r['einsim_peak_mb']:10.1f} {r['mp_matrix_mb']:8.1f} "
               f"{r['max_abs_error']:8.1e}")
 
