@@ -27,12 +27,19 @@ report_app = typer.Typer(no_args_is_help=True, help="Write a self-contained HTML
                          "offload.")
 app.add_typer(report_app, name="report")
 
-_OUT = typer.Option(..., "--out", "-o", help="The HTML page to write.")
+_OUT = typer.Option(..., "--out", "-o", help="The HTML page to write (refused if it exists, "
+                    "unless --force).")
+_FORCE = typer.Option(False, "--force", help="Overwrite an existing --out file.")
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: Path, force: bool) -> None:
     if out.is_dir() or not out.parent.is_dir():
         raise UsageFailure(f"--out {out}: not a file in an existing directory")
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise UsageFailure(f"--out {out}: already exists; pass --force to overwrite it")
+        if not out.is_file():
+            raise UsageFailure(f"--out {out}: not a regular file; refusing to replace it")
 
 
 def _json_of(command, **options) -> dict:
@@ -93,9 +100,9 @@ def evaluate(ctx: typer.Context,
              scope: str = typer.Option("attention", "--scope", help="attention or end-to-end."),
              check: bool = typer.Option(False, "--check", help="First execute the mapping's "
                                         "tiling numerically on a small problem."),
-             out: Path = _OUT):
+             out: Path = _OUT, force: bool = _FORCE):
     """Report of ``einsim evaluate``: utilization, per-Einsum cycles, Gantt, energy."""
-    _check_out(out)
+    _check_out(out, force)
     result = _json_of(cli_cost.evaluate, mapping=mapping, hw=hw, workload=workload,
                       seq_len=seq_len, param=param, objective=objective, scope=scope,
                       check=check)
@@ -112,9 +119,9 @@ def sweep(ctx: typer.Context,
           csv: Optional[Path] = typer.Option(None, "--csv", help="Also write every point as "
                                              "CSV (sweep's --out)."),
           objective: str = typer.Option("latency", "--objective"),
-          out: Path = _OUT):
+          out: Path = _OUT, force: bool = _FORCE):
     """Report of ``einsim sweep``: Pareto front, utilization against length, every point."""
-    _check_out(out)
+    _check_out(out, force)
     result = _json_of(cli_cost.sweep, mapping=mapping, hw=hw, workload=workload,
                       seq_len=seq_len, param=param, out=csv, objective=objective)
     label = next(iter(cli_cost._pairs(param, multiple=True)), "seq_len")
@@ -140,11 +147,11 @@ def gna(ctx: typer.Context,
         attention_share: Optional[float] = cli_gpu.GNA_ATTENTION_SHARE,
         steps: int = cli_gpu.GNA_STEPS,
         full_attention_steps: int = cli_gpu.GNA_FULL_ATTENTION_STEPS,
-        out: Path = _OUT):
+        out: Path = _OUT, force: bool = _FORCE):
     """Report of ``einsim gna``: visited KV tiles per Q tile, speedup against stride."""
     from hw_models.gpu_sm import load_gpu
 
-    _check_out(out)
+    _check_out(out, force)
     result = _json_of(cli_gpu.gna, shape=shape, window=window, stride=stride,
                       dilation=dilation, causal=causal, q_tile=q_tile, kv_tile=kv_tile,
                       kv_tiling=kv_tiling, hw=hw, heads=heads, head_dim=head_dim, batch=batch,
@@ -170,13 +177,13 @@ def decode(ctx: typer.Context,
            head_dim: int = cli_gpu.DECODE_HEAD_DIM,
            context: str = cli_gpu.DECODE_CONTEXT,
            dtype: str = cli_gpu.DECODE_DTYPE,
-           out: Path = _OUT):
+           out: Path = _OUT, force: bool = _FORCE):
     """Report of ``einsim decode``: SM timeline and every schedule compared."""
     from einsim.workload import parse_seq_len
     from hw_models.gpu_sm import load_gpu
     from mappings.decode import SCHEDULES, estimate
 
-    _check_out(out)
+    _check_out(out, force)
     result = _json_of(cli_gpu.decode, hw=hw, schedule=schedule, batch=batch, heads=heads,
                       kv_heads=kv_heads, head_dim=head_dim, context=context, dtype=dtype)
     gpu = load_gpu(hw)
@@ -198,13 +205,13 @@ def offload(ctx: typer.Context,
             link: str = cli_offload.OFFLOAD_LINK,
             no_pipelining: bool = cli_offload.OFFLOAD_NO_PIPELINING,
             schedule: str = cli_offload.OFFLOAD_SCHEDULE,
-            out: Path = _OUT):
+            out: Path = _OUT, force: bool = _FORCE):
     """Report of ``einsim offload``: time split, tokens per dollar against context."""
     from einsim.workload import parse_seq_len
     from hw_models.offload import load_link, load_llm, parse_group
     from mappings.lamina import Deployment
 
-    _check_out(out)
+    _check_out(out, force)
     result = _json_of(cli_offload.offload, model=model, context=context, compute=compute,
                       memory=memory, baseline=baseline, batch=batch, link=link,
                       no_pipelining=no_pipelining, schedule=schedule)

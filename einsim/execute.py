@@ -53,6 +53,8 @@ class ResourceLimitError(InputError):
 
 def format_bytes(count: float) -> str:
     """``8.0 TiB``, ``512.0 MiB``, ``12 B``."""
+    if count >= 1024 ** 7:
+        return f"about 2^{int(count).bit_length() - 1} B"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if count < 1024 or unit == "PiB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"

@@ -9,6 +9,7 @@ report COMMAND --out page.html`` (:mod:`einsim.cli_report`) writes them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import html
 import json
@@ -144,8 +145,25 @@ def page(title: str, command: str, inputs: dict, results: list[str],
 
 
 def write(path: str | Path, text: str) -> Path:
+    """Write a page atomically: a temporary file beside ``path``, renamed over it when complete,
+    so a full disk or an interruption never leaves a truncated page."""
+    import os
+    import tempfile
+
     path = Path(path)
-    path.write_text(text, encoding="utf-8")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                         dir=path.parent)
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(temporary, 0o666 & ~mask)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     return path
 
 
