@@ -131,7 +131,7 @@ def load_cascade_file(file: Path, option: str) -> "ir.Cascade":
 
 def _sizes_for(cascade: "ir.Cascade", seq_len: Optional[int], overrides: list[str]) -> dict:
     """Sizes to validate with: the library entry's, or defaults for ranks the text leaves open."""
-    from einsim import library
+    from einsim import ir, library
     from einsim.validate import size_names
 
     known = size_names(cascade)
@@ -156,6 +156,9 @@ def _sizes_for(cascade: "ir.Cascade", seq_len: Optional[int], overrides: list[st
         if key not in known:
             raise UsageFailure(f"--size {item!r}: {cascade.name or 'the cascade'} has no size "
                                f"{key}; expected one of {', '.join(sorted(known))}")
+        tiles = {part for p in cascade.partitions for part in p.parts[1:]}
+        if number <= 0 and key in {ir.rank_of(v) for v in cascade.rank_variables} - tiles:
+            raise UsageFailure(f"--size {item!r}: rank {key} needs a positive size")
         sizes[key] = number
     return sizes
 
@@ -398,6 +401,8 @@ def _run(args: list[str], debug: bool) -> int:
         return 1
     except EinsimError as error:
         return _fail(" ".join(str(error).split()), debug)
+    except OverflowError as error:
+        return _fail(f"a number is too large to compute with ({error})", debug)
     except RecursionError:
         return _fail("input nested too deeply to process", debug)
     except MemoryError:

@@ -280,6 +280,9 @@ def check_sizes(cascade: ir.Cascade, sizes) -> dict[str, float] | None:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise InputError(f"size {name} = {value!r}: expected a number, got "
                              f"{type(value).__name__}")
+        if isinstance(value, numbers.Integral) and abs(int(value)) > 2**63 - 1:
+            raise InputError(f"size {name} is too large (about 2**{int(value).bit_length()}); "
+                             "expected at most 2**63 - 1")
         if not math.isfinite(value):
             raise InputError(f"size {name} = {value}: expected a finite number")
         if name in integral and value != int(value):
