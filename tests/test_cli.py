@@ -3,7 +3,9 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 import einsim
@@ -113,3 +115,105 @@ def test_version_and_module_entry_point():
     done = subprocess.run([sys.executable, "-m", "einsim.cli", "--version"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0 and einsim.__version__ in done.stdout
+
+
+# ------------------------------------------------------------------ start-up, help and JSON
+
+def test_short_commands_do_not_import_the_heavy_modules():
+    """``--version`` and ``cascades`` stay fast: no sympy, networkx, lark, pydantic or scipy
+    (the start-up time itself is measured in benchmarks/run.py, not here)."""
+    probe = ("import sys\nfrom einsim.cli import main\n"
+             "for argv in (['--version'], ['cascades'], ['cascades', '--json']):\n"
+             "    assert main(argv) == 0\n"
+             "heavy = {'sympy', 'networkx', 'lark', 'pydantic', 'scipy', 'plotly', 'pandas'}\n"
+             "print(sorted(heavy & set(sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_import_einsim_is_lazy_and_complete():
+    probe = ("import sys, einsim\nassert 'sympy' not in sys.modules and 'networkx' not in "
+             "sys.modules\nnames = [getattr(einsim, n) for n in einsim.__all__]\n"
+             "import einsim.passes, einsim.gna\n"
+             "assert callable(einsim.passes) and callable(einsim.gna)\nprint('ok')\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_cascade_listing_is_current():
+    from einsim import cascade_listing
+
+    assert cascade_listing.is_current(), "run: python -m einsim.cascade_listing --write"
+    assert cascade_listing.listing() == cascade_listing.computed()
+
+
+@pytest.mark.parametrize("argv", [["cascades", "--help"], ["validate", "--help"],
+                                  ["report", "decode", "--help"], ["--help"]])
+def test_help_shows_flags_without_a_type(capsys, argv):
+    status, out, _ = run_cli(capsys, *argv)
+    assert status == 0 and "--help" in out and "<bool>" not in out
+
+
+def test_json_writer_never_writes_non_finite_numbers(capsys):
+    from einsim.cli import emit
+    from einsim.json_output import dumps
+
+    data = {"inf": float("inf"), "nan": np.float64("nan"), "rows": [1.5, -np.inf],
+            "array": np.array([1.0, np.nan]), "big": 2**70, "path": Path("x"), 3: "key"}
+    for text in (dumps(data), dumps(data, indent=None)):
+        assert "Infinity" not in text and "NaN" not in text
+        assert json.loads(text) == {"inf": None, "nan": None, "rows": [1.5, None],
+                                    "array": [1.0, None], "big": 2**70, "path": "x",
+                                    "3": "key"}
+    emit({"x": float("-inf")})
+    assert json.loads(capsys.readouterr().out) == {"x": None}
+
+
+def test_json_writer_without_orjson_gives_the_same_text(monkeypatch):
+    from einsim import json_output
+
+    data = {"a": [1, 2.5, float("nan")], "b": {"c": np.float32(0.5), "d": np.int64(3)}}
+    fast = json_output.dumps(data)
+    monkeypatch.setattr(json_output, "_orjson", None)
+    assert json_output.dumps(data) == fast
+
+
+# ---------------------------------------------------------------------------------- validate
+
+def test_validate_seq_len_accepts_suffixes(capsys):
+    status, out, _ = run_cli(capsys, "validate", "attention-1pass", "--seq-len", "1K", "--json")
+    assert status == 0 and json.loads(out)["results"][0]["ok"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["validate", "fusemax", "--size", "ZZ=3"], "fusemax has no size ZZ"),
+    (["validate", "fusemax", "--size", "M0"], "expected NAME=INTEGER"),
+    (["validate", "fusemax", "--seq-len", "1M"], "would need about"),
+    (["validate", "fusemax", "--seq-len", "1M"], "try --tile m1"),
+    (["validate", "fusemax", "--seq-len", "64Q"], "--seq-len"),
+    (["validate", "fusemax", "--reference", "no-such-reference"], "or a cascade file"),
+    (["validate", "fusemax", "--reference", "missing.einsum"], "no such file"),
+])
+def test_validate_refusals(capsys, args, fragment):
+    status, _, err = run_cli(capsys, *args)
+    assert status == 2 and err.count("\n") == 1 and fragment in err
+
+
+def test_validate_file_without_qkv_is_a_clear_error(capsys, tmp_path):
+    path = tmp_path / "double.einsum"
+    path.write_text("A[i] = X[i] * 2\n")
+    status, _, err = run_cli(capsys, "validate", "--file", str(path), "--size", "I=4")
+    assert status == 2 and "needs input 'Q'" in err and "KeyError" not in err
+
+
+def test_validate_with_a_reference_cascade_file_and_its_title(capsys):
+    reference = str(Path(einsim.library.__file__).parent / "attention-3pass.einsum")
+    status, out, _ = run_cli(capsys, "validate", "fusemax", "--reference", reference, "--json")
+    result = json.loads(out)["results"][0]
+    assert status == 0 and result["ok"] and result["reference"] == "cascade attention-3pass"
+    status, out, _ = run_cli(capsys, "validate", "fusemax", "--reference", reference)
+    assert "validation against cascade attention-3pass" in out
+    status, out, _ = run_cli(capsys, "validate", "causal-fusemax")
+    assert "validation against NumPy causal-attention" in out
+    assert "plain NumPy attention" not in out

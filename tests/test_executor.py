@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tracemalloc
 import warnings
 
@@ -14,7 +15,9 @@ import einsim
 from einsim import library
 from einsim.errors import (IndexRangeError, InputError, MissingSizeError,
                            PrecisionOverflowWarning, ScheduleError)
+from einsim.errors import EinsimError
 from einsim.execute import run
+from einsim.sizes import resolve_sizes
 from einsim.library.references import masked_attention, neighborhood_mask_1d
 from einsim.schedule import Loop, Whole
 from einsim.validate import random_inputs
@@ -735,3 +738,118 @@ def test_filtered_reductions_match_numpy(op, tile, condition, body, M, P, seed):
     np.testing.assert_allclose(out["B"], np.where(mask, values, 0), rtol=1e-12)
     np.testing.assert_allclose(out["A"], expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(out["C"], expected, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------------- Python API misuse
+
+def _small_qkv(n: int = 8, e: int = 4) -> dict:
+    rng = np.random.default_rng(1)
+    return {"Q": rng.standard_normal((e, n)), "K": rng.standard_normal((e, n)),
+            "V": rng.standard_normal((e, n))}
+
+
+@pytest.mark.parametrize("inputs, sizes, fragment", [
+    ([np.ones((4, 8))] * 3, {"M0": 4}, "inputs must be a dict"),
+    ({**_small_qkv(), "Q": _small_qkv()["Q"] + 1j}, {"M0": 4}, "input Q is complex"),
+    ({**_small_qkv(), "K": np.ones((4, 8, 2))}, {"M0": 4}, "input K has 3 axes"),
+    ({**_small_qkv(), "K": np.array([["a"] * 8] * 4)}, {"M0": 4}, "input K must be numeric"),
+    (_small_qkv(), {"M0": "4"}, "size M0 = '4'"),
+    (_small_qkv(), {"M0": True}, "size M0 = True"),
+    (_small_qkv(), {"M0": float("inf")}, "size M0 = inf"),
+    (_small_qkv(), {"M0": float("nan")}, "size M0 = nan"),
+    (_small_qkv(), {"M0": 1.5}, "size M0 = 1.5: expected an integer"),
+    (_small_qkv(), {"M0": 2**70}, "size M0 is too large"),
+    (_small_qkv(), [("M0", 4)], "sizes must be a dict"),
+])
+def test_api_misuse_is_a_typed_error_naming_the_argument(inputs, sizes, fragment):
+    with pytest.raises(InputError, match=re.escape(fragment)):
+        einsim.execute(library.get("fusemax"), inputs, sizes=sizes)
+
+
+def test_api_misuse_of_the_other_arguments():
+    cascade = library.get("attention-1pass")
+    with pytest.raises(InputError, match="cascade must be a Cascade"):
+        einsim.execute("attention-1pass", _small_qkv(), sizes={"M0": 4})
+    with pytest.raises(InputError, match="tile must be a rank variable"):
+        einsim.execute(cascade, _small_qkv(), sizes={"M0": 4}, tile=1)
+    with pytest.raises(InputError, match="keep must be a list"):
+        einsim.execute(cascade, _small_qkv(), sizes={"M0": 4}, tile="m1", keep="S")
+    with pytest.raises(EinsimError, match="dtype"):
+        einsim.execute(cascade, _small_qkv(), sizes={"M0": 4}, dtype=object())
+    with pytest.raises(InputError, match="cascade must be a Cascade"):
+        einsim.validate(None)
+
+
+def test_wrong_shapes_name_the_tensors():
+    inputs = _small_qkv()
+    inputs["V"] = np.ones((4, 9))  # M is 8 from K
+    with pytest.raises(EinsimError, match=r"input V axis 1|input K axis 1"):
+        einsim.execute(library.get("fusemax"), inputs, sizes={"M0": 4})
+
+
+def test_memory_guard_refuses_before_allocating():
+    from einsim.execute import ResourceLimitError, estimate_bytes
+
+    inputs = _small_qkv(64)
+    with pytest.raises(ResourceLimitError, match=r"would need about .* more than the 1\.0 KiB"):
+        einsim.execute(library.get("attention-3pass"), inputs, memory_limit=1024)
+    tracemalloc.start()
+    with pytest.raises(ResourceLimitError):
+        einsim.execute(library.get("attention-3pass"), inputs, memory_limit=1024)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 * 64 * 8  # the 64 x 64 score matrix was never allocated
+    assert estimate_bytes  # public for callers that want the number
+
+
+def test_validate_refuses_a_million_tokens_untiled_without_allocating():
+    from einsim.execute import ResourceLimitError
+
+    sizes = library.entry("fusemax").sizes_for(2**20)
+    with pytest.raises(ResourceLimitError, match=r"M=1048576, P=1048576 would need about"):
+        einsim.validate(library.get("fusemax"), sizes=sizes)
+
+
+def test_validate_against_a_reference_cascade():
+    result = einsim.validate(library.get("fusemax"), reference=library.get("attention-3pass"))
+    assert result.ok and result.reference == "cascade attention-3pass"
+    assert einsim.validate(library.get("fusemax")).reference == "plain NumPy attention"
+    causal = einsim.validate(library.get("causal-fusemax"))
+    assert causal.reference == "NumPy causal-attention"
+
+
+def test_validate_a_cascade_without_qkv_names_the_missing_input():
+    cascade = einsim.parse("A[i] = X[i] * 2")
+    with pytest.raises(EinsimError, match="needs input 'Q'.*reads X"):
+        einsim.validate(cascade, sizes={"I": 4})
+
+
+@pytest.mark.parametrize("name", ["fusemax", "attention-1pass", "causal-fusemax",
+                                  "causal-attention-1pass", "gna"])
+@pytest.mark.parametrize("tile_size", [3, 16])
+def test_tiled_execution_into_storage_equals_untiled(name, tile_size):
+    """The direct-to-storage path (rings, GEMM plans) agrees with the untiled execution,
+    including ragged last tiles and masks, which fall back to the general path."""
+    cascade = library.get(name)
+    sizes = {**library.entry(name).sizes, "M0": tile_size}
+    inputs = random_inputs(cascade, {**resolve_sizes(cascade, {}, sizes), **sizes}, seed=3)
+    whole = einsim.execute(cascade, inputs, sizes=sizes)
+    tiled = einsim.execute(cascade, inputs, sizes=sizes, tile="m1")
+    np.testing.assert_allclose(tiled["AV"], whole["AV"], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("spec", ["ab,bc->ac", "ab,bc->ca", "ba,bc->ac", "ab,b->a", "a,ab->b",
+                                  "a,a->", "abc,cd->abd", "ab,cb->ac", "ab->b", "ab->ba"])
+def test_contraction_plans_match_einsum(spec):
+    from einsim.evaluation import _contract_plan
+
+    inputs, output = spec.split("->")
+    sizes = {"a": 3, "b": 4, "c": 5, "d": 2}
+    rng = np.random.default_rng(0)
+    operands = [rng.standard_normal([sizes[c] for c in term]) for term in inputs.split(",")]
+    expected = np.einsum(spec, *operands)
+    plan = _contract_plan(tuple(inputs.split(",")), output)
+    np.testing.assert_allclose(plan(operands, None), expected, rtol=1e-12, atol=1e-12)
+    out = np.empty(expected.shape)
+    plan(operands, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
