@@ -26,13 +26,15 @@ Semantics, literally:
   changes, and at the end, the old tile is drained (read at ``K``, written at the parent); for a
   reduction, new elements that were drained before are refilled (read at the parent, written
   at ``K``).
-* **Leaf accesses.** Every unmasked point reads one element per read access from the
+* **Leaf accesses.** Every point (masked or not: tiles move whole) reads one element per
+  read access from the
   innermost keep of that tensor on its path; points at the same temporal step in instances
   that share that keep's instance and touch the same element read once (multicast).  Updates
   of the output likewise (spatial reduction); a reduction also reads the element at every
   update except the first-ever update of that element.
-* **Masks.** Points whose ``where`` condition is false are skipped, as are the points of
-  Einsums that inherit that mask (``mask_sources``).  Tiles are dense boxes (no masking).
+* **Masks.** Points whose ``where`` condition is false (and the points of Einsums that
+  inherit that mask, ``mask_sources``) perform no operation, but their data still moves:
+  tiles are dense boxes, and every point reads and updates as if unmasked.
 * **Occupancy.** Per keep, the peak over its steps of the resident words summed over its
   instances; along a chain they add, a ``sequence`` takes its largest branch, a ``pipeline``
   adds its branches.
@@ -64,7 +66,7 @@ class SimResult:
     reads: Counter = field(default_factory=Counter)      # (level, tensor) -> words
     writes: Counter = field(default_factory=Counter)
     occupancy: dict = field(default_factory=dict)        # level -> peak words
-    points: dict = field(default_factory=dict)           # Einsum -> unmasked points
+    points: dict = field(default_factory=dict)           # Einsum -> unmasked points (ops)
     peaks: dict = field(default_factory=dict)            # (keep path, tensor) -> peak words
 
 
@@ -279,9 +281,7 @@ class LoopNestSimulator:
         count = 0
         for tidx, sidx, ranges in self.iterate(nodes):
             for env in self.points(einsum, ranges):
-                if not self.unmasked(einsum, env):
-                    continue
-                count += 1
+                count += self.unmasked(einsum, env)  # masks remove operations only
                 step = tidx + tuple(env[v] - ranges.get(v, (0,))[0] for v in einsum.variables)
                 for access, tensor, _, spatial, seen in reads:
                     seen.add((step, sidx[:spatial], self.element(access, env)[1]))

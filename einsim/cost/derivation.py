@@ -316,8 +316,8 @@ class Derivation:
         counts = self.counts
         for name, items in self.leaf_items.items():
             einsum = self.view.einsums[name]
-            density = self.density(name)
-            points = sympy.Mul(*(size(v) for v in einsum.variables)) * density
+            # masks remove operations, not data movement: tiles move whole (see the doc)
+            points = sympy.Mul(*(size(v) for v in einsum.variables))
             owner = next(l for l in self.leaves if l.einsum == name).nodes[-1].path
             for access in einsum.reads:
                 keep, below = self._innermost(items, access.tensor, name)
@@ -330,7 +330,7 @@ class Derivation:
             if einsum.reduced:
                 output = self.relevant(name, einsum.write.variables)
                 first = keep.tile * self._distinct(keep.loops, output)
-                self._access("reads", keep.level.name, name, _max(updates - first, 0), owner)
+                self._access("reads", keep.level.name, name, updates - first, owner)
         for info in self.keeps.values():
             self._count_keep(info)
         counts.occupancy = self._occupancy(self.mapping.root)
