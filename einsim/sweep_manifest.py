@@ -59,26 +59,55 @@ class Experiment:
         return self.mapping, self.workload.lower(), self.hardware, self.objective
 
 
+def _canonical(value):
+    """``value`` with every map key as text (YAML reads ``on:`` as True), for sorting."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
+
+
 def _digest(model) -> str:
     data = model.model_dump(mode="json") if hasattr(model, "model_dump") else model
-    text = json.dumps(data, sort_keys=True, default=str)
+    text = json.dumps(_canonical(data), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def mapping_facts(mapping: str) -> tuple[str, str, tuple[str, ...], str]:
+    """``(name, hardware, parameter names, content digest)`` of a mapping, a loop tree or a
+    spec, by name or path (loaded by its own loader first, so a bad file says why)."""
+    from importlib import resources
+
+    from einsim.specfile import read_spec
+
+    try:
+        from einsim.cost.tree import is_tree_file, load_mapping_tree
+    except ImportError:  # an engine without loop trees
+        is_tree_file = None
+    if is_tree_file is not None and is_tree_file(mapping):
+        model = load_mapping_tree(mapping)
+    else:
+        from einsim.mapping import load_mapping_spec
+
+        model = load_mapping_spec(mapping)
+    document, _ = read_spec(mapping, resources.files("mappings"), "mapping")
+    return model.name, model.hardware, tuple(model.parameters), _digest(document)
 
 
 def experiment(mapping: str, workload: str, hardware: str | None, objective: str,
                parameters) -> Experiment:
     """The experiment of a sweep, from the names or paths the user gave."""
     from einsim.evaluator import load_hardware
-    from einsim.mapping import load_mapping_spec
     from einsim.workload import load_workload
 
-    spec = load_mapping_spec(mapping)
-    machine = load_hardware(hardware or spec.hardware)
+    name, native, _, digest = mapping_facts(mapping)
+    machine = load_hardware(hardware or native)
     problem = load_workload(workload, 1024)  # any length: lengths are not the experiment
     shape = {k: v for k, v in problem.model_dump(mode="json").items()
              if k not in ("seq_len", "kv_len")}  # lengths are swept, not the experiment
-    return Experiment(spec.name, machine.name, problem.name, objective,
-                      tuple(parameters), (_digest(spec), _digest(machine), _digest(shape)))
+    return Experiment(name, machine.name, problem.name, objective, tuple(parameters),
+                      (digest, _digest(machine), _digest(shape)))
 
 
 def check(stored: dict, new: dict, store: Path) -> None:

@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from einsim.cost import Report
-from einsim.errors import SpecError
-from einsim.evaluator import evaluate, split_parameters
-from einsim.mapping import MappingError, load_mapping_spec
+from einsim.errors import EinsimError, SpecError
+from einsim.evaluator import evaluate
+from einsim.mapping import MappingError
 from einsim.sweep_pareto import METRICS, pareto  # noqa: F401  (part of this module's API)
-from hw_models.spatial_array import load_spatial_array
 
 CHUNK = 1 << 14  # design points a block: what is held in memory at once
 
@@ -78,11 +77,20 @@ def design_points(seq_lens: Iterable[int], parameters: dict[str, list] | None = 
             yield seq_len, dict(zip(names, values))
 
 
+class SweepPointError(EinsimError):
+    """The cost model failed on one design point (an overflow, a division by zero)."""
+
+
 def evaluate_point(mapping: str, workload: str, seq_len: int, swept: dict,
                    hardware: str | None = None, objective: str = "latency") -> dict:
     """The row of one design point (an infeasible point is kept, with the reason)."""
     try:
         report = evaluate(mapping, hardware, workload, seq_len, swept, objective)
+    except ArithmeticError as error:  # one line naming the point, not a traceback
+        values = ", ".join(f"{k}={v}" for k, v in {"seq_len": seq_len, **swept}.items())
+        raise SweepPointError(f"sweep point {values}: the cost model failed "
+                              f"({type(error).__name__}: {error}); these values are out of "
+                              "its range") from None
     except MappingError as error:
         return {**swept, "seq_len": seq_len, "mapping": mapping, "feasible": False,
                 "error": str(error)}
@@ -106,19 +114,26 @@ def distinct(seq_lens: Iterable[int], parameters: dict[str, list] | None = None
 def _check_names(mapping: str, hardware: str | None, parameters: dict[str, list]) -> None:
     """Fail before the first point on a misspelt parameter or a mapping parameter that is not
     a positive integer (not as N infeasible points or a crash)."""
-    spec = load_mapping_spec(mapping)
-    for name, values in parameters.items():
-        for value in values if name in spec.parameters else []:
+    from einsim.evaluator import load_hardware
+    from einsim.sweep_manifest import mapping_facts
+    from hw_models.spatial_array import SHORT_NAMES
+
+    name, native, own, _ = mapping_facts(mapping)
+    for key, values in parameters.items():
+        if key not in own and key not in SHORT_NAMES and "." not in key:
+            raise SpecError(f"unknown parameter {key!r}: not a parameter of mapping {name} "
+                            f"({', '.join(own) or 'none'}) nor a hardware field "
+                            f"({', '.join(SHORT_NAMES)})")
+        for value in values if key in own else []:
             number = value.item() if hasattr(value, "item") else value
             if isinstance(number, str):
                 continue  # a named choice (a GPU tile): the mapping checks it
             if isinstance(number, bool) or not isinstance(number, (int, float)) \
                     or not math.isfinite(number) or number < 1 or number != int(number):
-                raise SpecError(f"--param {name}={value}: {name} is a parameter of mapping "
-                                f"{spec.name} and must be a positive integer")
-    _, overrides = split_parameters(spec, {k: v[0] for k, v in parameters.items() if v})
-    for name, value in overrides.items():  # a dotted path is checked against the hardware
-        load_spatial_array(hardware or spec.hardware, {name: value})
+                raise SpecError(f"--param {key}={value}: {key} is a parameter of mapping "
+                                f"{name} and must be a positive integer")
+        if key not in own and values:  # a hardware field: checked against the hardware
+            load_hardware(hardware or native, {key: values[0]})
 
 
 def sweep(mapping: str, workload: str, seq_lens: Iterable[int],
@@ -228,14 +243,25 @@ class _Sink:
 
 
 def _vectorized(mapping, workload, seq_lens, parameters, hardware, objective):
-    """Every row from :mod:`einsim.vectorized`, or None when it cannot handle this sweep."""
+    """Every row from the vectorized engine of this kind of mapping (a loop tree:
+    :mod:`einsim.search.tree_sweep`; a strategy spec: :mod:`einsim.vectorized`), or None
+    when there is none or it cannot handle this sweep."""
+    import importlib
+
     try:
-        from einsim.vectorized import NotVectorizable, vectorized_points
+        from einsim.cost.tree import is_tree_file
+    except ImportError:
+        is_tree_file = None
+    tree = is_tree_file is not None and is_tree_file(mapping)
+    try:
+        engine = importlib.import_module("einsim.search.tree_sweep" if tree
+                                         else "einsim.vectorized")
     except ImportError:
         return None
     try:
-        return vectorized_points(mapping, workload, seq_lens, parameters, hardware, objective)
-    except NotVectorizable:
+        return engine.vectorized_points(mapping, workload, seq_lens, parameters, hardware,
+                                        objective)
+    except (engine.NotVectorizable, ArithmeticError):  # the point path names a failing point
         return None
 
 

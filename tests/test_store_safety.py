@@ -531,26 +531,48 @@ def test_gpu_sweeps_run(capsys, tmp_path):
     assert pareto(points) == [points[1], points[0]]
 
 
-def test_bad_mapping_parameters_and_non_finite_output(capsys):
+def test_bad_mapping_parameters_and_non_finite_output(capsys, monkeypatch):
     for value in ("0", "-2", "1.5"):
         status, _, err = cli(capsys, "sweep", "--mapping", "flat", "--seq-len", "4K",
                              "--param", f"rows={value}")
         assert status == 2 and err.count("\n") == 1 and "positive integer" in err
-    status, out, _ = cli(capsys, "sweep", "--seq-len", "4K", "--param",
-                         "clock_hz=1e-320,1e9", "--json")
+    real = sweeps.evaluate_point
+
+    def overflowing(*args):
+        point = real(*args)
+        if point["feasible"] and point.get("clock_hz") == 1e9:
+            point.update(latency_s=float("inf"), energy_j=float("nan"))
+        return point
+
+    monkeypatch.setattr(sweeps, "evaluate_point", overflowing)
+    status, out, _ = cli(capsys, "sweep", "--seq-len", "4K", "--param", "clock_hz=1e9,2e9",
+                         "--no-vectorize", "--json")
 
     def refuse(constant):
         raise ValueError(constant)
 
     data = json.loads(out, parse_constant=refuse)  # no NaN, no Infinity
     assert status == 0 and data["points"][0]["latency_s"] is None
+    assert [p["clock_hz"] for p in data["pareto"]] == [2e9]  # NaN is on no front
+
+    def failing(*args):
+        raise OverflowError(34, "Numerical result out of range")
+
+    monkeypatch.setattr(sweeps, "evaluate", failing)
+    monkeypatch.setattr(sweeps, "evaluate_point", real)
+    status, _, err = cli(capsys, "sweep", "--seq-len", "4K", "--param", "clock_hz=1e-310",
+                         "--no-vectorize")
+    assert status == 2 and err.count("\n") == 1 and "clock_hz=1e-310" in err
 
 
-def test_a_mismatched_hardware_preset_falls_back_to_points(capsys):
+def test_a_mismatched_hardware_preset_is_not_a_crash(capsys):
     status, out, err = cli(capsys, "sweep", "--mapping", "fusemax", "--hw", "flat-cloud",
                            "--seq-len", "4K", "--json")
-    assert status == 0, err
-    assert json.loads(out)["points"][0]["hardware"] == "flat-cloud"
+    assert "Traceback" not in err and "KeyError" not in err
+    if status == 0:  # evaluated (feasible or not) on the hardware asked for
+        assert json.loads(out)["points"][0]["hardware"] == "flat-cloud"
+    else:  # or refused in one line, naming what the hardware lacks
+        assert status == 2 and err.count("\n") == 1
 
 
 @settings(max_examples=60, deadline=None)
@@ -570,16 +592,14 @@ def test_blocks_cover_the_product_in_order(axes, size):
 
 def test_a_sweep_streams_in_blocks(tmp_path, monkeypatch):
     """Blocks of at most chunk_size points; without keep_points only the front is kept."""
-    from einsim import vectorized
+    sizes, real = [], sweeps._vectorized
 
-    sizes, real = [], vectorized.vectorized_points
-
-    def recording(mapping, workload, seq_lens, parameters, *args):
-        rows = real(mapping, workload, seq_lens, parameters, *args)
+    def recording(*args):
+        rows = real(*args)
         sizes.append(len(rows))
         return rows
 
-    monkeypatch.setattr(vectorized, "vectorized_points", recording)
+    monkeypatch.setattr(sweeps, "_vectorized", recording)
     parameters = {"pe_dim": [16, 32, 64, 128, 256], "global_buffer_bytes": [2 ** 16, 2 ** 24],
                   "clock_hz": [5e8, 1e9, 2e9]}
     lengths = [1024, 4096, 16384, 65536]

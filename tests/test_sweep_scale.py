@@ -230,7 +230,8 @@ def fake_vectorized(monkeypatch, refuse: bool = False) -> list:
                 for n, swept in design_points(seq_lens, parameters)]
 
     module.NotVectorizable, module.vectorized_points = NotVectorizable, vectorized_points
-    monkeypatch.setitem(sys.modules, "einsim.vectorized", module)
+    for name in ("einsim.vectorized", "einsim.search.tree_sweep"):  # either kind of mapping
+        monkeypatch.setitem(sys.modules, name, module)
     return calls
 
 
