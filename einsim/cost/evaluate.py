@@ -19,6 +19,21 @@ SYMBOLIC_FIELDS = {"pe_dim": "pe_dim", "clock_hz": "clock_hz",
                    "global_buffer_bytes": "global_buffer.bytes"}
 
 
+def concrete_trees(mapping: MappingTree, parameters: Mapping[str, object]):
+    """Each concrete tree to try — one per combination of level choices (``$row_buffer``)
+    not fixed in ``parameters`` — with its choices; and the parameters left."""
+    import itertools
+
+    rest = {k: v for k, v in parameters.items() if k not in mapping.structural}
+    options = [[parameters[n]] if n in parameters else mapping.choices(n)
+               for n in mapping.structural]
+    trees = []
+    for combination in itertools.product(*options):
+        choice = dict(zip(mapping.structural, (str(c) for c in combination)))
+        trees.append((choice, mapping.concrete(choice) if choice else mapping))
+    return trees, rest
+
+
 def split_tree_parameters(mapping: MappingTree, parameters: Mapping[str, float]):
     """(mapping parameters, symbolic hardware overrides, baked hardware overrides)."""
     fixed, symbolic, baked = {}, {}, {}
@@ -79,11 +94,46 @@ def evaluate_tree(mapping: str | MappingTree, hardware: str | None = None,
     from einsim.workload import load_workload
 
     tree = load_mapping_tree(mapping) if isinstance(mapping, str) else mapping
-    fixed, symbolic, baked = split_tree_parameters(tree, dict(parameters or {}))
-    engine, machine = compile_for(tree, cascade, hardware, baked)
-    symbolic_values = _check_symbolic(machine, symbolic)
     problem = problem_of(load_workload(workload, seq_len))
-    return search(engine, problem, objective, fixed, symbolic_values, problem.name)
+    return best_concrete(tree, problem, hardware, parameters, objective, cascade)[0]
+
+
+def best_concrete(tree: MappingTree, problem: Problem, hardware: str | None = None,
+                  parameters: Mapping[str, object] | None = None, objective: str = "latency",
+                  cascade: str | None = None) -> tuple[SearchResult, MappingTree]:
+    """The best search result over the tree's level choices, and that concrete tree."""
+    trees, rest = concrete_trees(tree, dict(parameters or {}))
+    best, best_tree, errors = None, None, []
+    for choice, concrete in trees:
+        fixed, symbolic, baked = split_tree_parameters(concrete, rest)
+        engine, machine = compile_for(concrete, cascade, hardware, baked)
+        try:
+            found = search(engine, problem, objective, fixed,
+                           _check_symbolic(machine, symbolic), problem.name)
+        except MappingError as error:
+            errors.append(error)
+            continue
+        if choice:
+            found = _with_choice(found, choice)
+        if best is None or _key(found.best, objective) < _key(best.best, objective):
+            best, best_tree = found, concrete
+    if best is None:
+        raise errors[0]
+    return best, best_tree
+
+
+def _key(report, objective: str) -> tuple:
+    return {"latency": (report.latency_s, report.energy_j),
+            "energy": (report.energy_j, report.latency_s),
+            "edp": (report.latency_s * report.energy_j, report.latency_s)}[objective]
+
+
+def _with_choice(found: SearchResult, choice: dict) -> SearchResult:
+    def add(report):
+        return report.model_copy(update={"parameters": {**report.parameters, **choice}})
+
+    return SearchResult(add(found.best), [add(r) for r in found.pareto], found.evaluated,
+                        found.infeasible, found.reasons)
 
 
 def _check_symbolic(machine, symbolic: Mapping[str, float]) -> dict[str, float]:
@@ -109,4 +159,3 @@ def _check_symbolic(machine, symbolic: Mapping[str, float]) -> dict[str, float]:
         "pe_dim": checked.pe_dim, "clock_hz": checked.clock_hz,
         "dram_bandwidth": checked.dram.bandwidth_bytes_per_s,
         "global_buffer_bytes": checked.global_buffer.bytes}.items() if key in symbolic}
-

@@ -18,7 +18,7 @@ A chain is a YAML list of nodes; only its last node may be a ``sequence``, ``pip
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Union
@@ -111,9 +111,48 @@ class MappingTree(BaseModel):
     def root(self) -> Chain:
         return self.tree
 
+    @property
+    def structural(self) -> tuple[str, ...]:
+        """Parameters that name a level (``keep: {$row_buffer: [...]}``): each choice is its
+        own tree, compiled separately."""
+        used = {node.level[1:] for node in nodes(self.root)
+                if isinstance(node, Keep) and node.level.startswith("$")}
+        return tuple(name for name in self.parameters if name in used)
+
     def parameter_defaults(self) -> dict[str, sympy.Expr]:
         return {name: parse_size(p.default, f"parameters.{name}.default")
-                for name, p in self.parameters.items()}
+                for name, p in self.parameters.items() if name not in self.structural}
+
+    def choices(self, name: str) -> list[str]:
+        parameter = self.parameters[name]
+        values = list(parameter.domain.values) if parameter.domain and parameter.domain.values \
+            else [parameter.default]
+        return [str(v) for v in values]
+
+    def concrete(self, choices: dict[str, str]) -> "MappingTree":
+        """The tree with each ``$parameter`` level replaced by its choice."""
+        for name, value in choices.items():
+            if name not in self.structural:
+                raise SpecError(f"mapping {self.name}: {name} is not a level parameter")
+            if str(value) not in self.choices(name):
+                raise SpecError(f"mapping {self.name}: parameter {name} = {value!r}; expected "
+                                f"one of {', '.join(self.choices(name))}")
+        missing = [n for n in self.structural if n not in choices]
+        if missing:
+            raise SpecError(f"mapping {self.name}: no choice for level parameter {missing[0]}")
+
+        def rebuild(chain: Chain) -> Chain:
+            out = []
+            for node in chain:
+                if isinstance(node, Keep) and node.level.startswith("$"):
+                    node = replace(node, level=str(choices[node.level[1:]]))
+                elif isinstance(node, Branch):
+                    node = replace(node, children=tuple(rebuild(c) for c in node.children))
+                out.append(node)
+            return tuple(out)
+
+        kept = {n: p for n, p in self.parameters.items() if n not in self.structural}
+        return self.model_copy(update={"tree": rebuild(self.root), "parameters": kept})
 
 
 _KINDS = ("loop", "spatial", "keep", "sequence", "pipeline", "run")

@@ -15,11 +15,9 @@ def map_cascade(mapping: str | None, cascade: str | None, hardware: str | None,
                 parameters: Mapping[str, float] | None = None) -> TreeSearch:
     """The best mapping (as a :class:`TreeSearch`: result, YAML, effort and time)."""
     from einsim import library
-    from einsim.cost.evaluate import (_check_symbolic, compile_for, problem_of,
-                                      split_tree_parameters)
+    from einsim.cost.evaluate import _check_symbolic, best_concrete, concrete_trees, problem_of
     from einsim.cost.tree import is_tree_file, load_mapping_tree
     from einsim.cost.tree_yaml import dump_mapping
-    from einsim.search.parameters import search
     from einsim.search.trees import search_trees
     from einsim.workload import load_workload
 
@@ -31,12 +29,11 @@ def map_cascade(mapping: str | None, cascade: str | None, hardware: str | None,
         if not is_tree_file(mapping):
             return _legacy(mapping, hardware, workload, seq_len, objective, parameters, start)
         tree = load_mapping_tree(mapping)
-        fixed, symbolic, baked = split_tree_parameters(tree, dict(parameters or {}))
-        engine, machine = compile_for(tree, cascade, hardware, baked)
-        result = search(engine, problem, objective, fixed, _check_symbolic(machine, symbolic),
-                        problem.name)
-        text = dump_mapping(tree, result.best.parameters, cascade, hardware)
-        return TreeSearch(result, text, 1, result.evaluated, time.perf_counter() - start)
+        result, concrete = best_concrete(tree, problem, hardware, parameters, objective, cascade)
+        values = {k: v for k, v in result.best.parameters.items() if k in concrete.parameters}
+        text = dump_mapping(concrete, values, cascade, hardware)
+        return TreeSearch(result, text, len(concrete_trees(tree, dict(parameters or {}))[0]),
+                          result.evaluated, time.perf_counter() - start)
     from hw_models.spatial_array import load_spatial_array
     from einsim.cost.hierarchy import spatial_array_hierarchy
 
