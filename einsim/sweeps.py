@@ -294,6 +294,72 @@ def _stored_front(store, stamp: dict, seq_lens: list, parameters: dict) -> list[
     return pareto(front + batch)
 
 
+class _Blocks:
+    """Evaluates the missing points of one block after another: vectorized while the engine
+    takes them, else on Dask (one session for the whole sweep) or point by point."""
+
+    def __init__(self, mapping: str, workload: str, hardware: str | None, objective: str,
+                 vectorize: bool, scheduler: str | None, sink: _Sink):
+        self.mapping, self.workload, self.hardware = mapping, workload, hardware
+        self.objective, self.vectorize, self.scheduler = objective, vectorize, scheduler
+        self.sink, self.session, self.engines = sink, None, set()
+
+    def run(self, lengths: list, values: dict, keys: list, stored,
+            restore: bool) -> list[dict | None]:
+        """The block's points in Cartesian order: stored ones restored (if ``restore``, else
+        None), the others evaluated and handed to the sink."""
+        design = list(design_points(lengths, values))
+        found: list[dict | None] = [None] * len(design)
+        missing = []
+        for j, key in enumerate(keys):
+            if key not in stored:
+                missing.append(j)
+            elif restore:
+                found[j] = {**restore_point(stored[key], *design[j]), **self.sink.stamp}
+        if not missing:
+            return found
+        rows = _vectorized(self.mapping, self.workload, lengths, values, self.hardware,
+                           self.objective) if self.vectorize else None
+        self.vectorize = rows is not None  # not vectorizable: the next blocks neither
+        add = self.sink.add
+        if rows is not None:
+            if len(rows) != len(design):
+                raise RuntimeError(f"vectorized sweep returned {len(rows)} points, "
+                                   f"expected {len(design)}")
+            self.engines.add("vectorized")
+            for j in missing:
+                found[j] = add(keys[j], rows[j], single=False)
+            self.sink.chunk_done()
+        elif self.scheduler:
+            from einsim.sweep_dask import DaskSession
+
+            self.engines.add("dask")
+            self.session = self.session or DaskSession(
+                self.scheduler, self.mapping, self.workload, self.hardware, self.objective)
+
+            def finished(chunk) -> None:
+                for j, point in chunk:
+                    found[j] = add(keys[j], point, single=False)
+                self.sink.chunk_done()
+
+            self.session.run([(j, *design[j]) for j in missing], finished)
+        else:
+            for j in missing:
+                found[j] = add(keys[j], evaluate_point(self.mapping, self.workload, *design[j],
+                                                       self.hardware, self.objective))
+        self.sink.flush()
+        return found
+
+    @property
+    def engine(self) -> str:
+        return "vectorized" if "vectorized" in self.engines else "dask" if self.engines \
+            else "points"
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
+
 def run_sweep(mapping: str, workload: str, seq_lens: Iterable[int],
               parameters: dict[str, list] | None = None, hardware: str | None = None,
               objective: str = "latency", out: str | Path | None = None, resume: bool = False,
@@ -307,7 +373,7 @@ def run_sweep(mapping: str, workload: str, seq_lens: Iterable[int],
     writes it; an existing one is an error unless ``resume``, which checks that it holds the
     same experiment and skips the points already stored (by ``point_key``).  The sweep runs
     block by block (``chunk_size`` points); each block is vectorized when ``vectorize`` and
-    :mod:`einsim.vectorized` handles it, else evaluated point by point: on the Dask
+    the mapping's vectorized engine handles it, else evaluated point by point: on the Dask
     ``scheduler`` (``local:N`` or ``tcp://host:port``) if given, else in this process.
     Point-by-point rows are written every ``batch_size`` points or ``flush_seconds``.
     ``progress(done, total)`` is called once at the start (with the points already stored)
@@ -326,76 +392,33 @@ def run_sweep(mapping: str, workload: str, seq_lens: Iterable[int],
     names, axes = list(parameters), [seq_lens] + list(parameters.values())
     total = math.prod(len(a) for a in axes)
     store = open_store(out, resume, exp.manifest()) if out is not None else None
-    session = None
+    sink = _Sink(store, stamp, progress, total, 0, batch_size, flush_seconds)
+    runner = _Blocks(mapping, workload, hardware, objective, vectorize, scheduler, sink)
     try:
         stored = store.stored(keys_only=not keep_points) if store is not None and resume \
             else {}
-        done = _stored_count(stored, exp.key_names, seq_lens, parameters, total)
+        sink.done = _stored_count(stored, exp.key_names, seq_lens, parameters, total)
         front = _stored_front(store, stamp, seq_lens, parameters) if stored and \
             not keep_points else []
-        sink = _Sink(store, stamp, progress, total, done, batch_size, flush_seconds)
         if progress is not None:  # the total, and the points stored before
-            progress(done, total)
+            progress(sink.done, total)
         points: list[dict] = []
-        engines: set[str] = set()
-        can_vectorize = vectorize
         for _, block in blocks(axes, chunk_size):
             lengths, values = block[0], dict(zip(names, block[1:]))
-            design = list(design_points(lengths, values))
             keys = list(point_keys(*exp.key_names, lengths, values)) if store is not None \
-                else [None] * len(design)
-            found: list[dict | None] = [None] * len(design)
-            missing = []
-            for j, key in enumerate(keys):
-                if key not in stored:
-                    missing.append(j)
-                elif keep_points:
-                    found[j] = restore_point(stored[key], *design[j])
-                    found[j].update(stamp)
-            rows = _vectorized(mapping, workload, lengths, values, hardware, objective) \
-                if missing and can_vectorize else None
-            if missing and rows is None:
-                can_vectorize = False  # not vectorizable: the next blocks neither
-            if rows is not None:
-                if len(rows) != len(design):
-                    raise RuntimeError(f"vectorized sweep returned {len(rows)} points, "
-                                       f"expected {len(design)}")
-                engines.add("vectorized")
-                for j in missing:
-                    found[j] = sink.add(keys[j], rows[j], single=False)
-                sink.chunk_done()
-            elif missing and scheduler:
-                from einsim.sweep_dask import DaskSession
-
-                engines.add("dask")
-                session = session or DaskSession(scheduler, mapping, workload, hardware,
-                                                 objective)
-
-                def finished(chunk) -> None:
-                    for j, point in chunk:
-                        found[j] = sink.add(keys[j], point, single=False)
-                    sink.chunk_done()
-
-                session.run([(j, *design[j]) for j in missing], finished)
-            else:
-                for j in missing:
-                    found[j] = sink.add(keys[j], evaluate_point(mapping, workload, *design[j],
-                                                                hardware, objective))
-            sink.flush()
+                else [None] * math.prod(len(a) for a in block)
+            found = runner.run(lengths, values, keys, stored, keep_points)
             if keep_points:
                 points += found
             else:  # only the points that may still be on the front
                 front = pareto(front + [p for p in found if p is not None])
     finally:  # keep every finished point, also on an error or Ctrl-C
         try:
-            if store is not None and "sink" in locals():
-                sink.flush()
+            sink.flush()
         finally:
-            if session is not None:
-                session.close()
+            runner.close()
             if store is not None:
                 store.close()
-    engine = "vectorized" if "vectorized" in engines else "dask" if engines else "points"
     if keep_points:
-        return SweepResult(points, pareto(points), engine, total)
-    return SweepResult([], front, engine, total)
+        return SweepResult(points, pareto(points), runner.engine, total)
+    return SweepResult([], front, runner.engine, total)
