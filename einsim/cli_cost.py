@@ -186,9 +186,10 @@ def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mappin
         def render(self, task) -> Text:
             return Text("" if task.speed is None else f"{task.speed:,.0f} pts/s")
 
+    bar = _rich_console()  # off when not on a terminal (it would leave a blank line)
     with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                  TimeRemainingColumn(), console=_rich_console(), transient=True,
-                  disable=as_json) as progress:
+                  TimeRemainingColumn(), console=bar, transient=True,
+                  disable=as_json or not bar.is_terminal) as progress:
         task = progress.add_task("sweep", total=None)
 
         def advance(done: int, total: int) -> None:
