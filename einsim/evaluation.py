@@ -17,7 +17,7 @@ from typing import Mapping
 import numpy as np
 
 from einsim import ir
-from einsim.affine import Affine
+from einsim.affine import Affine, Term
 from einsim.errors import IndexRangeError, ScheduleError
 from einsim.functions import BINARY_OPERATORS, COMPARISONS, MAP_FUNCTIONS, PREDICATES, \
     REDUCE_OPERATORS, _safe_divide, _safe_subtract
@@ -95,6 +95,39 @@ def _not_available(access: ir.Access, axis: int, low: int, high: int, stored: St
         "read before it is complete or after it was discarded)", access.line, access.column)
 
 
+_FORMS: dict[tuple, tuple] = {}
+
+
+def _form(index: Affine, bindings: Mapping[str, int]) -> tuple:
+    """``(index, constant part, ((scale, bound variable), ...), free variable, simple)``: the
+    index split once per index and set of bound variables (the loops re-read it every step).
+
+    ``simple`` means no free variable, or one with coefficient 1 (a slice); the free variable
+    is None when there is none.
+    """
+    key = (id(index), tuple(bindings))
+    form = _FORMS.get(key)
+    if form is None or form[0] is not index:
+        if len(_FORMS) > 50_000:
+            _FORMS.clear()
+        const = Affine(tuple(t for t in index.terms if t.variable is None))
+        bound = tuple((Affine((Term(t.coefficient, t.sizes, None),)), t.variable)
+                      for t in index.terms if t.variable is not None and t.variable in bindings)
+        free = [t for t in index.terms if t.variable is not None and t.variable not in bindings]
+        variable = free[0].variable if len(free) == 1 and free[0].coefficient == 1 \
+            and not free[0].sizes else None
+        form = _FORMS[key] = (index, const, bound, variable, not free or variable is not None)
+    return form
+
+
+def _start(form: tuple, sizes: Mapping[str, float], bindings: Mapping[str, int]) -> int:
+    """The index's value with its free variable (if any) at 0."""
+    total = form[1].offset(sizes)
+    for scale, variable in form[2]:
+        total += scale.offset(sizes) * bindings[variable]
+    return total
+
+
 def gather(access: ir.Access, env: Environment, bindings: Mapping[str, int], free: list[str]):
     """The values of ``access`` broadcast over the free variables: (array, presence or None)."""
     stored = env.tensors[access.tensor]
@@ -103,11 +136,15 @@ def gather(access: ir.Access, env: Environment, bindings: Mapping[str, int], fre
     axis_vars: list[str] = []
     pads: list[tuple[int, int]] = []
     for axis, original in enumerate(access.indices):
-        index = original.substitute(bindings)
+        form = _form(original, bindings)
         extent, start = stored.extent[axis], stored.origin[axis]
         held = stored.data.shape[axis]
-        if not index.variables:
-            value = index.offset(env.sizes)
+        variable = form[3]
+        if not form[4] or variable in axis_vars or (variable is not None
+                                                     and axis == stored.window_axis):
+            return _gather_general(access, stored, env, bindings, free)
+        if variable is None:
+            value = _start(form, env.sizes, bindings)
             if not 0 <= value < extent:
                 if _is_padding_index(original, env.cascade):
                     return _empty(free, env)
@@ -116,12 +153,7 @@ def gather(access: ir.Access, env: Environment, bindings: Mapping[str, int], fre
                 raise _not_available(access, axis, value, value, stored)
             basic.append(stored.slot(axis, value))
             continue
-        variable = index.variables[0]
-        coefficient, rest = index.split_variable(variable)
-        if len(index.variables) != 1 or coefficient != 1 or variable in axis_vars \
-                or rest.variables or axis == stored.window_axis:
-            return _gather_general(access, stored, env, bindings, free)
-        low = rest.offset(env.sizes)
+        low = _start(form, env.sizes, bindings)
         high = low + _extent_of(variable, env)
         clipped_low, clipped_high = max(low, 0), min(high, extent)
         if (clipped_low, clipped_high) != (low, high) and not _is_padding_index(original,
@@ -505,10 +537,13 @@ def destination(einsum: ir.Einsum, env: Environment, bindings: Mapping[str, int]
     basic: list = []
     axis_vars: list[str] = []
     for axis, original in enumerate(target.indices):
-        index = original.substitute(bindings)
+        form = _form(original, bindings)
         extent = stored.extent[axis]
-        if not index.variables:
-            value = index.offset(env.sizes)
+        variable = form[3]
+        if not form[4]:
+            return None
+        if variable is None:
+            value = _start(form, env.sizes, bindings)
             if not 0 <= value < extent:
                 return None
             if stored.window_axis == axis:
@@ -517,12 +552,9 @@ def destination(einsum: ir.Einsum, env: Environment, bindings: Mapping[str, int]
                 return None
             basic.append(stored.slot(axis, value))
             continue
-        variable = index.variables[0]
-        coefficient, rest = index.split_variable(variable)
-        if len(index.variables) != 1 or coefficient != 1 or rest.variables \
-                or variable in axis_vars or axis == stored.window_axis:
+        if variable in axis_vars or axis == stored.window_axis:
             return None
-        low = rest.offset(env.sizes) - stored.origin[axis]
+        low = _start(form, env.sizes, bindings) - stored.origin[axis]
         high = low + _extent_of(variable, env)
         if low < 0 or high > stored.data.shape[axis] or low + stored.origin[axis] < 0 \
                 or high + stored.origin[axis] > extent:
@@ -646,10 +678,11 @@ def write(einsum_or_init, target: ir.Access, values, present, env: Environment,
     out_free = [v for v in target.variables if v not in bindings]
     basic = []
     for axis, original in enumerate(target.indices):
-        index = original.substitute(bindings)
+        form = _form(original, bindings)
         extent = stored.extent[axis]
-        if not index.variables:
-            value = index.offset(env.sizes)
+        variable = form[3]
+        if form[4] and variable is None:
+            value = _start(form, env.sizes, bindings)
             if not 0 <= value < extent:
                 raise IndexRangeError(f"{target} writes coordinate {value} on axis {axis}, outside "
                                       f"0..{extent - 1}", einsum_or_init.line,
@@ -658,12 +691,11 @@ def write(einsum_or_init, target: ir.Access, values, present, env: Environment,
                 stored.shift_to(axis, value)
             basic.append(stored.slot(axis, value))
             continue
-        coefficient, rest = index.split_variable(index.variables[0])
-        if len(index.variables) != 1 or coefficient != 1 or axis == stored.window_axis:
+        if not form[4] or axis == stored.window_axis:
             _scatter(target, stored, values, present, env, bindings, out_free)
             return None
-        low = rest.offset(env.sizes)
-        high = low + _extent_of(index.variables[0], env)
+        low = _start(form, env.sizes, bindings)
+        high = low + _extent_of(variable, env)
         if low < 0 or high > extent:
             if not _is_padding_index(original, env.cascade):
                 raise IndexRangeError(f"{target} writes {low}..{high - 1} on axis {axis}, "
