@@ -521,7 +521,8 @@ class Fallback(Exception):
     """The direct path does not apply (empty points appeared): evaluate the ordinary way."""
 
 
-def destination(einsum: ir.Einsum, env: Environment, bindings: Mapping[str, int]):
+def destination(einsum: ir.Einsum, env: Environment, bindings: Mapping[str, int],
+                donor: str | None = None):
     """A view of the Einsum's output region in free-output-variable order, when its values can
     be computed straight into storage (no filter, no presence masks, a plain slice, no read
     overlapping the write); None otherwise.  Slides a window forward as writing would."""
@@ -564,7 +565,13 @@ def destination(einsum: ir.Einsum, env: Environment, bindings: Mapping[str, int]
     out_free = [v for v in target.variables if v not in bindings]
     if sorted(out_free) != sorted(axis_vars):
         return None
-    region = stored.data[(*basic, Ellipsis)]
+    base = stored.data
+    if donor is not None:  # compute in place in a tensor this is its last read of
+        given = env.tensors[donor]
+        if given.present is None and given.data.shape == base.shape and \
+                given.data.dtype == base.dtype:
+            base = given.data
+    region = base[(*basic, Ellipsis)]
     return region.transpose([axis_vars.index(v) for v in out_free])
 
 
@@ -642,11 +649,13 @@ def _into(node, env: Environment, bindings, free, grids, out) -> None:
             left = out
         else:
             left, _ = _value(node.left, env, bindings, free, grids)
-        if function is _safe_subtract:
-            np.subtract(left, right, out=out)
+        if function is _safe_subtract:  # the -inf mask first: ``out`` may hold ``left``
             smaller = left if np.size(left) < np.size(right) else right
-            if np.isneginf(smaller).any():
-                np.copyto(out, -np.inf, where=np.isneginf(left) & np.isneginf(right))
+            both = np.isneginf(left) & np.isneginf(right) if np.isneginf(smaller).any() \
+                else None
+            np.subtract(left, right, out=out)
+            if both is not None:
+                np.copyto(out, -np.inf, where=both)
         elif function is _safe_divide:
             np.divide(left, right, out=out)
             nan = np.isnan(out)

@@ -20,7 +20,7 @@ import numpy as np
 
 from einsim import ir
 from einsim.errors import EinsimError, InputError, PrecisionOverflowWarning
-from einsim.functions import REDUCE_OPERATORS
+from einsim.functions import MAP_FUNCTIONS, REDUCE_OPERATORS
 from einsim.evaluation import (Environment, Fallback, Stored, destination, evaluate_einsum,
                                evaluate_einsum_into, evaluate_expression, is_contraction,
                                variable_grids, write)
@@ -138,6 +138,7 @@ def run(cascade: ir.Cascade, inputs: Mapping[str, np.ndarray],
     extents = tensor_extents(cascade, resolved, {k: v.shape for k, v in arrays.items()})
     schedule = tiled_schedule(cascade, tile) if tile else untiled_schedule(cascade)
     windows = _windows(cascade, schedule, set(keep)) if tile else {}
+    donors = _donors(cascade, schedule, windows)
     guard_memory(cascade, extents, resolved, schedule, windows, np.dtype(number.compute).itemsize,
                  memory_limit)
     env = Environment(cascade, resolved, {}, number.compute)
@@ -172,7 +173,7 @@ def run(cascade: ir.Cascade, inputs: Mapping[str, np.ndarray],
             for value in range(int(resolved[ir.rank_of(step.variable)])):
                 for member in step.members:
                     _evaluate(cascade.producers[member], env, {step.variable: value}, number,
-                              overflow)
+                              overflow, donors)
             for einsum in accumulating:
                 stored = env.tensors[einsum.name]
                 stored.data[~stored.present] = 0
@@ -344,16 +345,22 @@ def _initialise(init: ir.Init, env: Environment) -> None:
 
 
 def _evaluate(einsum: ir.Einsum, env: Environment, bindings, number: NumberFormat,
-              overflow: dict[str, int]) -> None:
+              overflow: dict[str, int], donors: Mapping[str, str] = {}) -> None:
     accumulating = any(v in bindings for v in einsum.reduced)
     if number.round is None and not accumulating:  # compute straight into storage
-        out = destination(einsum, env, bindings)
+        donor = donors.get(einsum.name) if bindings else None
+        out = destination(einsum, env, bindings, donor)
         if out is not None:
             try:
                 evaluate_einsum_into(einsum, env, bindings, out)
-                return
             except Fallback:
                 pass
+            else:
+                mine = env.tensors[einsum.name]
+                if donor is not None and not np.may_share_memory(out, mine.data):
+                    given = env.tensors[donor]  # the values are in the donor's buffer
+                    mine.data, given.data = given.data, mine.data
+                return
     values, present = evaluate_einsum(einsum, env, bindings)
     accumulate = einsum.reduce_op if any(v in bindings for v in einsum.reduced) else None
     if number.round is not None and accumulate is None:
@@ -407,3 +414,43 @@ def _windows(cascade: ir.Cascade, schedule: list[Step], keep: set[str]) -> dict[
         if allowed:
             windows[einsum.name] = (axis, written - lowest + 1)
     return windows
+
+
+def _donors(cascade: ir.Cascade, schedule: list[Step], windows: Mapping[str, tuple]) -> dict:
+    """Einsums of a tile loop that can be computed in place in a tensor they read: name → the
+    tensor whose buffer they take (as a hand-written loop does ``s -= m; np.exp(s, out=s)``).
+
+    Both must be one-slot windows of the loop, the Einsum element-wise (unary ufuncs around
+    ``D``, ``D + X``, ``D * X`` or ``D - X`` with ``X`` not reading ``D``, at the same
+    coordinates), and it must be the last reader of ``D``; their buffers are then swapped.
+    """
+    donors: dict[str, str] = {}
+    readers: dict[str, list[str]] = {}
+    for einsum in cascade.einsums:
+        for access in einsum.inputs:
+            readers.setdefault(access.tensor, []).append(einsum.name)
+    for step in schedule:
+        if not isinstance(step, Loop):
+            continue
+        for position, name in enumerate(step.members):
+            einsum = cascade.producers[name]
+            if windows.get(name, (None, 0))[1] != 1 or einsum.reduced or einsum.condition:
+                continue
+            node = einsum.expression
+            while isinstance(node, ir.Call) and len(node.args) == 1 and \
+                    isinstance(MAP_FUNCTIONS[node.function].numpy, np.ufunc):
+                node = node.args[0]
+            if isinstance(node, ir.BinaryOp) and node.op in ("+", "*", "-"):
+                other, node = node.right, node.left
+                if any(a.tensor == getattr(node, "tensor", None) for a in ir.accesses(other)):
+                    continue
+            if not isinstance(node, ir.Access) or node.indices != einsum.output.indices:
+                continue
+            donor = node.tensor
+            if donor == name or windows.get(donor, (None, 0))[1] != 1 or \
+                    donor not in step.members[:position]:
+                continue
+            if all(r in step.members[:position + 1] for r in readers.get(donor, [])):
+                donors[name] = donor
+    return donors
+
