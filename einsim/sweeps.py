@@ -261,7 +261,7 @@ def _vectorized(mapping, workload, seq_lens, parameters, hardware, objective):
     try:
         return engine.vectorized_points(mapping, workload, seq_lens, parameters, hardware,
                                         objective)
-    except (engine.NotVectorizable, ArithmeticError):  # the point path names a failing point
+    except (engine.NotVectorizable, MappingError, ArithmeticError):
         return None
 
 
