@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args, debug)
     except (BrokenPipeError, OSError) as error:  # stdout closed or on a full disk
-        return _output_failure(error, debug)
+        return _output_failure(error, debug, _output_files(args))
 
 
 def _run(args: list[str], debug: bool) -> int:
@@ -418,7 +418,16 @@ def _run(args: list[str], debug: bool) -> int:
     return code if isinstance(code, int) else 0
 
 
-def _output_failure(error: OSError, debug: bool) -> int:
+_OUTPUT_OPTIONS = ("--plot", "--out", "-o", "--csv")
+
+
+def _output_files(args: list[str]) -> list[str]:
+    """Files the command line asks to write (``--plot F``, ``--out F``...)."""
+    return [f"{option} {value}" for option, value in zip(args, args[1:])
+            if option in _OUTPUT_OPTIONS]
+
+
+def _output_failure(error: OSError, debug: bool, outputs: list[str] = ()) -> int:
     """stdout (or a file a command wrote) failed: a full disk, a closed pipe, no permission."""
     if debug:
         traceback.print_exc()
@@ -428,7 +437,8 @@ def _output_failure(error: OSError, debug: bool) -> int:
     filename = getattr(error, "filename", None)
     reason = error.strerror or str(error)
     if error.errno == errno.ENOSPC:
-        message = f"cannot write {filename or 'standard output'}: no space left on device"
+        where = filename or " or ".join([*outputs, "standard output"])
+        message = f"cannot write {where}: no space left on device"
     elif filename:
         message = f"{filename}: {reason}"
     else:

@@ -160,3 +160,16 @@ def test_stdout_closed_early_is_quiet():
     reader.stdin.close()
     reader.wait(timeout=30)
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [["evaluate", "--mapping", "fusemax", "--seq-len", "1K"],
+                                     ["sweep", "--seq-len", "1K"]], ids=["evaluate", "sweep"])
+@pytest.mark.parametrize("target", ["/dev/full", "directory"])
+def test_plot_to_a_full_disk_or_a_directory(capsys, tmp_path, monkeypatch, command, target):
+    monkeypatch.chdir(tmp_path)
+    plot = "/dev/full" if target == "/dev/full" else str(tmp_path)
+    status = main([*command, "--plot", plot])
+    err = capsys.readouterr().err
+    _check_one_line_error(status, err)
+    assert "--plot" in err or str(tmp_path) in err
+    assert not any(tmp_path.iterdir())
