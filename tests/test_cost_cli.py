@@ -120,15 +120,25 @@ def test_every_mapping_tiling_executes_correctly(name):
     assert result.ok and result.max_rel_error < 1e-9
 
 
-def test_a_mapping_claiming_fewer_passes_is_rejected(tmp_path):
-    spec = yaml.safe_load(open("mappings/unfused.yaml"))
-    spec.update(name="unfused-one-pass", passes={"m": 2})
+def test_a_tree_with_too_few_passes_is_rejected(tmp_path):
+    """The unfused tree with SN moved into GM's loop over m: SN would read the row maximum
+    before GM's reduction over m completes (the 3-pass cascade needs GM in a pass of its
+    own), so evaluating it is a one-line error naming that loop's node."""
+    document = yaml.safe_load(open("mappings/unfused.yaml"))
+    branches = document["tree"][1]["sequence"]
+    gm = branches[1]                                   # loop p, keep GM, loop m, keep QK, ...
+    gm[3] = {"keep": {"global_buffer": ["QK", "SN"]}}
+    gm[-1] = {"sequence": [[{"run": "GM", "on": "array1d"}], [{"run": "SN", "on": "array1d"}]]}
+    del branches[2]                                    # SN's own pass
+    document["name"] = "unfused-one-pass"
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    with pytest.raises(MappingError, match="declares 2 pass.*needs 3 loop"):
-        execute_mapping(str(path))
-    with pytest.raises(MappingError, match="needs 3"):
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(MappingError,
+                       match=r"tree\[1\]\.sequence\[1\]\[2\]: SN reads the complete reduction of "
+                             r"GM over m"):
         evaluate(str(path))
+    # the untouched tree is legal
+    assert evaluate("unfused", workload="bert", seq_len=4096).passes == 3
 
 
 def test_packages_import_in_any_order():
@@ -136,7 +146,8 @@ def test_packages_import_in_any_order():
     import sys
     for order in ("mappings, hw_models, einsim", "hw_models, einsim, mappings",
                   "hw_models.spatial_array", "hw_models.gpu_sm", "mappings.decode",
-                  "mappings.fusemax", "einsim.cost"):
+                  "einsim.cost", "einsim.cost.evaluate", "einsim.search.mapper",
+                  "einsim.search.tree_sweep", "mappings, einsim.search.parameters"):
         done = subprocess.run([sys.executable, "-c", f"import {order}"], capture_output=True,
                               text=True, check=False)
         assert done.returncode == 0, done.stderr

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import einsim
+from einsim.cost.tree import MappingTree, load_mapping_tree
 from einsim.errors import EinsimError
 from einsim.ir import Cascade
 from einsim.mapping import MappingSpec, load_mapping_spec
@@ -38,8 +39,11 @@ LOADERS = {  # name -> (loader taking a path, model it returns, presets to mutat
     "spatial_array": (load_spatial_array, SpatialArray, ["hw_models/presets/fusemax-cloud.yaml",
                                                          "hw_models/presets/flat-cloud.yaml"]),
     "gpu": (load_gpu, GPU, ["hw_models/presets/h100.yaml", "hw_models/presets/a100.yaml"]),
-    "mapping": (load_mapping_spec, MappingSpec, ["mappings/fusemax.yaml", "mappings/unfused.yaml",
+    "mapping": (load_mapping_spec, MappingSpec, ["mappings/flash-attention-2.yaml",
                                                  "mappings/flash-attention-3.yaml"]),
+    "mapping_tree": (load_mapping_tree, MappingTree, ["mappings/fusemax.yaml",
+                                                      "mappings/unfused.yaml",
+                                                      "mappings/flat.yaml"]),
     "workload": (load_workload, Workload, ["einsim/workloads/bert.yaml",
                                            "einsim/workloads/t5.yaml"]),
     "llm": (load_llm, LLM, ["einsim/llms/llama3-8b.yaml", "einsim/llms/llama3-70b.yaml"]),
@@ -50,9 +54,11 @@ def _field_names() -> list[str]:
     """Every field name of the spec models (nested ones too) and the cascade YAML keys."""
     from hw_models import gpu_sm, offload, spatial_array
     from einsim import mapping, workload, yaml_form
+    from einsim.cost import tree
 
-    names = set(yaml_form._KEYS)
-    for module in (spatial_array, gpu_sm, offload, mapping, workload):
+    names = set(yaml_form._KEYS) | set(tree._KINDS) | {"tile", "on", "unit", "rows", "cols",
+                                                       "pes", "dram", "global_buffer"}
+    for module in (spatial_array, gpu_sm, offload, mapping, workload, tree):
         for value in vars(module).values():
             if isinstance(value, type) and hasattr(value, "model_fields"):
                 names |= set(value.model_fields)
@@ -89,7 +95,7 @@ def folder(tmp_path_factory) -> Path:
 
 
 def _fresh(folder: Path, content: str | bytes, suffix: str = ".yaml") -> str:
-    """A new file name per example: load_mapping_spec caches by path."""
+    """A new file name per example: load_mapping_spec and load_mapping_tree cache by path."""
     path = folder / f"spec-{next(_names)}{suffix}"
     if isinstance(content, bytes):
         path.write_bytes(content)
@@ -275,11 +281,27 @@ FIELD_PATH_CASES = [  # loader, preset, edit, words the one-line error must cont
      _set(["tensor_flops_per_clock_per_sm", "fp16"], -1024),
      ["tensor_flops_per_clock_per_sm.fp16"]),
     ("gpu", "hw_models/presets/h100.yaml", _set(["tiles", "fmha"], "128x176"), ["tiles.fmha"]),
-    ("mapping", "mappings/fusemax.yaml", _drop(["binding", "BQK", "unit"]),
-     ["fusemax.yaml", "binding.BQK.unit", "missing"]),
-    ("mapping", "mappings/fusemax.yaml", _set(["passes", "m"], "one"), ["passes.m"]),
-    ("mapping", "mappings/unfused.yaml", _rename(["loop_order"], "loop-order"),
+    ("mapping", "mappings/flash-attention-3.yaml", _drop(["binding", "S", "unit"]),
+     ["flash-attention-3.yaml", "binding.S.unit", "missing"]),
+    ("mapping", "mappings/flash-attention-3.yaml", _set(["passes", "m"], "one"), ["passes.m"]),
+    ("mapping", "mappings/flash-attention-2.yaml", _rename(["loop_order"], "loop-order"),
      ["unknown field", "loop-order"]),
+    # the ladder mappings are loop trees: their errors name the node's path in the tree
+    ("mapping_tree", "mappings/fusemax.yaml", _drop(["tree", 3, "sequence", 1, 2, True]),
+     ["fusemax.yaml", "tree[3].sequence[1][2]", "on: <unit>"]),
+    ("mapping_tree", "mappings/fusemax.yaml", _set(["tree", 1, "tile"], "P1 ** 9"),
+     ["fusemax.yaml", "tree[1].tile", "operator Pow"]),
+    ("mapping_tree", "mappings/fusemax.yaml", _set(["tree", 1, "loop"], "M1"),
+     ["tree[1].loop", "rank variable"]),
+    ("mapping_tree", "mappings/unfused.yaml", _set(["tree", 0, "keep", "dram"], "Q"),
+     ["unfused.yaml", "tree[0].keep.dram", "list of tensor names"]),
+    ("mapping_tree", "mappings/fusemax.yaml", _drop(["parameters", "P1", "default"]),
+     ["parameters.P1.default", "missing"]),
+    ("mapping_tree", "mappings/flat.yaml",
+     _rename(["parameters", "rows", "domain", "powers_of_two_up_to"], "powers_of_two"),
+     ["flat.yaml", "unknown field", "parameters.rows.domain.powers_of_two"]),
+    ("mapping_tree", "mappings/unfused.yaml", _rename(["tree"], "trees"),
+     ["unknown field", "trees"]),
     ("workload", "einsim/workloads/bert.yaml", _set(["heads"], -12), ["bert.yaml", "heads"]),
     ("workload", "einsim/workloads/bert.yaml", _set(["head_dim"], "64"), ["head_dim"]),
     ("workload", "einsim/workloads/bert.yaml", _set(["seq_len"], "lots"), ["seq_len"]),

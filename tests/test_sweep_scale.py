@@ -214,15 +214,17 @@ def test_kill_9_then_resume_stores_every_point_once(tmp_path, big_reference, nam
 # --- vectorized dispatch ---------------------------------------------------------------------
 
 def fake_vectorized(monkeypatch, refuse: bool = False) -> list:
-    """A stand-in einsim.vectorized (same contract) that records its calls."""
+    """A stand-in einsim.search.tree_sweep (same contract) that records its calls."""
+    import einsim.search
+
     calls, evaluate_point = [], sweeps.evaluate_point
-    module = types.ModuleType("einsim.vectorized")
+    module = types.ModuleType("einsim.search.tree_sweep")
 
     class NotVectorizable(Exception):
         pass
 
     def vectorized_points(mapping, workload, seq_lens, parameters, hardware=None,
-                          objective="latency"):
+                          objective="latency", cascade=None):
         calls.append((mapping, list(seq_lens), dict(parameters)))
         if refuse:
             raise NotVectorizable(mapping)
@@ -230,8 +232,8 @@ def fake_vectorized(monkeypatch, refuse: bool = False) -> list:
                 for n, swept in design_points(seq_lens, parameters)]
 
     module.NotVectorizable, module.vectorized_points = NotVectorizable, vectorized_points
-    for name in ("einsim.vectorized", "einsim.search.tree_sweep"):  # either kind of mapping
-        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setitem(sys.modules, "einsim.search.tree_sweep", module)
+    monkeypatch.setattr(einsim.search, "tree_sweep", module, raising=False)
     return calls
 
 
@@ -259,7 +261,8 @@ def test_not_vectorizable_and_no_vectorize_fall_back_to_points(tmp_path, monkeyp
 
 
 def test_the_default_path_equals_the_point_path(tmp_path):
-    """Vectorized when einsim.vectorized handles the sweep (else the fallback): same points."""
+    """Vectorized when einsim.search.tree_sweep handles the sweep (else the fallback): same
+    points."""
     fast = run_sweep(*SMALL, out=tmp_path / "v.csv")
     slow = {key_of(p, SMALL[3]): p for p in run_sweep(*SMALL, vectorize=False).points}
     assert [key_of(p, SMALL[3]) for p in fast.points] == list(slow)
