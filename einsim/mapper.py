@@ -1,4 +1,4 @@
-"""The mapper: search a mapping strategy's free parameters for latency, energy or EDP.
+"""The GPU kernel models' parameter search (loop trees use :mod:`einsim.search`).
 
 The spaces of the built-in strategies are small (tens to a few hundred points), so the search
 is exhaustive; infeasible points (capacity) are skipped and counted.  The Pareto set is over
@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from einsim.cost import Report, evaluate_mapping
+from einsim.cost import Report
 from einsim.errors import EinsimError
 from einsim.mapping import MappingError, MappingSpec
 from mappings import STRATEGY_NAMES, strategy
@@ -56,11 +56,7 @@ def search(spec: MappingSpec, hardware, workload, objective: str = "latency",
     for values in itertools.product(*space.values()):
         parameters = {**fixed, **dict(zip(space, values))}
         try:
-            if hasattr(chosen, "evaluate"):  # a strategy with its own execution model (GPUs)
-                reports.append(chosen.evaluate(spec, hardware, workload, parameters))
-            else:
-                mapping = chosen.build(spec, hardware, workload, parameters)
-                reports.append(evaluate_mapping(mapping, hardware, workload))
+            reports.append(chosen.evaluate(spec, hardware, workload, parameters))
         except MappingError as error:
             reasons.append(str(error))
     if not reports:

@@ -243,25 +243,14 @@ class _Sink:
 
 
 def _vectorized(mapping, workload, seq_lens, parameters, hardware, objective):
-    """Every row from the vectorized engine of this kind of mapping (a loop tree:
-    :mod:`einsim.search.tree_sweep`; a strategy spec: :mod:`einsim.vectorized`), or None
-    when there is none or it cannot handle this sweep."""
-    import importlib
+    """Every row from the loop-tree engine over arrays (:mod:`einsim.search.tree_sweep`), or
+    None when it cannot handle this sweep (the point path then names any failing point)."""
+    from einsim.search import tree_sweep
 
     try:
-        from einsim.cost.tree import is_tree_file
-    except ImportError:
-        is_tree_file = None
-    tree = is_tree_file is not None and is_tree_file(mapping)
-    try:
-        engine = importlib.import_module("einsim.search.tree_sweep" if tree
-                                         else "einsim.vectorized")
-    except ImportError:
-        return None
-    try:
-        return engine.vectorized_points(mapping, workload, seq_lens, parameters, hardware,
-                                        objective)
-    except (engine.NotVectorizable, MappingError, ArithmeticError):
+        return tree_sweep.vectorized_points(mapping, workload, seq_lens, parameters, hardware,
+                                            objective)
+    except (tree_sweep.NotVectorizable, MappingError, ArithmeticError):
         return None
 
 

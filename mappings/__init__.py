@@ -1,9 +1,6 @@
-"""Mapping strategies: what the YAML specs beside this module cannot say as data.
-
-A spec (``*.yaml``) binds Einsums to units and orders pipeline stages; a strategy turns the
-spec, a hardware model, a workload and free-parameter values into a concrete
-:class:`einsim.mapping.Mapping` (sizes, residency of every tensor) and enumerates the space of
-its free parameters for the mapper.
+"""Mappings: loop-tree YAML files (``*.yaml`` with a ``tree``), which the engine in
+:mod:`einsim.cost` reads as data, and — until the GPU kernels move onto trees — the GPU kernel
+models (``flash_attention``, ``decode``, ``fna``, ``lamina``).
 
 Strategy modules are imported on first use, so importing this package does not import the
 engine (which imports this package).
@@ -14,7 +11,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-STRATEGY_NAMES = ("unfused", "flat", "fusemax", "flash_attention")
+STRATEGY_NAMES = ("flash_attention",)
 
 
 def strategy(name: str) -> ModuleType:

@@ -155,12 +155,29 @@ def traffic(simulated, kind: str, level: str, tensor: str) -> int:
 # ---------------------------------------------------------------- 1. library mapping trees
 
 
+def _choose(node, name: str, level: str):
+    """A tree document with the level parameter ``$name`` replaced by ``level``."""
+    if isinstance(node, list):
+        return [_choose(item, name, level) for item in node]
+    if isinstance(node, dict):
+        return {(level if key == f"${name}" else key): _choose(value, name, level)
+                for key, value in node.items()}
+    return node
+
+
 def _tree_documents() -> list:
     found = []
     for path in sorted(MAPPINGS.glob("*.yaml")):
         document = yaml.safe_load(path.read_text())
-        if isinstance(document, dict) and "tree" in document:
-            found.append(pytest.param(document, id=path.stem))
+        if not (isinstance(document, dict) and "tree" in document):
+            continue
+        variants = [(path.stem, document)]
+        for name, parameter in document.get("parameters", {}).items():
+            if f"${name}" in yaml.safe_dump(document["tree"]):
+                variants = [(f"{stem}-{level}", {**_choose(doc, name, level), "parameters": {
+                    k: v for k, v in doc["parameters"].items() if k != name}})
+                    for stem, doc in variants for level in parameter["domain"]["values"]]
+        found += [pytest.param(doc, id=stem) for stem, doc in variants]
     found.append(pytest.param(yaml.safe_load(FUSEMAX_TREE), id="fusemax-tree-string"))
     return found
 

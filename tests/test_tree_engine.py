@@ -88,7 +88,11 @@ def test_flat_fills_and_row_buffer_by_hand():
     assert per_copy(glb["QK"]["reads"]) == 2 * N * N       # by GM and SN
     assert per_copy(glb["SN"]["reads"]) == 2 * N * N       # by SD and A
     with pytest.raises(MappingError, match="does not fit.*global_buffer"):
-        report("flat", parameters={"rows": 256})           # 256 rows x 64K logits > 32 MiB
+        report("flat", parameters={"rows": 256, "row_buffer": "global_buffer"})  # > 32 MiB
+    spilled = report("flat", parameters={"rows": 256, "row_buffer": "dram"})
+    dram = spilled.traffic_by_level["dram"]
+    assert per_copy(dram["QK"]["writes"] + dram["QK"]["reads"]) == 3 * N * N
+    assert spilled.parameters["row_buffer"] == "dram"
 
 
 def test_unfused_round_trips_every_intermediate():
@@ -212,7 +216,7 @@ def test_bad_trees_are_one_clear_error(edit, message):
 
 def test_a_reader_sharing_the_reduction_loop_is_a_pass_violation():
     flat = yaml.safe_load(open("mappings/flat.yaml"))
-    one_d = flat["tree"][3]["pipeline"][1][1]["sequence"]
+    one_d = flat["tree"][4]["pipeline"][1][1]["sequence"]
     # run SN inside GM's loop over m: it would read the maximum before it is complete
     one_d[0][-1] = {"sequence": [[{"run": "GM", "on": "array1d"}],
                                  [{"run": "SN", "on": "array1d"}]]}

@@ -1,9 +1,5 @@
-"""The cost engine: loop-tree mappings (:mod:`.tree`), their derivation into per-level traffic,
-capacity, latency and energy (:mod:`.derivation`, :mod:`.engine`), and the Report.
+"""The cost engine: loop-tree mappings (:mod:`.tree`) and their derivation into per-level
+traffic, capacity, latency and energy (:mod:`.derivation`, :mod:`.engine`), the Report
+(:mod:`.report`) and the front door (:mod:`.evaluate`)."""
 
-The residency-table model (:mod:`.residency_model`) is the previous engine, kept while the
-ladder moves onto trees.
-"""
-
-from einsim.cost.residency_model import (EinsumCost, Report, _compiled, _energy,  # noqa: F401
-                                         evaluate_mapping)
+from einsim.cost.report import EinsumCost, Report  # noqa: F401

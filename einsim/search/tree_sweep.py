@@ -40,13 +40,16 @@ def vectorized_columns(mapping: str, workload: str, seq_len: int, parameters=Non
     from einsim.search.parameters import OBJECTIVES, candidates, domain_number
     from einsim.workload import load_workload
 
-    if not is_tree_file(mapping):
+    if isinstance(mapping, str) and not is_tree_file(mapping):
         raise NotVectorizable(f"mapping {mapping} is not a loop tree")
     if objective not in OBJECTIVES:
         raise EinsimError(f"unknown objective {objective!r}; expected one of "
                           f"{', '.join(OBJECTIVES)}")
-    tree = load_mapping_tree(mapping)
+    tree = load_mapping_tree(mapping) if isinstance(mapping, str) else mapping
     parameters = {k: list(v) for k, v in dict(parameters or {}).items()}
+    if tree.structural:
+        return _over_level_choices(tree, workload, seq_len, parameters, hardware, objective,
+                                   cascade)
     for name in parameters:
         if name not in tree.parameters and name not in SYMBOLIC_FIELDS:
             raise NotVectorizable(f"parameter {name!r} is not vectorized")
@@ -115,6 +118,39 @@ def vectorized_columns(mapping: str, workload: str, seq_len: int, parameters=Non
     return result
 
 
+def _over_level_choices(tree, workload, seq_len, parameters, hardware, objective, cascade):
+    """Columns of each concrete tree (one per level choice), the best per point."""
+    from einsim.cost.evaluate import concrete_trees
+
+    if any(name in tree.structural for name in parameters):
+        raise NotVectorizable("sweeping a level parameter is done point by point")
+    best = None
+    for choice, concrete in concrete_trees(tree, {})[0]:
+        columns = vectorized_columns(concrete, workload, seq_len, parameters, hardware,
+                                     objective, cascade)
+        score = _score(columns, objective)
+        if best is None:
+            best, best_score = columns, score
+            for name, value in choice.items():
+                best[f"parameter:{name}"] = np.full(len(score), value, dtype=object)
+            continue
+        better = score < best_score
+        for key, column in columns.items():
+            if key != "_meta" and key in best:
+                best[key] = np.where(better, column, best[key])
+        for name, value in choice.items():
+            best[f"parameter:{name}"] = np.where(better, value, best[f"parameter:{name}"])
+        best_score = np.where(better, score, best_score)
+    best["_meta"] = {**best["_meta"], "tree": tree}
+    return best
+
+
+def _score(columns, objective: str) -> np.ndarray:
+    latency, energy = columns["latency_s"], columns["energy_j"]
+    score = {"latency": latency, "energy": energy, "edp": latency * energy}[objective]
+    return np.where(columns["feasible"], score, np.inf)
+
+
 def _pick(value, flat: np.ndarray, size: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(value, dtype=float), (size,))[flat]
 
@@ -165,7 +201,9 @@ def vectorized_points(mapping: str, workload: str, seq_lens: Iterable[int], para
             row["utilization"] = {u: lists[f"utilization:{u}"][index] for u in units}
             for name in meta["tree"].parameters:
                 value = lists[f"parameter:{name}"][index]
-                row.setdefault(name, int(value) if float(value).is_integer() else value)
+                if not isinstance(value, str):
+                    value = int(value) if float(value).is_integer() else value
+                row.setdefault(name, value)
             rows.append(row)
     return rows
 
