@@ -528,11 +528,9 @@ def destination(einsum: ir.Einsum, env: Environment, bindings: Mapping[str, int]
     overlapping the write); None otherwise.  Slides a window forward as writing would."""
     target = einsum.output
     stored = env.tensors[target.tensor]
-    if stored.present is not None or einsum.condition is not None:
+    if stored.present is not None or not _static(einsum, bindings)[0]:
         return None
     for access in einsum.inputs:
-        if access.tensor == target.tensor and not _disjoint(access, target, bindings):
-            return None
         if env.tensors[access.tensor].present is not None:
             return None
     basic: list = []
@@ -575,6 +573,27 @@ def destination(einsum: ir.Einsum, env: Environment, bindings: Mapping[str, int]
     return region.transpose([axis_vars.index(v) for v in out_free])
 
 
+_STATIC: dict[tuple, tuple] = {}
+
+
+def _static(einsum: ir.Einsum, bindings: Mapping[str, int]) -> tuple:
+    """What does not change between loop steps: (can write straight into storage, product
+    factors of a sum of products or None, whether the expression reads index variables)."""
+    key = (id(einsum), tuple(bindings))
+    found = _STATIC.get(key)
+    if found is None or found[3] is not einsum:
+        if len(_STATIC) > 20_000:
+            _STATIC.clear()
+        direct = einsum.condition is None and all(
+            _disjoint(a, einsum.output, bindings) for a in einsum.inputs
+            if a.tensor == einsum.output.tensor)
+        factors = _product_factors(einsum.expression) if einsum.reduce_op == "sum" else None
+        if factors is not None and not any(isinstance(f, ir.Access) for f in factors):
+            factors = None
+        found = _STATIC[key] = (direct, factors, _uses_grids(einsum), einsum)
+    return found
+
+
 def _disjoint(read: ir.Access, written: ir.Access, bindings) -> bool:
     """Whether a read of the output tensor is at a constant offset from the write on some axis."""
     for r, w in zip(read.indices, written.indices):
@@ -600,14 +619,13 @@ def evaluate_einsum_into(einsum: ir.Einsum, env: Environment, bindings, out) -> 
     out_free = [v for v in einsum.output.variables if v not in bindings]
     reduced = [v for v in einsum.reduced if v not in bindings]
     operator = REDUCE_OPERATORS[einsum.reduce_op]
-    if reduced and operator.name == "sum":
-        factors = _product_factors(einsum.expression)
-        if factors is not None and any(isinstance(f, ir.Access) for f in factors):
-            values, present = _contract(factors, env, bindings, free, out_free, None, out)
-            if present is not None:
-                raise Fallback
-            return
-    grids = variable_grids(free, env) if _uses_grids(einsum) else {}
+    _, factors, uses_grids, _ = _static(einsum, bindings)
+    if reduced and factors is not None:
+        values, present = _contract(factors, env, bindings, free, out_free, None, out)
+        if present is not None:
+            raise Fallback
+        return
+    grids = variable_grids(free, env) if uses_grids else {}
     if not reduced:
         _into(einsum.expression, env, bindings, free, grids, out)
         return
