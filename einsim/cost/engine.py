@@ -226,24 +226,39 @@ class CompiledMapping:
                 "accesses_by_level": accesses, "raw": raw}
 
     def _capacity(self, raw, values):
-        """Feasibility per point and, for a scalar point, the reason it fails."""
-        feasible, reason = True, ""
+        """Feasibility and the reason a (scalar) point fails."""
+        reason = self.reasons(raw)[0]
+        return not reason, reason
+
+    def reasons(self, raw) -> list[str]:
+        """Per point (of scalar or array ``raw``), why it does not fit, or ``""``."""
+        size = max((np.size(v) for v in raw.values()), default=1)
+        out = [""] * size
+        word = self.hardware.word_bytes
+
+        def column(value):
+            return np.broadcast_to(np.asarray(value, dtype=float), (size,))
+
         for (kind, *key), capacity in raw.items():
             if kind != "capacity":
                 continue
             level = key[0]
-            used = raw.get(("occupancy", level), 0.0)
-            fits = np.asarray(used) <= np.asarray(capacity) * (1 + 1e-12)
-            feasible = feasible & fits
-            if np.ndim(fits) == 0 and not fits and not reason:
-                tiles = {k[3]: v for k, v in raw.items() if k[0] == "tile" and k[2] == level}
-                largest = max(tiles, key=lambda t: float(tiles[t]))
-                word = self.hardware.word_bytes
-                reason = (f"mapping {self.mapping.name} does not fit: tensor {largest} needs "
-                          f"{float(tiles[largest]) * word:,.0f} bytes in the {level}, "
-                          f"{float(used) * word:,.0f} bytes in all, but {self.hardware.name} "
-                          f"has {float(capacity) * word:,.0f} bytes available")
-        return feasible, reason
+            used, available = column(raw.get(("occupancy", level), 0.0)), column(capacity)
+            fails = np.nonzero(used > available * (1 + 1e-12))[0]
+            if not len(fails):
+                continue
+            tiles = {k[3]: v for k, v in raw.items() if k[0] == "tile" and k[2] == level}
+            names = list(tiles)
+            stack = np.stack([column(tiles[n]) for n in names])
+            largest = stack.argmax(axis=0)
+            for i in fails:
+                if not out[i]:
+                    name = names[largest[i]]
+                    out[i] = (f"mapping {self.mapping.name} does not fit: tensor {name} needs "
+                              f"{stack[largest[i], i] * word:,.0f} bytes in the {level}, "
+                              f"{used[i] * word:,.0f} bytes in all, but {self.hardware.name} "
+                              f"has {available[i] * word:,.0f} bytes available")
+        return out
 
     def report(self, problem: Problem, parameters: Mapping[str, float] | None = None,
                overrides: Mapping[str, float] | None = None, workload_name: str = "") -> Report:

@@ -78,6 +78,7 @@ def vectorized_columns(mapping: str, workload: str, seq_len: int, parameters=Non
     chosen = {n: np.full(count, np.nan) for n in tree.parameters}
     utilization: dict[str, np.ndarray] = {}
     feasible = np.zeros(count, dtype=bool)
+    errors = np.full(count, "", dtype=object)
     for group, key in enumerate(unique):
         members = np.nonzero(inverse.reshape(-1) == group)[0]
         choices = [candidates(tree.parameters[n], None if key[k] == 0 and
@@ -98,6 +99,11 @@ def vectorized_columns(mapping: str, workload: str, seq_len: int, parameters=Non
         ok = take >= 0
         flat = np.arange(len(members)) * width + np.where(ok, take, 0)
         feasible[members] = ok
+        if not ok.all():  # why, at the first candidate (as the point path's search says)
+            first = np.arange(len(members))[~ok] * width
+            sliced = {k: (v[first] if np.ndim(v) else v) for k, v in values.items()}
+            for member, reason in zip(members[~ok], engine.reasons(engine.raw(sliced))):
+                errors[member] = reason
         for m in METRICS:
             if metrics.get(m) is not None:
                 metrics_out[m][members] = _pick(metrics[m], flat, len(rows))
@@ -112,6 +118,7 @@ def vectorized_columns(mapping: str, workload: str, seq_len: int, parameters=Non
     result.update({f"utilization:{u}": v for u, v in utilization.items()})
     result.update({f"parameter:{n}": v for n, v in chosen.items()})
     result["feasible"] = feasible
+    result["error"] = errors
     result["_meta"] = {"mapping": tree.name, "hardware": machine.name, "workload": problem.name,
                        "seq_len": problem.seq_len, "engine": engine, "problem": problem,
                        "tree": tree}
@@ -193,7 +200,8 @@ def vectorized_points(mapping: str, workload: str, seq_lens: Iterable[int], para
                     "workload": meta["workload"], "seq_len": meta["seq_len"]}
             if not lists["feasible"][index]:
                 rows.append({**swept, **base, "feasible": False,
-                             "error": _reason(meta, swept, SYMBOLIC_FIELDS)})
+                             "error": lists["error"][index]
+                             or _reason(meta, swept, SYMBOLIC_FIELDS)})
                 continue
             row = {**swept, **base, "feasible": True, "error": ""}
             for m in METRICS:
