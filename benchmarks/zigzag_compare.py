@@ -9,17 +9,20 @@ stay in the 16 MiB buffer).  The hardware is ``fusemax-cloud``'s 2D array: 256 x
 940 MHz, 16-word register files per PE, one 16 MiB global buffer, DRAM at 400 GiB/s with
 64-bit accesses, and the preset's per-action energies.
 
-**einsim** (its spatial cost model, :func:`einsim.cost.evaluate_mapping`): a mapping written in
-Python (the ``unfused`` spec with its hardware set to ``fusemax-cloud`` and a residency that
-holds only Q, K and QK, so DRAM traffic is that of the GEMM alone).  Compute cycles are QK's
-Einsum cycles from the report; memory cycles are the report's DRAM traffic over the bandwidth;
-latency is their maximum (einsim overlaps compute and memory on spatial arrays).  Energy is
-einsim's per-action formula (``einsim.cost._energy``) applied to QK's MACs (MAC + two register
-file reads + one write each), its DRAM words (64-bit accesses) and the global-buffer staging of
-everything that crosses DRAM.  Two bindings: the ``unfused`` mapping's own (E on the rows, P on
-the columns: 64 of 256 rows busy) and M on the rows, P on the columns (the whole array).  The
-first is cross-checked against the QK entry of ``einsim.evaluate("unfused", hardware=
-"fusemax-cloud")``.
+**einsim** (its loop-tree engine, :class:`einsim.cost.engine.CompiledMapping`): the GEMM as a
+one-Einsum cascade, ``QK[m, p] = Q[e, p] * K[e, m]``, and a small loop tree per binding, written
+inline: Q, K and QK in DRAM; a block of 256 queries (``loop p``) with its Q tile in the global
+buffer; a block of 256 keys (``loop m``) with its K tile and QK tile in the global buffer; the
+array's rows and columns over the binding's variables, and the rest a temporal loop at the
+leaf.  Two bindings: the ``unfused`` mapping's own (E on the rows, P on the columns: 64 of 256
+rows busy, Q stationary in the registers, one key per cycle) and M on the rows, P on the
+columns (the whole array, QK stationary in the registers, one e per cycle).  K is re-read from
+DRAM for each block of queries, and the QK matrix (32 MiB) is written back once.  Compute
+cycles are QK's Einsum cycles from the report; memory cycles are the report's DRAM traffic over
+the bandwidth; latency is the report's (the engine overlaps compute and memory on spatial
+arrays).  Energy is the report's: the MACs, the register-file, global-buffer and DRAM accesses
+the tree's keeps imply (rows of the buffer, 64-bit DRAM bursts).  The first binding is
+cross-checked against the QK entry of ``einsim.evaluate("unfused", hardware="fusemax-cloud")``.
 
 **ZigZag** (KU Leuven, ``pip install zigzag-dse``): the same GEMM as a ``Gemm`` layer
 ``O[b][k] += I[b][c] * W[c][k]`` (B = queries P, K = keys M, C = E), an accelerator written to
@@ -30,9 +33,9 @@ per cycle, DRAM as 57 x 64-bit accesses per cycle = the 400 GiB/s at 940 MHz rou
 mapping search, and pinned to each of einsim's two bindings (C x B and K x B).  Reported:
 ``latency_total2`` (cycles including on- and off-loading) and ``energy_total``.
 
-What differs by construction: ZigZag counts register-file and buffer accesses from the loop nest
-(reuse), einsim charges every MAC two register reads and a write and ignores buffer bandwidth;
-ZigZag serializes data on/off-loading that einsim overlaps.
+What differs by construction: both count accesses from a loop nest, but ZigZag searches the
+temporal loop order (LOMA) while einsim's trees fix it; ZigZag serializes data on/off-loading
+that einsim overlaps.
 """
 
 from __future__ import annotations
@@ -70,43 +73,56 @@ def _workload_yaml(seq_len: int, head_dim: int) -> str:
                            "model_dim": head_dim, "ffn_dim": head_dim, "seq_len": seq_len})
 
 
+QK_CASCADE = "input Q[E, P], K[E, M]\nQK[m, p] = Q[e, p] * K[e, m]\n"
+
+
+def qk_tree(spatial: dict) -> dict:
+    """The QK GEMM's loop tree for a binding of the 2D array (rows, cols) as a mapping
+    document: the variable not on the array runs as the innermost temporal loop, and the
+    operand that does not depend on it stays in each PE's registers."""
+    inner = ({"e", "m", "p"} - set(spatial.values())).pop()
+    stationary = {"m": "Q", "e": "QK", "p": "K"}[inner]
+    return {"name": f"qk-{spatial['rows']}x{spatial['cols']}", "cascade": "qk-gemm",
+            "hardware": HARDWARE,
+            "tree": [{"keep": {"dram": ["Q", "K", "QK"]}},
+                     {"loop": "p", "tile": "pe_dim"},
+                     {"keep": {"global_buffer": ["Q"]}},
+                     {"loop": "m", "tile": "pe_dim"},
+                     {"keep": {"global_buffer": ["K", "QK"]}},
+                     {"spatial": dict(spatial)},
+                     {"keep": {"array2d.registers": [stationary]}},
+                     {"loop": inner},
+                     {"run": "QK", "on": "array2d"}]}
+
+
 def einsim_estimates(seq_len: int = SEQ_LEN, head_dim: int = HEAD_DIM) -> dict:
     """einsim's cost of the QK GEMM alone, for each binding in :data:`BINDINGS`."""
     import einsim
-    from einsim import cost
-    from einsim.cost import evaluate_mapping
-    from einsim.mapping import Binding, Mapping, Residency, load_mapping_spec
-    from einsim.workload import Workload
+    from einsim.cost.engine import CompiledMapping, Problem
+    from einsim.cost.hierarchy import spatial_array_hierarchy
+    from einsim.cost.tree import mapping_from_document
     from hw_models.spatial_array import load_spatial_array
 
     hardware = load_spatial_array(HARDWARE)
-    workload = Workload(name="qk-gemm", batch=1, heads=1, head_dim=head_dim, model_dim=head_dim,
-                        ffn_dim=head_dim, seq_len=seq_len)
-    unfused = load_mapping_spec("unfused")
+    hierarchy = spatial_array_hierarchy(hardware)
+    cascade = einsim.parse(QK_CASCADE)
+    problem = Problem("qk-gemm", {"M": seq_len, "P": seq_len, "E": head_dim}, 1, seq_len)
     rows = {}
     for label, (spatial, _) in BINDINGS.items():
-        spec = unfused.model_copy(update={
-            "name": f"qk-{spatial['rows']}x{spatial['cols']}", "hardware": HARDWARE,
-            "binding": {**unfused.binding, "QK": Binding(unit="array2d", spatial=spatial)}})
-        mapping = Mapping(spec=spec, sizes=workload.sizes(), residency={
-            "Q": Residency(level="dram", dram_reads=1), "K": Residency(level="dram", dram_reads=1),
-            "QK": Residency(level="dram", dram_writes=1)})
-        report = evaluate_mapping(mapping, hardware, workload)
+        tree = mapping_from_document(qk_tree(spatial), "qk-gemm (inline)")
+        report = CompiledMapping(cascade, tree, hierarchy).report(problem)
         qk = next(e for e in report.einsums if e.name == "QK")
         macs = qk.ops["mac"]
-        dram_words = report.traffic_bytes / hardware.word_bytes
-        energy = cost._energy(hardware, {("array2d", "mac"): macs}, dram_words, dram_words,
-                              dram_words)
         memory_cycles = report.memory_latency_s * hardware.clock_hz
-        latency_cycles = max(qk.cycles, memory_cycles)
+        latency_cycles = report.latency_s * hardware.clock_hz
         rows[label] = {
             "tool": "einsim", "binding": label, "spatial": spatial, "macs": macs,
             "compute_cycles": qk.cycles, "memory_cycles": memory_cycles,
-            "latency_cycles": latency_cycles, "latency_s": latency_cycles / hardware.clock_hz,
+            "latency_cycles": latency_cycles, "latency_s": report.latency_s,
             "utilization": macs / hardware.pe_count("array2d") / latency_cycles,
-            "energy_j": sum(energy.values()), "energy_breakdown_j": energy,
+            "energy_j": report.energy_j, "energy_breakdown_j": report.energy_breakdown_j,
             "dram_bytes": report.traffic_bytes}
-    with tempfile.TemporaryDirectory() as folder:  # the brief's cross-check: the unfused report
+    with tempfile.TemporaryDirectory() as folder:  # the cross-check: the unfused report
         path = Path(folder) / "qk-gemm.yaml"
         path.write_text(_workload_yaml(seq_len, head_dim))
         report = einsim.evaluate("unfused", hardware=HARDWARE, workload=str(path),
