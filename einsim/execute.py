@@ -21,9 +21,9 @@ import numpy as np
 from einsim import ir
 from einsim.errors import EinsimError, InputError, PrecisionOverflowWarning
 from einsim.functions import MAP_FUNCTIONS, REDUCE_OPERATORS
-from einsim.evaluation import (Environment, Fallback, Stored, destination, evaluate_einsum,
-                               evaluate_einsum_into, evaluate_expression, is_contraction,
-                               variable_grids, write)
+from einsim.direct import destination, evaluate_einsum_into
+from einsim.evaluation import (Environment, Fallback, Stored, evaluate_einsum,
+                               evaluate_expression, is_contraction, variable_grids, write)
 from einsim.precision import NumberFormat, number_format, round_in_place
 from einsim.schedule import Loop, Step, Whole, tiled_schedule, untiled_schedule
 from einsim.sizes import resolve_sizes, tensor_extents
