@@ -448,9 +448,15 @@ def _output_failure(error: OSError, debug: bool, outputs: list[str] = ()) -> int
 
 
 def _silence_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    """If stdout itself is what failed, point it at /dev/null so the interpreter's final flush
+    does not fail again (a failed ``--plot`` leaves a working stdout alone)."""
     import os
 
+    try:
+        sys.stdout.flush()
+        return
+    except (OSError, ValueError):
+        pass
     try:
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, sys.stdout.fileno())
