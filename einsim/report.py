@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import html
-import json
 import re
 from pathlib import Path
 from typing import Any, Iterable
@@ -20,6 +19,7 @@ from typing import Any, Iterable
 import plotly.graph_objects as go
 
 import einsim
+from einsim.json_output import dumps
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -42,7 +42,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, (list, tuple)) and all(not isinstance(v, (dict, list)) for v in value):
         return ", ".join(_cell(v) for v in value)
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, default=str)
+        return dumps(value, indent=None)
     return str(value)
 
 
