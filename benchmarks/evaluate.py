@@ -8,8 +8,9 @@ point's full Report from the compiled tree, and one ``einsim.evaluate`` call (th
 searching the free parameters, compiled trees cached).  The mapper is timed on FuseMax and
 FLAT at 1M (``einsim.search.mapper.map_cascade``: every level choice, every free-parameter
 candidate in one array evaluation).  The sweep crosses sequence lengths with pe_dim, global
-buffer size, DRAM bandwidth and clock for FuseMax, the mapper choosing P1 at every point, in
-blocks through ``einsim.search.tree_sweep.vectorized_points``.
+buffer size, DRAM bandwidth and clock for FuseMax, the mapper choosing P1 at every point, point
+by point (``einsim.sweeps.iterate``; ``benchmarks/run.py`` times the vectorized path against
+it).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from einsim.cost.evaluate import compile_for, problem_of  # noqa: E402
 from einsim.cost.tree import load_mapping_tree  # noqa: E402
 from einsim.evaluator import evaluate  # noqa: E402
 from einsim.search.mapper import map_cascade  # noqa: E402
-from einsim.search.tree_sweep import vectorized_points  # noqa: E402
+from einsim.sweeps import iterate  # noqa: E402
 from einsim.workload import load_workload  # noqa: E402
 
 LADDER = ["unfused", "flat", "fusemax-cascade", "fusemax-arch", "fusemax"]
@@ -94,13 +95,16 @@ def sweep_timing(points: int) -> dict:
             "clock_hz": [0.94e9, 1.5e9]}
     per_length = len(list(itertools.product(*grid.values())))
     lengths = [2**k for k in range(10, 21)][:max(1, -(-points // per_length))]
-    vectorized_points("fusemax", "bert", lengths[:1], {k: v[:1] for k, v in grid.items()})
     started = time.perf_counter()
-    rows = vectorized_points("fusemax", "bert", lengths, grid)
+    count = feasible = 0
+    for point in iterate("fusemax", "bert", lengths, grid):
+        count += 1
+        feasible += bool(point["feasible"])
+        if count >= points:
+            break
     elapsed = time.perf_counter() - started
-    feasible = sum(bool(r["feasible"]) for r in rows)
-    return {"points": len(rows), "feasible": feasible, "seconds": elapsed,
-            "points_per_s": len(rows) / elapsed}
+    return {"points": count, "feasible": feasible, "seconds": elapsed,
+            "points_per_s": count / elapsed}
 
 
 def run(points: int) -> dict:
@@ -126,7 +130,7 @@ def main() -> None:
         print(f"mapper {name:9} at 1M: {row['seconds']:.3f} s ({row['trees']} tree(s), "
               f"{row['points']} points; best {row['best_parameters']})")
     sweep = results["sweep"]
-    print(f"sweep: {sweep['points']} points ({sweep['feasible']} feasible) in "
+    print(f"sweep, point by point: {sweep['points']} points ({sweep['feasible']} feasible) in "
           f"{sweep['seconds']:.2f} s, {sweep['points_per_s']:,.0f} points/s")
 
 
