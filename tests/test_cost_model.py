@@ -14,7 +14,6 @@ import re
 import pytest
 import yaml
 
-from einsim.cost import Report
 from einsim.cost.evaluate import compile_for, evaluate_tree
 from einsim.cost.tree import MappingTree, load_mapping_tree, mapping_from_document
 from einsim.evaluator import evaluate
