@@ -335,4 +335,4 @@ def map_(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="A 
     console.print(table)
     if found.trees and not mapping:
         console.print("[dim]the tree (einsim evaluate --mapping FILE accepts it):[/dim]")
-        console.print(found.mapping_yaml, markup=False, highlight=False)
+        print(found.mapping_yaml, end="")  # raw: copied from the terminal, it stays YAML

@@ -115,11 +115,15 @@ def test_causal_cascade_counts_about_half_the_operations():
 
 def test_a_bias_input_costs_its_traffic():
     cascade = "examples/biased_softmax.einsum"
-    with pytest.raises(MappingError, match="BIAS, which has no keep"):
+    with pytest.raises(MappingError, match="SB of the cascade are bound to no leaf"):
         report("fusemax", cascade=cascade)
     document = yaml.safe_load(open("mappings/fusemax.yaml"))
     document["tree"][0] = {"keep": {"dram": ["Q", "K", "V", "BIAS", "AV"]}}
-    document["tree"][3]["sequence"][0].insert(1, {"keep": {"global_buffer": ["BB"]}})
+    main = document["tree"][3]["sequence"][0]
+    main.insert(1, {"keep": {"global_buffer": ["BB"]}})
+    two_d = main[-1]["pipeline"][0]
+    two_d[1]["keep"]["array2d.registers"].append("SB")
+    two_d[2]["sequence"].insert(1, [{"run": "SB", "on": "array2d"}])
     mapping = mapping_from_document(document)
     r = evaluate_tree(mapping, workload="bert", seq_len=N, cascade=cascade,
                       parameters={"P1": 64}).best
