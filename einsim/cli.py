@@ -37,6 +37,9 @@ _COMMAND_MODULES = {"evaluate": "einsim.cli_cost", "sweep": "einsim.cli_cost",
 
 _OWN_COMMANDS = {"cascades", "show", "passes", "validate"}
 
+_MAX_VALIDATION_POINTS = 10**12
+"""``validate`` refuses sizes whose Einsums visit more points than this (about an hour)."""
+
 
 class UsageFailure(EinsimError):
     """A command-line argument that makes no sense."""
@@ -290,7 +293,7 @@ def validate(name: Optional[str] = typer.Argument(None, help="Library cascade na
     from einsim import library
     from einsim.errors import SpecError
     from einsim.execute import ResourceLimitError
-    from einsim.validate import validate as run_validation
+    from einsim.validate import estimate_operations, validate as run_validation
     from einsim.workload import parse_seq_len
 
     length = None
@@ -309,19 +312,55 @@ def validate(name: Optional[str] = typer.Argument(None, help="Library cascade na
     results = []
     for cascade in targets:
         sizes = _sizes_for(cascade, length, size)
+        work = estimate_operations(cascade, sizes)
+        if work > _MAX_VALIDATION_POINTS:
+            _check_memory(cascade, sizes, tile)  # the more useful message, when both apply
+            raise UsageFailure(f"validating {cascade.name or 'the cascade'} at these sizes "
+                               f"visits about {work:.1e} points (hours of NumPy; the limit is "
+                               f"{_MAX_VALIDATION_POINTS:.0e}); use a smaller --seq-len or "
+                               "--size")
         try:
             results.append(run_validation(cascade, sizes=sizes, dtype=dtype, tile=tile,
                                           reference=checked_against))
         except ResourceLimitError as error:
-            hint = "a smaller --seq-len" if tile else "--tile m1 (or another tile variable) " \
-                "or a smaller --seq-len"
-            raise UsageFailure(f"{error.needed_text()}; try {hint}") from None
+            raise UsageFailure(_memory_message(error, tile, cascade)) from None
     if as_json:
         emit({"results": [r.model_dump() for r in results]})
     else:
         _validation_table(results)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
+
+
+def _check_memory(cascade: "ir.Cascade", sizes: dict, tile: Optional[str]) -> None:
+    from einsim.execute import ResourceLimitError
+    from einsim.validate import check_memory
+
+    try:
+        resolved = {**_resolved(cascade, sizes), **sizes}
+        check_memory(cascade, resolved, tile)
+    except ResourceLimitError as error:
+        raise UsageFailure(_memory_message(error, tile, cascade)) from None
+
+
+def _resolved(cascade: "ir.Cascade", sizes: dict) -> dict:
+    from einsim.sizes import resolve_sizes
+
+    try:
+        return resolve_sizes(cascade, {}, sizes)
+    except EinsimError:
+        return {}
+
+
+def _memory_message(error, tile: Optional[str], cascade: "Optional[ir.Cascade]" = None) -> str:
+    partitions = cascade.partitions if cascade is not None else ()
+    if tile or (cascade is not None and not partitions):
+        hint = "a smaller --seq-len" + ("" if tile else " (or a 1-pass cascade such as "
+                                         "fusemax with --tile m1)")
+    else:
+        variable = partitions[0].parts[0].lower() if partitions else "m1"
+        hint = f"--tile {variable} or a smaller --seq-len"
+    return f"{error.needed_text()}; try {hint}"
 
 
 def _validation_table(results: list) -> None:

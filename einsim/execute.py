@@ -107,7 +107,7 @@ def estimate_bytes(cascade: ir.Cascade, extents: Mapping[str, tuple[int, ...]],
     largest = max(stored, key=stored.get, default="")
     total = sum(stored.values()) + temporary
     if temporary > stored.get(largest, 0):
-        largest = f"a temporary of {temporary_name}"
+        largest = f"evaluating {temporary_name}"
         return total, largest, temporary
     return total, largest, stored.get(largest, 0)
 

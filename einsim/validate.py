@@ -150,7 +150,7 @@ def validate(cascade: ir.Cascade, sizes: Mapping[str, float] | None = None, dtyp
     if inputs is None:
         resolved = resolve_sizes(cascade, {}, given) if given else {}
         if given:
-            _guard(cascade, {**resolved, **given}, tile)
+            check_memory(cascade, {**resolved, **given}, tile)
         inputs = random_inputs(cascade, {**resolved, **given}, seed, scale)
     started = time.perf_counter()
     execution = run(cascade, inputs, given, number, tile)
@@ -184,7 +184,7 @@ def validate(cascade: ir.Cascade, sizes: Mapping[str, float] | None = None, dtyp
                             output=output, reference=reference_name)
 
 
-def _guard(cascade: ir.Cascade, sizes: Mapping[str, float], tile: str | None) -> None:
+def check_memory(cascade: ir.Cascade, sizes: Mapping[str, float], tile: str | None) -> None:
     """Refuse sizes whose execution would not fit in memory before making the inputs."""
     from einsim.schedule import tiled_schedule, untiled_schedule
     from einsim.execute import _windows
@@ -199,3 +199,16 @@ def _guard(cascade: ir.Cascade, sizes: Mapping[str, float], tile: str | None) ->
     schedule = tiled_schedule(cascade, tile) if tile else untiled_schedule(cascade)
     windows = _windows(cascade, schedule, set()) if tile else {}
     guard_memory(cascade, extents, sizes, schedule, windows, 8)
+
+
+def estimate_operations(cascade: ir.Cascade, sizes: Mapping[str, float]) -> int:
+    """Points the execution visits: the iteration space of every Einsum (0 if sizes are open)."""
+    import math
+
+    try:
+        resolved = {**resolve_sizes(cascade, {}, sizes), **sizes}
+        return sum(math.prod(int(resolved[ir.rank_of(v)]) for v in e.variables)
+                   for e in cascade.einsums)
+    except (EinsimError, KeyError):
+        return 0
+

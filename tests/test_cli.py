@@ -192,6 +192,8 @@ def test_validate_seq_len_accepts_suffixes(capsys):
     (["validate", "fusemax", "--seq-len", "1M"], "would need about"),
     (["validate", "fusemax", "--seq-len", "1M"], "try --tile m1"),
     (["validate", "fusemax", "--seq-len", "64Q"], "--seq-len"),
+    (["validate", "fusemax", "--seq-len", "1M", "--tile", "m1"], "visits about 4.0e+13 points"),
+    (["validate", "attention-3pass", "--seq-len", "1M"], "a 1-pass cascade such as fusemax"),
     (["validate", "fusemax", "--reference", "no-such-reference"], "or a cascade file"),
     (["validate", "fusemax", "--reference", "missing.einsum"], "no such file"),
 ])
