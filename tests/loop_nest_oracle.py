@@ -36,7 +36,8 @@ Semantics, literally:
   inherit that mask, ``mask_sources``) perform no operation, but their data still moves:
   tiles are dense boxes, and every point reads and updates as if unmasked.
 * **Occupancy.** Per keep, the peak over its steps of the resident words summed over its
-  instances; along a chain they add, a ``sequence`` takes its largest branch, a ``pipeline``
+  instances (for a register file: one PE's words, a tile kept above the unit's spatial nodes
+  spread evenly over its PEs); along a chain they add, a ``sequence`` takes its largest branch, a ``pipeline``
   adds its branches.
 """
 
@@ -336,7 +337,14 @@ class LoopNestSimulator:
             fresh_by_parent: dict = defaultdict(set)
             for sidx, ranges in steps[tidx]:
                 tile = self._tile(tensor, below, ranges)
-                resident += len(tile)
+                if not level.endswith(".registers"):
+                    resident += len(tile)
+                elif sidx:  # a register file holds one PE's tile
+                    resident = max(resident, len(tile))
+                else:       # kept above the unit's spatial nodes: spread over its PEs
+                    pes = math.prod(_number(a, self.values) for a in
+                                    self.hierarchy.units[level.split(".")[0]].axes.values())
+                    resident = max(resident, -(-len(tile) // int(pes)))
                 before = previous.get(sidx, frozenset())
                 previous[sidx] = tile
                 if parent is None:

@@ -422,8 +422,7 @@ class Derivation:
                     infos = [info for info in infos if info is not None]
                     if not infos:
                         continue
-                    words = _max(*(info.tile * sympy.Mul(*(l.fanout for l in info.loops))
-                                        for info in infos))
+                    words = _max(*(self._words_held(info) for info in infos))
                     level = infos[0].level.name
                     own[level] = own.get(level, 0) + words
             elif isinstance(node, Branch):
@@ -433,6 +432,15 @@ class Derivation:
                     combined = _max(*values) if node.kind == "sequence" else sympy.Add(*values)
                     own[level] = own.get(level, 0) + combined
         return own
+
+    def _words_held(self, info: KeepInfo) -> sympy.Expr:
+        """Words a keep occupies at its level: per PE for a register file (a tile kept above
+        the unit's spatial nodes is spread over its PEs), in all for a shared level."""
+        if info.level.per_unit is None:
+            return info.tile * sympy.Mul(*(l.fanout for l in info.loops))
+        if any(l.spatial for l in info.loops):
+            return info.tile
+        return sympy.ceiling(info.tile / self.hardware.units[info.level.per_unit].pes)
 
     def _cycles(self, chain: Chain, iterations: sympy.Expr, extents: dict) -> sympy.Expr:
         extents = dict(extents)

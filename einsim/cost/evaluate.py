@@ -103,7 +103,7 @@ def best_concrete(tree: MappingTree, problem: Problem, hardware: str | None = No
                   cascade: str | None = None) -> tuple[SearchResult, MappingTree]:
     """The best search result over the tree's level choices, and that concrete tree."""
     trees, rest = concrete_trees(tree, dict(parameters or {}))
-    best, best_tree, errors = None, None, []
+    best, best_tree, errors, results = None, None, [], []
     for choice, concrete in trees:
         fixed, symbolic, baked = split_tree_parameters(concrete, rest)
         engine, machine = compile_for(concrete, cascade, hardware, baked)
@@ -115,10 +115,20 @@ def best_concrete(tree: MappingTree, problem: Problem, hardware: str | None = No
             continue
         if choice:
             found = _with_choice(found, choice)
+        results.append(found)
         if best is None or _key(found.best, objective) < _key(best.best, objective):
             best, best_tree = found, concrete
     if best is None:
         raise errors[0]
+    if len(results) > 1:  # one Pareto set and one count over every level choice
+        front, lowest = [], float("inf")
+        for report in sorted((r for found in results for r in found.pareto),
+                             key=lambda r: (r.latency_s, r.energy_j)):
+            if report.energy_j < lowest:
+                front.append(report)
+                lowest = report.energy_j
+        best = SearchResult(best.best, front, sum(r.evaluated for r in results),
+                            sum(r.infeasible for r in results), best.reasons)
     return best, best_tree
 
 

@@ -37,7 +37,8 @@ DECOMPOSITIONS: dict[str, dict[str, int]] = {
 
 @dataclass(frozen=True)
 class Level:
-    """A memory level; ``capacity_words`` is aggregate over its instances (None: unbounded)."""
+    """A memory level; ``capacity_words`` is per instance for a unit's register files (per PE)
+    and in all for shared levels (None: unbounded)."""
 
     name: str
     width_words: float
@@ -134,7 +135,7 @@ def spatial_array_hierarchy(hardware) -> Hierarchy:
                            {op: dict(c) for op, c in array.op_costs.items()})
         rf = array.register_file
         levels[f"{name}.registers"] = Level(f"{name}.registers", 1, rf.read_pj, rf.write_pj,
-                                            capacity_words=rf.words * sympy.Mul(*axes.values()),
+                                            capacity_words=sympy.Integer(rf.words),
                                             per_unit=name)
     values = {"pe_dim": hardware.pe_dim, "clock_hz": hardware.clock_hz,
               "dram_bandwidth": hardware.dram.bandwidth_bytes_per_s,
