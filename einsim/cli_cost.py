@@ -113,6 +113,7 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
                                cascade) for name in names]
     if plot:
         _write_figures(reports, plot)
+        sys.stderr.write(f"wrote {plot}\n")
     for name, result in checks.items():
         if not result.ok:
             raise MappingError(f"mapping {name}: its tiling computes a wrong answer (max "
@@ -212,8 +213,11 @@ def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mappin
         x = "area_mm2" if len({p.get("area_mm2") for p in points if p["feasible"]}) > 1 \
             else "energy_j"
         pareto_figure(points, x=x, y="latency_s", label=label).write_html(plot)
+        sys.stderr.write(f"wrote {plot}\n")
     if as_json:
-        _emit_strict({"points": points, "pareto": front})
+        from einsim.json_output import write
+
+        write({"points": points, "pareto": front})
         return
     console.print(_sweep_table(mapping, workload, list(parameters), result, out))
 
@@ -234,35 +238,6 @@ def _count(lengths: list[int], parameters: dict) -> int:
     for values in parameters.values():
         count *= len(values)
     return count
-
-
-def _emit_strict(data: dict) -> None:
-    """``data`` as strict JSON (non-finite numbers as null), fast for large sweeps."""
-    try:
-        from einsim.json_output import write  # the shared strict writer, where present
-    except ImportError:
-        write = None
-    if write is not None:
-        write(data)
-        return
-    try:
-        import orjson  # writes NaN and infinities as null
-    except ImportError:
-        import json
-        import math
-
-        def finite(value):
-            if isinstance(value, float):
-                return value if math.isfinite(value) else None
-            if isinstance(value, dict):
-                return {k: finite(v) for k, v in value.items()}
-            return [finite(v) for v in value] if isinstance(value, list) else value
-
-        text = json.dumps(finite(data), indent=2, default=str, allow_nan=False)
-    else:
-        text = orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2
-                            | orjson.OPT_SERIALIZE_NUMPY).decode()
-    sys.stdout.write(text + "\n")
 
 
 def _number_cell(value, spec: str, suffix: str = "") -> str:

@@ -37,8 +37,8 @@ def _colour(k: int) -> str:
     return _PALETTE[k % len(_PALETTE)]
 
 
-def utilization_figure(points: list[dict]) -> go.Figure:
-    """Utilization of each array against sequence length, one line per (mapping, unit).
+def utilization_figure(points: list[dict], x: str | None = None) -> go.Figure:
+    """Utilization of each array against the swept quantity, one line per (mapping, unit).
 
     Solid lines are ``array2d``, dashed ``array1d``; the x axis is log2.
 
@@ -47,8 +47,17 @@ def utilization_figure(points: list[dict]) -> go.Figure:
     points : list of dict
         Sweep points (:func:`einsim.sweeps.sweep`), possibly of several mappings or workloads;
         infeasible points are skipped.
+    x : str, optional
+        The column on the x axis; by default the one that varies (``seq_len`` first, then a
+        swept parameter such as ``pe_dim``), so a sweep at one length is not a single dot.
     """
     feasible = [p for p in points if p.get("feasible", True) and p.get("utilization")]
+    if x is None:
+        candidates = ["seq_len"] + [k for k in (feasible[0] if feasible else {})
+                                    if k not in ("seq_len", "utilization")
+                                    and isinstance(feasible[0][k], (int, float))
+                                    and not isinstance(feasible[0][k], bool)]
+        x = next((c for c in candidates if len({p.get(c) for p in feasible}) > 1), "seq_len")
     workloads = {p.get("workload") for p in feasible}
     groups: dict[str, list[dict]] = {}
     for p in feasible:
@@ -56,17 +65,17 @@ def utilization_figure(points: list[dict]) -> go.Figure:
         groups.setdefault(key, []).append(p)
     fig = go.Figure()
     for k, (key, rows) in enumerate(groups.items()):
-        rows = sorted(rows, key=lambda p: p["seq_len"])
+        rows = sorted(rows, key=lambda p: p[x])
         for unit, dash in zip(UNITS, ("solid", "dash")):
             fig.add_trace(go.Scatter(
-                x=[p["seq_len"] for p in rows], y=[p["utilization"].get(unit) for p in rows],
+                x=[p[x] for p in rows], y=[p["utilization"].get(unit) for p in rows],
                 mode="lines+markers", name=f"{key}: {unit}", legendgroup=key,
                 line=dict(color=_colour(k), dash=dash),
-                hovertemplate=f"{key} {unit}<br>%{{x}} tokens: %{{y:.1%}}<extra></extra>"))
+                hovertemplate=f"{key} {unit}<br>{x} %{{x}}: %{{y:.1%}}<extra></extra>"))
+    title = "sequence length" if x == "seq_len" else x
     fig.update_layout(title="Array utilization", yaxis=dict(title="utilization",
                       tickformat=".0%", range=[0, 1.05]),
-                      xaxis=_log2_axis([p["seq_len"] for p in feasible], "sequence length"),
-                      **_LAYOUT)
+                      xaxis=_log2_axis([p[x] for p in feasible], title), **_LAYOUT)
     return fig
 
 

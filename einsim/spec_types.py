@@ -113,6 +113,10 @@ NonNegative = Annotated[float, BeforeValidator(_quantity_validator(0.0, False,
 Fraction = Annotated[float, BeforeValidator(_quantity_validator(0.0, True, 1.0))]
 """A finite number in (0, 1] (efficiencies)."""
 
+Frequency = Annotated[float, BeforeValidator(_quantity_validator(1e3, False, 1e12))]
+"""A clock in Hz between 1 kHz and 1 THz (anything outside is a unit mistake, and a clock near
+0 turns every latency into infinity)."""
+
 
 def spec_name(argument: str, value) -> str:
     """A loader's preset-name-or-path argument as text; anything else is a :class:`SpecError`

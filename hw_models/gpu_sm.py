@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from einsim.errors import EinsimError, SpecError
-from einsim.spec_types import Count, Fraction, NonNegative, Positive, count, spec_name
+from einsim.spec_types import Frequency, Count, Fraction, NonNegative, Positive, count, spec_name
 from einsim.specfile import describe_validation_error, load_yaml_text, preset_names, read_spec
 
 SOFTMAX_FP32_OPS = 3.5
@@ -66,7 +66,7 @@ class GPU(_Spec):
     name: str
     kind: Literal["gpu_sm"] = "gpu_sm"
     sms: count(high=2 ** 16)
-    clock_hz: Positive
+    clock_hz: Frequency
     tensor_flops_per_clock_per_sm: dict[str, Count] = Field(min_length=1)
     exp_per_clock_per_sm: Count
     fp32_per_clock_per_sm: Count

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from einsim.errors import SpecError
-from einsim.spec_types import NonNegative, NonNegativeCount, Positive, count, spec_name
+from einsim.spec_types import Frequency, NonNegative, NonNegativeCount, Positive, count, spec_name
 from einsim.specfile import describe_validation_error, read_spec
 
 
@@ -96,7 +96,7 @@ class SpatialArray(_Spec):
 
     name: str
     kind: Literal["spatial_array"] = "spatial_array"
-    clock_hz: Positive
+    clock_hz: Frequency
     word_bits: count(high=1024)
     pe_dim: count(high=2 ** 16)
     array2d: PEArray

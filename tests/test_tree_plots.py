@@ -179,3 +179,15 @@ def test_traffic_figure_on_a_hand_made_report(reports) -> None:
     (labels,) = [t for t in figure.data if t.meta == "totals"]
     assert list(labels.x) == ["dram", "global_buffer"]
     assert list(labels.y) == [9.0, 6.0]
+
+
+def test_utilization_of_a_pe_dim_sweep_is_plotted_against_pe_dim():
+    from einsim.cost_plots import utilization_figure
+    from einsim.search.tree_sweep import vectorized_points
+
+    rows = vectorized_points("fusemax", "bert", [262144], {"pe_dim": [16, 64, 256]})
+    figure = utilization_figure(rows)
+    assert list(figure.data[0].x) == [16, 64, 256]
+    assert figure.layout.xaxis.title.text == "pe_dim"
+    assert [round(y, 3) for y in figure.data[0].y] == [
+        round(r["utilization"]["array2d"], 3) for r in rows]
