@@ -9,7 +9,7 @@ searching the free parameters, compiled trees cached).  The mapper is timed on F
 FLAT at 1M (``einsim.search.mapper.map_cascade``: every level choice, every free-parameter
 candidate in one array evaluation).  The sweep crosses sequence lengths with pe_dim, global
 buffer size, DRAM bandwidth and clock for FuseMax, the mapper choosing P1 at every point, point
-by point (``einsim.sweeps.iterate``; ``benchmarks/run.py`` times the vectorized path against
+by point (``einsim.search.sweeps.iterate``; ``benchmarks/run.py`` times the vectorized path against
 it).
 """
 
@@ -29,10 +29,10 @@ if str(_ROOT) not in sys.path:  # run as a script from anywhere
 from einsim.cost import engine as engine_module  # noqa: E402
 from einsim.cost.evaluate import compile_for, problem_of  # noqa: E402
 from einsim.cost.tree import load_mapping_tree  # noqa: E402
-from einsim.evaluator import evaluate  # noqa: E402
+from einsim.cost.front_door import evaluate  # noqa: E402
 from einsim.search.mapper import map_cascade  # noqa: E402
-from einsim.sweeps import iterate  # noqa: E402
-from einsim.workload import load_workload  # noqa: E402
+from einsim.search.sweeps import iterate  # noqa: E402
+from einsim.workloads import load_workload  # noqa: E402
 
 LADDER = ["unfused", "flat", "fusemax-cascade", "fusemax-arch", "fusemax"]
 SEQ_LEN = 65536

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from einsim.functions import window_bounds
+from einsim.language.functions import window_bounds
 from einsim.gna import gna, problem
 from einsim.library.references import neighborhood_mask
 from hw_models.gpu_sm import load_gpu

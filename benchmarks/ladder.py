@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from einsim.cost.evaluate import evaluate_tree  # noqa: E402
-from einsim.workload import parse_seq_lens  # noqa: E402
+from einsim.workloads import parse_seq_lens  # noqa: E402
 
 LADDER = ["unfused", "flat", "fusemax-cascade", "fusemax-arch", "fusemax"]
 MODELS = ["bert", "trxl", "t5", "xlm"]

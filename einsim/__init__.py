@@ -27,21 +27,21 @@ _EXPORTS = {
     "CascadeError": ("einsim.errors", "CascadeError"),
     "CascadeSyntaxError": ("einsim.errors", "CascadeSyntaxError"),
     "EinsimError": ("einsim.errors", "EinsimError"),
-    "execute": ("einsim.execute", "execute"),
-    "buffer_growth": ("einsim.footprint", "buffer_growth"),
-    "footprint": ("einsim.footprint", "footprint"),
-    "op_counts": ("einsim.footprint", "op_counts"),
+    "execute": ("einsim.execution.execute", "execute"),
+    "buffer_growth": ("einsim.analysis.footprint", "buffer_growth"),
+    "footprint": ("einsim.analysis.footprint", "footprint"),
+    "op_counts": ("einsim.analysis.footprint", "op_counts"),
     "gna": ("einsim.gna", "gna"),
-    "dependency_graph": ("einsim.graph", "dependency_graph"),
-    "Cascade": ("einsim.ir", "Cascade"),
-    "parse": ("einsim.parser", "parse"),
-    "passes": ("einsim.passes", "passes"),
-    "ValidationResult": ("einsim.validate", "ValidationResult"),
-    "validate": ("einsim.validate", "validate"),
-    "load_yaml": ("einsim.yaml_form", "load_yaml"),
-    "to_yaml": ("einsim.yaml_form", "to_yaml"),
-    "evaluate": ("einsim.evaluator", "evaluate"),
-    "sweep": ("einsim.sweeps", "sweep"),
+    "dependency_graph": ("einsim.analysis.graph", "dependency_graph"),
+    "Cascade": ("einsim.language.ir", "Cascade"),
+    "parse": ("einsim.language.parser", "parse"),
+    "passes": ("einsim.analysis.passes", "passes"),
+    "ValidationResult": ("einsim.execution.validate", "ValidationResult"),
+    "validate": ("einsim.execution.validate", "validate"),
+    "load_yaml": ("einsim.language.yaml_form", "load_yaml"),
+    "to_yaml": ("einsim.language.yaml_form", "to_yaml"),
+    "evaluate": ("einsim.cost.front_door", "evaluate"),
+    "sweep": ("einsim.search.sweeps", "sweep"),
 }
 
 __all__ = ["parse", "load_yaml", "to_yaml", "execute", "validate", "passes", "footprint",
@@ -53,25 +53,25 @@ __all__ = ["parse", "load_yaml", "to_yaml", "execute", "validate", "passes", "fo
 if TYPE_CHECKING:  # pragma: no cover  (static checkers see the real names)
     from einsim import library
     from einsim.errors import CascadeError, CascadeSyntaxError, EinsimError
-    from einsim.evaluator import evaluate
-    from einsim.execute import execute
-    from einsim.footprint import buffer_growth, footprint, op_counts
+    from einsim.cost.front_door import evaluate
+    from einsim.execution.execute import execute
+    from einsim.analysis.footprint import buffer_growth, footprint, op_counts
     from einsim.gna import gna
-    from einsim.graph import dependency_graph
-    from einsim.ir import Cascade
-    from einsim.parser import parse
-    from einsim.passes import passes
-    from einsim.sweeps import sweep
-    from einsim.validate import ValidationResult, validate
-    from einsim.yaml_form import load_yaml, to_yaml
+    from einsim.analysis.graph import dependency_graph
+    from einsim.language.ir import Cascade
+    from einsim.language.parser import parse
+    from einsim.analysis.passes import passes
+    from einsim.search.sweeps import sweep
+    from einsim.execution.validate import ValidationResult, validate
+    from einsim.language.yaml_form import load_yaml, to_yaml
 
 
-_SAME_NAME = {"execute", "footprint", "gna", "passes", "validate"}
-"""Public functions named like the module that defines them: ``einsim.passes`` is the function."""
+_SAME_NAME = {"gna"}
+"""Public functions named like the module that defines them: ``einsim.gna`` is the function."""
 
 
 class _Package(types.ModuleType):
-    """The ``einsim`` module: importing ``einsim.passes`` must not replace the function."""
+    """The ``einsim`` module: importing ``einsim.gna`` must not replace the function."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _SAME_NAME and isinstance(value, types.ModuleType):

@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from einsim.errors import EinsimError
-from einsim.functions import window_bounds
+from einsim.language.functions import window_bounds
 
 
 class GNAError(EinsimError):

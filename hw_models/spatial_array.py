@@ -106,6 +106,9 @@ class SpatialArray(_Spec):
                                             "(recorded, not costed)")
     global_buffer: GlobalBuffer
     dram: DRAM
+    static_power_w: NonNegative = Field(default=0.0, description="leakage of the whole chip, "
+                                        "charged over the latency (0 in the FuseMax presets, "
+                                        "as in the published evaluation)")
 
     @field_validator("word_bits")
     @classmethod

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from einsim.cost import EinsumCost, Report
-from einsim.mapping import MappingError, MappingSpec
+from einsim.cost.kernel_spec import MappingError, MappingSpec
 from hw_models.gpu_sm import GPU, makespan, tile_cycles
 
 BYTES = {"fp16": 2, "bf16": 2, "fp8": 1}

@@ -4,7 +4,7 @@ It walks a loop tree on tiny sizes with explicit resident sets and counts, per (
 the words read and written — written from the semantics in ``docs/concepts/loop_trees.md``,
 never from the engine's closed forms (``einsim/cost/derivation.py``).  Only the tree schema
 (``einsim.cost.tree``), the cascade IR, the hierarchy's names and axis sizes, the recurrence
-axes (``einsim.graph.recurrences``) and the mask inheritance rule
+axes (``einsim.analysis.graph.recurrences``) and the mask inheritance rule
 (``einsim.cost.masks.mask_sources``) are taken from the package.
 
 Semantics, literally:
@@ -52,11 +52,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from einsim import ir
+from einsim.language import ir
 from einsim.cost.masks import mask_sources
 from einsim.cost.tree import Branch, Keep, Loop, Run, Spatial, leaves
-from einsim.functions import PREDICATES
-from einsim.graph import recurrences
+from einsim.language.functions import PREDICATES
+from einsim.analysis.graph import recurrences
 
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
             "==": operator.eq, "!=": operator.ne}

@@ -135,16 +135,16 @@ def test_short_commands_do_not_import_the_heavy_modules():
 def test_import_einsim_is_lazy_and_complete():
     probe = ("import sys, einsim\nassert 'sympy' not in sys.modules and 'networkx' not in "
              "sys.modules\nnames = [getattr(einsim, n) for n in einsim.__all__]\n"
-             "import einsim.passes, einsim.gna\n"
+             "import einsim.analysis.passes, einsim.gna\n"
              "assert callable(einsim.passes) and callable(einsim.gna)\nprint('ok')\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.stdout.strip() == "ok", done.stderr
 
 
 def test_cascade_listing_is_current():
-    from einsim import cascade_listing
+    from einsim.cli import cascade_listing
 
-    assert cascade_listing.is_current(), "run: python -m einsim.cascade_listing --write"
+    assert cascade_listing.is_current(), "run: python -m einsim.cli.cascade_listing --write"
     assert cascade_listing.listing() == cascade_listing.computed()
 
 
@@ -157,7 +157,7 @@ def test_help_shows_flags_without_a_type(capsys, argv):
 
 def test_json_writer_never_writes_non_finite_numbers(capsys):
     from einsim.cli import emit
-    from einsim.json_output import dumps
+    from einsim.cli.json_output import dumps
 
     data = {"inf": float("inf"), "nan": np.float64("nan"), "rows": [1.5, -np.inf],
             "array": np.array([1.0, np.nan]), "big": 2**70, "path": Path("x"), 3: "key"}
@@ -171,7 +171,7 @@ def test_json_writer_never_writes_non_finite_numbers(capsys):
 
 
 def test_json_writer_without_orjson_gives_the_same_text(monkeypatch):
-    from einsim import json_output
+    from einsim.cli import json_output
 
     data = {"a": [1, 2.5, float("nan")], "b": {"c": np.float32(0.5), "d": np.int64(3)}}
     fast = json_output.dumps(data)

@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from einsim.cli import main
-from einsim.evaluator import evaluate, execute_mapping
-from einsim.mapping import MappingError, mapping_names
-from einsim.workload import linear_layers, load_workload
+from einsim.cost.front_door import evaluate, execute_mapping
+from einsim.cost.kernel_spec import MappingError, mapping_names
+from einsim.workloads import linear_layers, load_workload
 from hw_models.spatial_array import load_spatial_array
 
 REPORT_KEYS = {"cascade", "mapping", "hardware", "workload", "passes", "buffer_bytes",

@@ -16,11 +16,11 @@ from einsim import library
 from einsim.errors import (IndexRangeError, InputError, MissingSizeError,
                            PrecisionOverflowWarning, ScheduleError)
 from einsim.errors import EinsimError
-from einsim.execute import run
-from einsim.sizes import resolve_sizes
+from einsim.execution.execute import run
+from einsim.language.sizes import resolve_sizes
 from einsim.library.references import masked_attention, neighborhood_mask_1d
-from einsim.schedule import Loop, Whole
-from einsim.validate import random_inputs
+from einsim.execution.schedule import Loop, Whole
+from einsim.execution.validate import random_inputs
 
 SETTINGS = settings(max_examples=150, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -788,7 +788,7 @@ def test_wrong_shapes_name_the_tensors():
 
 
 def test_memory_guard_refuses_before_allocating():
-    from einsim.execute import ResourceLimitError, estimate_bytes
+    from einsim.execution.execute import ResourceLimitError, estimate_bytes
 
     inputs = _small_qkv(64)
     with pytest.raises(ResourceLimitError, match=r"would need about .* more than the 1\.0 KiB"):
@@ -803,7 +803,7 @@ def test_memory_guard_refuses_before_allocating():
 
 
 def test_validate_refuses_a_million_tokens_untiled_without_allocating():
-    from einsim.execute import ResourceLimitError
+    from einsim.execution.execute import ResourceLimitError
 
     sizes = library.entry("fusemax").sizes_for(2**20)
     with pytest.raises(ResourceLimitError, match=r"M=1048576, P=1048576 would need about"):
@@ -841,7 +841,7 @@ def test_tiled_execution_into_storage_equals_untiled(name, tile_size):
 @pytest.mark.parametrize("spec", ["ab,bc->ac", "ab,bc->ca", "ba,bc->ac", "ab,b->a", "a,ab->b",
                                   "a,a->", "abc,cd->abd", "ab,cb->ac", "ab->b", "ab->ba"])
 def test_contraction_plans_match_einsum(spec):
-    from einsim.contraction import contract_plan
+    from einsim.execution.contraction import contract_plan
 
     inputs, output = spec.split("->")
     sizes = {"a": 3, "b": 4, "c": 5, "d": 2}

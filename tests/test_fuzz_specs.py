@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 import einsim
 from einsim.cost.tree import MappingTree, load_mapping_tree
 from einsim.errors import EinsimError
-from einsim.ir import Cascade
-from einsim.mapping import MappingSpec, load_mapping_spec
-from einsim.workload import Workload, load_workload
-from einsim.yaml_form import load_yaml, to_yaml
+from einsim.language.ir import Cascade
+from einsim.cost.kernel_spec import MappingSpec, load_mapping_spec
+from einsim.workloads import Workload, load_workload
+from einsim.language.yaml_form import load_yaml, to_yaml
 from hw_models.gpu_sm import GPU, load_gpu
 from hw_models.offload import LLM, load_llm
 from hw_models.spatial_array import SpatialArray, load_spatial_array
@@ -53,7 +53,9 @@ LOADERS = {  # name -> (loader taking a path, model it returns, presets to mutat
 def _field_names() -> list[str]:
     """Every field name of the spec models (nested ones too) and the cascade YAML keys."""
     from hw_models import gpu_sm, offload, spatial_array
-    from einsim import mapping, workload, yaml_form
+    from einsim.cost import kernel_spec as mapping
+    from einsim import workloads as workload
+    from einsim.language import yaml_form
     from einsim.cost import tree
 
     names = set(yaml_form._KEYS) | set(tree._KINDS) | {"tile", "on", "unit", "rows", "cols",

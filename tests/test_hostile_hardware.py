@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from einsim.errors import EinsimError, SpecError
-from einsim.workload import Workload, load_workload
+from einsim.workloads import Workload, load_workload
 from hw_models.gpu_sm import GPU, load_gpu
 from hw_models.offload import LLM, Link, load_link, load_llm
 from hw_models.spatial_array import SHORT_NAMES, SpatialArray, load_spatial_array

@@ -24,14 +24,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import einsim
-from einsim import ir
-from einsim.affine import Affine
+from einsim.language import ir
+from einsim.language.affine import Affine
 from einsim.errors import (ArgumentError, CascadeError, CascadeSyntaxError,
                            DuplicateDefinitionError, EinsimError, IndexExpressionError,
                            IndexRangeError, LimitError, SizeError, SpecError)
-from einsim.functions import neighborhood
-from einsim.parser import MAX_LINE, build_cascade
-from einsim.sizes import input_axis_ranks, resolve_sizes, tensor_extents
+from einsim.language.functions import neighborhood
+from einsim.language.parser import MAX_LINE, build_cascade
+from einsim.language.sizes import input_axis_ranks, resolve_sizes, tensor_extents
 from einsim.specfile import MAX_EXPANDED_NODES, load_yaml_text
 
 FUZZ = settings(max_examples=300, deadline=None, database=None,

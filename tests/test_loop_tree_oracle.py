@@ -23,7 +23,7 @@ from einsim.cost.engine import CompiledMapping, Problem
 from einsim.cost.hierarchy import spatial_array_hierarchy
 from einsim.cost.tree import mapping_from_document
 from einsim.errors import EinsimError
-from einsim.footprint import iteration_points, op_counts
+from einsim.analysis.footprint import iteration_points, op_counts
 from hw_models.spatial_array import load_spatial_array
 
 from loop_nest_oracle import simulate

@@ -1,6 +1,6 @@
 """Tests of the mapper over a loop tree's free parameters (einsim.search.parameters.search,
 einsim.cost.evaluate.evaluate_tree, einsim.search.mapper.map_cascade) and of sweeps
-(einsim.sweeps)."""
+(einsim.search.sweeps)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import yaml
 from einsim.cost.evaluate import compile_for, concrete_trees, evaluate_tree, problem_of
 from einsim.cost.tree import load_mapping_tree, mapping_from_document
 from einsim.errors import EinsimError
-from einsim.mapping import MappingError
+from einsim.cost.kernel_spec import MappingError
 from einsim.search.mapper import map_cascade
 from einsim.search.parameters import OBJECTIVES, SearchResult, divisors, search
-from einsim.sweeps import SweepResult, pareto, sweep, write_csv
-from einsim.workload import load_workload
+from einsim.search.sweeps import SweepResult, pareto, sweep, write_csv
+from einsim.workloads import load_workload
 
 MiB = 2 ** 20
 KEYS = {"latency": lambda r: r.latency_s, "energy": lambda r: r.energy_j,

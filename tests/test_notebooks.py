@@ -56,7 +56,7 @@ def test_notebooks_are_committed_without_outputs() -> None:
 @pytest.mark.parametrize("name", einsim.library.names())
 def test_dependency_graph_figure_draws_every_tensor(name: str) -> None:
     pytest.importorskip("plotly")
-    from einsim.plots import dependency_graph_figure
+    from einsim.plots.cascades import dependency_graph_figure
 
     cascade = einsim.library.get(name)
     figure = dependency_graph_figure(cascade)
@@ -69,7 +69,7 @@ def test_dependency_graph_figure_draws_every_tensor(name: str) -> None:
 
 def test_pass_bars_figure_counts_passes() -> None:
     pytest.importorskip("plotly")
-    from einsim.plots import pass_bars_figure
+    from einsim.plots.cascades import pass_bars_figure
 
     names = einsim.library.names()
     figure = pass_bars_figure(names, ranks=("m", "seq"))

@@ -348,7 +348,7 @@ def test_cli_errors_exit_2_with_one_line(capsys, args, needles):
 
 
 def test_offload_figures():
-    from einsim.offload_plots import (batch_iteration_figure, time_split_figure,
+    from einsim.plots.offload import (batch_iteration_figure, time_split_figure,
                                       tokens_per_dollar_figure)
 
     rows = [{"label": "lamina", "context": c, "tokens_per_dollar": t}

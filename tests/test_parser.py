@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import einsim
-from einsim import ir
-from einsim.affine import Affine, Term
+from einsim.language import ir
+from einsim.language.affine import Affine, Term
 from einsim.errors import (ArityError, CascadeError, CascadeSyntaxError,
                            DuplicateDefinitionError, EinsimError, IndexExpressionError,
                            IndexRangeError, MissingInitError, RankSizeConflictError,
                            ReductionError, SpecError, UnknownFunctionError, UnknownTensorError)
-from einsim.parser import build_cascade
+from einsim.language.parser import build_cascade
 
 SETTINGS = settings(max_examples=150, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

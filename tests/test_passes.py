@@ -9,9 +9,9 @@ import sympy
 import einsim
 from einsim import library
 from einsim.errors import EinsimError
-from einsim.footprint import size_symbol
+from einsim.analysis.footprint import size_symbol
 from einsim.errors import UnknownRankError
-from einsim.passes import pass_assignment
+from einsim.analysis.passes import pass_assignment
 
 PASS_TABLE = [
     ("attention-3pass", "m", 3),

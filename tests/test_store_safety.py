@@ -23,13 +23,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import einsim
-from einsim import sweep_store, sweeps
+from einsim.search import store as sweep_store
+from einsim.search import sweeps
 from einsim.cli import main
-from einsim.sweep_dask import SchedulerError, connect
-from einsim.sweep_lock import StoreLock, StoreLockedError
-from einsim.sweep_manifest import ManifestMismatchError, NotAStoreError
-from einsim.sweep_store import StoreWriteError, open_store, read_rows
-from einsim.sweeps import blocks, pareto, run_sweep
+from einsim.search.dask_sweep import SchedulerError, connect
+from einsim.search.store_lock import StoreLock, StoreLockedError
+from einsim.search.manifest import ManifestMismatchError, NotAStoreError
+from einsim.search.store import StoreWriteError, open_store, read_rows
+from einsim.search.sweeps import blocks, pareto, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -50,7 +51,7 @@ def all_keys(parameters=GRID, lengths=LENGTHS, mapping="fusemax") -> set[str]:
 
 
 def _keyed(mapping, lengths, parameters):
-    from einsim.sweep_manifest import experiment
+    from einsim.search.manifest import experiment
     exp = experiment(mapping, "bert", None, "latency", parameters)
     return [{"point_key": k} for k in sweep_store.point_keys(*exp.key_names, lengths,
                                                               parameters)]
@@ -91,7 +92,7 @@ def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path):
     path = tmp_path / "s.csv"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from einsim.sweep_lock import StoreLock
+        from einsim.search.store_lock import StoreLock
         StoreLock(__import__('pathlib').Path({str(path)!r})).acquire()
         print('locked', flush=True)
         time.sleep(60)""")], env=ENV, stdout=subprocess.PIPE, text=True)
@@ -321,8 +322,8 @@ def test_special_outputs_are_one_line_errors_with_nothing_written(capsys, tmp_pa
 KILL = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    import einsim.sweep_store as store, einsim.sweep_manifest as manifest
-    from einsim.sweeps import run_sweep
+    import einsim.search.store as store, einsim.search.manifest as manifest
+    from einsim.search.sweeps import run_sweep
 
     phase, out = sys.argv[1], Path(sys.argv[2])
     calls = {"n": 0}

@@ -17,11 +17,11 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from einsim import sweeps
+from einsim.search import sweeps
 from einsim.cli import main
-from einsim.sweep_dask import SchedulerError
-from einsim.sweep_store import StoreExistsError, open_store, point_key, read_rows
-from einsim.sweeps import design_points, flat_row, pareto, run_sweep, sweep
+from einsim.search.dask_sweep import SchedulerError
+from einsim.search.store import StoreExistsError, open_store, point_key, read_rows
+from einsim.search.sweeps import design_points, flat_row, pareto, run_sweep, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 MiB = 2 ** 20

@@ -17,9 +17,9 @@ from einsim.cost.evaluate import compile_for, evaluate_tree
 from einsim.cost.masks import density
 from einsim.cost.tree import mapping_from_document
 from einsim.errors import EinsimError
-from einsim.mapping import MappingError
+from einsim.cost.kernel_spec import MappingError
 from einsim.search.mapper import map_cascade
-from einsim.workload import load_workload
+from einsim.workloads import load_workload
 
 N = 65536
 BERT = load_workload("bert", N)
@@ -156,7 +156,7 @@ S[m1, m0, p] = Q[e, p] * K[e, m1*M0 + m0] where m1*M0 + m0 {op} p + {shift}
 @given(length=st.integers(4, 48), window=st.integers(1, 9), stride=st.integers(1, 4),
        dilation=st.integers(1, 3), causal=st.booleans())
 def test_neighborhood_density_equals_brute_force(length, window, stride, dilation, causal):
-    from einsim.functions import neighborhood
+    from einsim.language.functions import neighborhood
 
     if stride > window or window * dilation > length:
         return
@@ -285,3 +285,32 @@ def test_report_keeps_its_keys_and_adds_levels():
     assert r.accesses_by_level["dram"]["reads"] == pytest.approx(
         sum(v["reads"] for v in r.traffic_by_level["dram"].values()) / 4)
     assert isinstance(Problem("x", {}, 1, 1), Problem)
+
+
+def test_static_power_is_charged_over_the_latency(tmp_path):
+    document = yaml.safe_load(open("hw_models/presets/fusemax-cloud.yaml"))
+    document.update(name="leaky", static_power_w=10.0)
+    path = tmp_path / "leaky.yaml"
+    path.write_text(yaml.safe_dump(document))
+    plain = report("fusemax")
+    leaky = evaluate_tree("fusemax", hardware=str(path), workload="bert", seq_len=N).best
+    assert leaky.latency_s == plain.latency_s
+    assert leaky.energy_j - plain.energy_j == pytest.approx(10.0 * plain.latency_s, rel=1e-12)
+    assert leaky.energy_breakdown_j["static"] == pytest.approx(10.0 * plain.latency_s)
+
+
+def test_sweep_takes_a_cascade_and_keeps_it_in_the_experiment(tmp_path):
+    from einsim.search.manifest import ManifestMismatchError
+    from einsim.search.sweeps import run_sweep
+
+    out = tmp_path / "causal.csv"
+    args = ("fusemax", "bert", [4096, 16384], {"pe_dim": [64, 256]})
+    fast = run_sweep(*args, cascade="causal-fusemax", out=out)
+    slow = run_sweep(*args, cascade="causal-fusemax", vectorize=False)
+    dense = run_sweep(*args)
+    assert [p["energy_j"] for p in fast.points] == [p["energy_j"] for p in slow.points]
+    assert all(c["energy_j"] < 0.6 * d["energy_j"] for c, d in zip(fast.points, dense.points))
+    before = out.read_bytes()
+    with pytest.raises(ManifestMismatchError, match="mapping differs"):
+        run_sweep(*args, out=out, resume=True)          # the dense cascade: another experiment
+    assert out.read_bytes() == before

@@ -1,4 +1,4 @@
-"""Figures of loop trees (einsim.tree_plots): one box per node, edges parent → child, and
+"""Figures of loop trees (einsim.plots.trees): one box per node, edges parent → child, and
 traffic bars that add up to the report's ``traffic_by_level``."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ pytest.importorskip("plotly")
 
 from einsim.cost.evaluate import evaluate_tree  # noqa: E402
 from einsim.cost.tree import load_mapping_tree, mapping_from_document  # noqa: E402
-from einsim.tree_plots import traffic_by_level_figure, tree_figure  # noqa: E402
+from einsim.plots.trees import traffic_by_level_figure, tree_figure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TREE_FILES = sorted(p for p in (ROOT / "mappings").glob("*.yaml")
@@ -182,7 +182,7 @@ def test_traffic_figure_on_a_hand_made_report(reports) -> None:
 
 
 def test_utilization_of_a_pe_dim_sweep_is_plotted_against_pe_dim():
-    from einsim.cost_plots import utilization_figure
+    from einsim.plots.cost import utilization_figure
     from einsim.search.tree_sweep import vectorized_points
 
     rows = vectorized_points("fusemax", "bert", [262144], {"pe_dim": [16, 64, 256]})

@@ -1,4 +1,4 @@
-"""Tests of einsim.workload: presets, sequence-length parsing, YAML loading and GEMM layers."""
+"""Tests of einsim.workloads: presets, sequence-length parsing, YAML loading and GEMM layers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pydantic
 import pytest
 
 from einsim.errors import SpecError
-from einsim.workload import (GemmLayer, Workload, linear_layers, load_workload, parse_seq_len,
+from einsim.workloads import (GemmLayer, Workload, linear_layers, load_workload, parse_seq_len,
                              parse_seq_lens, workload_names)
 
 PUBLISHED = {  # FuseMax (MICRO 2024): heads, head dim, model dim, FFN dim

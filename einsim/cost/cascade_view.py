@@ -13,10 +13,10 @@ from functools import cached_property
 
 import sympy
 
-from einsim import ir
-from einsim.affine import Affine
+from einsim.language import ir
+from einsim.language.affine import Affine
 from einsim.cost.expressions import symbol
-from einsim.graph import read_kind, recurrences
+from einsim.analysis.graph import read_kind, recurrences
 
 
 @dataclass(frozen=True)

@@ -29,15 +29,15 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from einsim import ir
+from einsim.language import ir
 from einsim.cost.cascade_view import CascadeView, TensorAccess
 from einsim.cost.expressions import symbol
 from einsim.cost.hierarchy import Hierarchy, Level
 from einsim.cost.legality import check_legality
 from einsim.cost.masks import mask_sources
 from einsim.cost.tree import Branch, Chain, Keep, LeafPath, Loop, MappingTree, Run, Spatial, leaves
-from einsim.footprint import op_counts
-from einsim.mapping import MappingError
+from einsim.analysis.footprint import op_counts
+from einsim.cost.kernel_spec import MappingError
 
 
 @dataclass(frozen=True)
@@ -86,21 +86,21 @@ class Counts:
         table[key] = table.get(key, sympy.Integer(0)) + value
 
 
-def _max(*args) -> sympy.Expr:
-    """Max without sympy's (slow) simplification; exact numbers still fold."""
+def _fold(function, builtin, *args) -> sympy.Expr:
+    """Max or Min without sympy's (slow) simplification; exact numbers still fold."""
     numbers = [a for a in args if getattr(a, "is_Number", False) or isinstance(a, (int, float))]
     others = [a for a in args if a not in numbers]
     if numbers:
-        others.append(max(numbers))
-    return others[0] if len(others) == 1 else sympy.Max(*others, evaluate=False)
+        others.append(builtin(numbers))
+    return others[0] if len(others) == 1 else function(*others, evaluate=False)
+
+
+def _max(*args) -> sympy.Expr:
+    return _fold(sympy.Max, max, *args)
 
 
 def _min(*args) -> sympy.Expr:
-    numbers = [a for a in args if getattr(a, "is_Number", False) or isinstance(a, (int, float))]
-    others = [a for a in args if a not in numbers]
-    if numbers:
-        others.append(min(numbers))
-    return others[0] if len(others) == 1 else sympy.Min(*others, evaluate=False)
+    return _fold(sympy.Min, min, *args)
 
 
 def size(variable: str) -> sympy.Symbol:

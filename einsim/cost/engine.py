@@ -16,15 +16,15 @@ from typing import Mapping
 import numpy as np
 import sympy
 
-from einsim import ir
+from einsim.language import ir
 from einsim.cost.derivation import Derivation, density_symbol
 from einsim.cost.expressions import parse_size
 from einsim.cost.hierarchy import Hierarchy
 from einsim.cost.masks import density
 from einsim.cost.report import EinsumCost, Report
 from einsim.cost.tree import MappingTree
-from einsim.mapping import MappingError
-from einsim.passes import passes as count_passes
+from einsim.cost.kernel_spec import MappingError
+from einsim.analysis.passes import passes as count_passes
 
 
 COPIES = sympy.Symbol("copies", positive=True)  # batch × heads, multiplied in at the end

@@ -10,7 +10,7 @@ from einsim.cost.engine import Problem, compiled
 from einsim.cost.hierarchy import spatial_array_hierarchy
 from einsim.cost.tree import MappingTree, load_mapping_tree
 from einsim.errors import SpecError
-from einsim.mapping import MappingError
+from einsim.cost.kernel_spec import MappingError
 from einsim.search.parameters import SearchResult, search
 
 # Hardware fields that stay symbols in the compiled expressions (swept without recompiling).
@@ -91,7 +91,7 @@ def evaluate_tree(mapping: str | MappingTree, hardware: str | None = None,
                   cascade: str | None = None) -> SearchResult:
     """Search the tree's free parameters not fixed in ``parameters``; the best and the Pareto
     set.  ``parameters`` also takes hardware overrides by name (``pe_dim``...)."""
-    from einsim.workload import load_workload
+    from einsim.workloads import load_workload
 
     tree = load_mapping_tree(mapping) if isinstance(mapping, str) else mapping
     problem = problem_of(load_workload(workload, seq_len))

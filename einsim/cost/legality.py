@@ -10,10 +10,10 @@ come before its readers' (reads of an earlier iterate of a recurrence excepted);
 
 from __future__ import annotations
 
-from einsim import ir
+from einsim.language import ir
 from einsim.cost.tree import Branch, LeafPath, Loop
-from einsim.graph import read_kind, recurrences
-from einsim.mapping import MappingError
+from einsim.analysis.graph import read_kind, recurrences
+from einsim.cost.kernel_spec import MappingError
 
 
 def check_legality(cascade: ir.Cascade, paths: list[LeafPath]) -> None:

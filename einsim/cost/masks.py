@@ -17,10 +17,10 @@ from typing import Mapping
 
 import numpy as np
 
-from einsim import ir
-from einsim.affine import Affine
-from einsim.functions import COMPARISONS, PREDICATES, window_bounds
-from einsim.mapping import MappingError
+from einsim.language import ir
+from einsim.language.affine import Affine
+from einsim.language.functions import COMPARISONS, PREDICATES, window_bounds
+from einsim.cost.kernel_spec import MappingError
 
 BRUTE_FORCE_LIMIT = 1 << 26
 _UNION = {"+", "-"}  # operators that keep a point present when either side is

@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Callable
 
 from einsim.errors import EinsimError
-from einsim.ir import Cascade
+from einsim.language.ir import Cascade
 from einsim.library import references
 
 _FUSEMAX = "Nayak et al., FuseMax: Leveraging Extended Einsums to Optimize Attention " \
@@ -128,7 +128,7 @@ def entry(name: str) -> LibraryEntry:
 @lru_cache(maxsize=None)
 def get(name: str) -> Cascade:
     """The parsed library cascade ``name``."""
-    from einsim.parser import parse
+    from einsim.language.parser import parse
 
     return parse(entry(name).text, name=name, source=f"{name}.einsum")
 
@@ -154,9 +154,9 @@ def load(name_or_path: str) -> Cascade:
     except OSError as error:
         raise SpecError(f"cascade {name_or_path}: {error.strerror or error}") from None
     if path.suffix in (".yaml", ".yml"):
-        from einsim.yaml_form import load_yaml
+        from einsim.language.yaml_form import load_yaml
 
         return load_yaml(text, source=str(path))
-    from einsim.parser import parse
+    from einsim.language.parser import parse
 
     return parse(text, name=path.stem, source=str(path))

@@ -19,7 +19,7 @@ def map_cascade(mapping: str | None, cascade: str | None, hardware: str | None,
     from einsim.cost.tree import is_tree_file, load_mapping_tree
     from einsim.cost.tree_yaml import dump_mapping
     from einsim.search.trees import search_trees
-    from einsim.workload import load_workload
+    from einsim.workloads import load_workload
 
     start = time.perf_counter()
     problem = problem_of(load_workload(workload, seq_len))
@@ -52,11 +52,11 @@ def map_cascade(mapping: str | None, cascade: str | None, hardware: str | None,
 
 def _legacy(mapping, hardware, workload, seq_len, objective, parameters, start) -> TreeSearch:
     """GPU kernel models (not yet trees): their own parameter search."""
-    from einsim.evaluator import load_hardware, split_parameters
-    from einsim.mapper import search
-    from einsim.mapping import load_mapping_spec
+    from einsim.cost.front_door import load_hardware, split_parameters
+    from einsim.search.kernel_parameters import search
+    from einsim.cost.kernel_spec import load_mapping_spec
     from einsim.search.parameters import SearchResult
-    from einsim.workload import load_workload
+    from einsim.workloads import load_workload
 
     spec = load_mapping_spec(mapping)
     fixed, overrides = split_parameters(spec, dict(parameters or {}))

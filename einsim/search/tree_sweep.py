@@ -18,7 +18,7 @@ from typing import Iterable
 import numpy as np
 
 from einsim.errors import EinsimError
-from einsim.mapping import MappingError
+from einsim.cost.kernel_spec import MappingError
 
 SPECIALIZE = 200_000  # block size from which folding the scalars into the expressions pays
 METRICS = ("latency_s", "energy_j", "area_mm2", "compute_latency_s", "memory_latency_s",
@@ -38,7 +38,7 @@ def vectorized_columns(mapping: str, workload: str, seq_len: int, parameters=Non
     from einsim.cost.evaluate import SYMBOLIC_FIELDS, _check_symbolic, compile_for, problem_of
     from einsim.cost.tree import is_tree_file, load_mapping_tree
     from einsim.search.parameters import OBJECTIVES, candidates, domain_number
-    from einsim.workload import load_workload
+    from einsim.workloads import load_workload
 
     if isinstance(mapping, str) and not is_tree_file(mapping):
         raise NotVectorizable(f"mapping {mapping} is not a loop tree")

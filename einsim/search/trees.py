@@ -27,17 +27,17 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from einsim import ir
+from einsim.language import ir
 from einsim.cost.cascade_view import CascadeView
 from einsim.cost.engine import Problem, compiled
 from einsim.cost.hierarchy import Hierarchy
 from einsim.cost.tree import mapping_from_document
 from einsim.cost.tree_yaml import dump_mapping
 from einsim.errors import EinsimError
-from einsim.footprint import op_counts
-from einsim.graph import recurrences
-from einsim.mapping import MappingError
-from einsim.passes import partition_root, rank_leaves
+from einsim.analysis.footprint import op_counts
+from einsim.analysis.graph import recurrences
+from einsim.cost.kernel_spec import MappingError
+from einsim.analysis.passes import partition_root, rank_leaves
 from einsim.search.parameters import SearchResult, search
 
 MAX_BIG = 10       # Einsums whose binding is searched exhaustively (2^10 cheap estimates)
@@ -164,7 +164,7 @@ def _cost_per_point(einsum: ir.Einsum, unit) -> float:
 
 
 def _points(einsum: ir.Einsum):
-    from einsim.footprint import iteration_points
+    from einsim.analysis.footprint import iteration_points
 
     return iteration_points(einsum)
 

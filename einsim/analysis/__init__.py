@@ -1,0 +1,1 @@
+"""Analyses of a cascade: dependency graph, passes per rank, op counts and footprint."""

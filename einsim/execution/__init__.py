@@ -1,0 +1,1 @@
+"""The NumPy executor: Einsums on arrays, schedules, precision emulation, validation against references."""
