@@ -556,14 +556,17 @@ def test_bad_mapping_parameters_and_non_finite_output(capsys, monkeypatch):
     assert status == 0 and data["points"][0]["latency_s"] is None
     assert [p["clock_hz"] for p in data["pareto"]] == [2e9]  # NaN is on no front
 
-    def failing(*args):
+    def failing(*args, **kwargs):
         raise OverflowError(34, "Numerical result out of range")
 
     monkeypatch.setattr(sweeps, "evaluate", failing)
     monkeypatch.setattr(sweeps, "evaluate_point", real)
-    status, _, err = cli(capsys, "sweep", "--seq-len", "4K", "--param", "clock_hz=1e-310",
+    status, _, err = cli(capsys, "sweep", "--seq-len", "4K", "--param", "clock_hz=1.5e9",
                          "--no-vectorize")
-    assert status == 2 and err.count("\n") == 1 and "clock_hz=1e-310" in err
+    assert status == 2 and err.count("\n") == 1 and "sweep point" in err
+    assert "clock_hz=1500000000" in err and "OverflowError" in err
+    status, _, err = cli(capsys, "sweep", "--seq-len", "4K", "--param", "clock_hz=1e-310")
+    assert status == 2 and err.count("\n") == 1 and "clock_hz" in err and "1e-310" in err
 
 
 def test_a_mismatched_hardware_preset_is_not_a_crash(capsys):
