@@ -79,7 +79,7 @@ class CompiledMapping:
         self.symbols = sorted(free, key=str)
         self.symbol_names = [str(s) for s in self.symbols]
         # common-subexpression elimination makes evaluation ~4x faster and compilation slower
-        self._function = sympy.lambdify(self.symbols, expressions, modules="numpy", cse=cse)
+        self._expressions, self._cse, self._compiled_raw = expressions, cse, None
         self._summary = sympy.lambdify(self.symbols + [COPIES], summary, modules="numpy",
                                        cse=cse)
         self._summary_expressions_list = summary
@@ -192,8 +192,12 @@ class CompiledMapping:
         return values
 
     def raw(self, values: Mapping[str, object]) -> dict[tuple, object]:
-        """Every derived quantity (per batch-head) by key."""
-        results = self._function(*(values[n] for n in self.symbol_names))
+        """Every derived quantity (per batch-head) by key (compiled on first use: a search
+        needs only the summary)."""
+        if self._compiled_raw is None:
+            self._compiled_raw = sympy.lambdify(self.symbols, self._expressions,
+                                                modules="numpy", cse=self._cse)
+        results = self._compiled_raw(*(values[n] for n in self.symbol_names))
         return dict(zip(self.keys, results))
 
     # ---------------------------------------------------------------------------- outputs

@@ -87,11 +87,24 @@ def candidates(parameter, number, where: str, values: Mapping[str, object] | Non
     return sorted(found)
 
 
+@dataclass(frozen=True)
+class Screened:
+    """The best point of a search by the summary alone (no Report built)."""
+
+    latency_s: float
+    energy_j: float
+    evaluated: int
+    infeasible: int
+
+
 def search(compiled: CompiledMapping, problem: Problem, objective: str = "latency",
            fixed: Mapping[str, float] | None = None,
-           overrides: Mapping[str, float] | None = None, workload_name: str = ""
-           ) -> SearchResult:
-    """Best values of the free parameters not in ``fixed`` (all in one array evaluation)."""
+           overrides: Mapping[str, float] | None = None, workload_name: str = "",
+           screen: bool = False) -> SearchResult | Screened:
+    """Best values of the free parameters not in ``fixed`` (all in one array evaluation).
+
+    With ``screen``, only the best point's latency and energy (what the tree mapper compares
+    candidate trees by, without building reports)."""
     if objective not in OBJECTIVES:
         raise EinsimError(f"unknown objective {objective!r}; expected one of "
                           f"{', '.join(OBJECTIVES)}")
@@ -128,6 +141,9 @@ def search(compiled: CompiledMapping, problem: Problem, objective: str = "latenc
     score = {"latency": latency, "energy": energy, "edp": latency * energy}[objective]
     order = np.lexsort((latency, energy, np.where(feasible, score, np.inf)))
     best_index = int(order[0])
+    if screen:
+        return Screened(float(latency[best_index]), float(energy[best_index]), count,
+                        int(count - feasible.sum()))
 
     def report_at(index: int) -> Report:
         point = {n: int(grid[n][index]) for n in grid}

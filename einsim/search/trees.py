@@ -111,7 +111,8 @@ def search_trees(cascade: ir.Cascade, hierarchy: Hierarchy, hardware_key: str,
             try:
                 tree = mapping_from_document(document, "tree mapper")
                 engine = compiled(cascade, tree, hierarchy, hardware_key, cse=False)
-                found = search(engine, problem, objective, {}, overrides, problem.name)
+                found = search(engine, problem, objective, {}, overrides, problem.name,
+                               screen=True)
             except EinsimError as error:
                 errors.append(str(error))
                 continue
@@ -125,17 +126,12 @@ def search_trees(cascade: ir.Cascade, hierarchy: Hierarchy, hardware_key: str,
     key = {"latency": lambda r: (r.latency_s, r.energy_j),
            "energy": lambda r: (r.energy_j, r.latency_s),
            "edp": lambda r: (r.latency_s * r.energy_j, r.latency_s)}[objective]
-    found, tree = min(results, key=lambda item: key(item[0].best))
+    screened, tree = min(results, key=lambda item: key(item[0]))
     # the reported numbers come from the same compilation `evaluate` uses, bit for bit
     found = search(compiled(cascade, tree, hierarchy, hardware_key), problem, objective, {},
                    overrides, problem.name)
-    pareto = sorted((r.best for r, _ in results), key=lambda r: r.latency_s)
-    front, best_energy = [], float("inf")
-    for report in pareto:
-        if report.energy_j < best_energy:
-            front.append(report)
-            best_energy = report.energy_j
-    result = SearchResult(found.best, front, points, sum(r.infeasible for r, _ in results))
+    result = SearchResult(found.best, found.pareto, points,
+                          sum(r.infeasible for r, _ in results))
     text = dump_mapping(tree, found.best.parameters)
     return TreeSearch(result, text, trees, points, time.perf_counter() - start)
 
