@@ -334,8 +334,8 @@ class Derivation:
         for info in self.keeps.values():
             self._count_keep(info)
         counts.occupancy = self._occupancy(self.mapping.root)
-        counts.compute_cycles = self._cycles(self.mapping.root, sympy.Integer(1), {})
-        counts.latency_s = self._latency(self.mapping.root, "tree", sympy.Integer(1), {})
+        counts.compute_cycles = self._time(self.mapping.root, "tree", sympy.Integer(1), {}, False)
+        counts.latency_s = self._time(self.mapping.root, "tree", sympy.Integer(1), {}, True)
         for info in self.keeps.values():
             counts.tiles[(info.path, info.level.name, info.label)] = info.tile
 
@@ -442,24 +442,6 @@ class Derivation:
             return info.tile
         return sympy.ceiling(info.tile / self.hardware.units[info.level.per_unit].pes)
 
-    def _cycles(self, chain: Chain, iterations: sympy.Expr, extents: dict) -> sympy.Expr:
-        extents = dict(extents)
-        for node in chain:
-            if isinstance(node, Loop):
-                before = extents.get(node.variable, size(node.variable))
-                iterations = iterations * sympy.ceiling(before / node.tile)
-                extents[node.variable] = _min(node.tile, before)
-            elif isinstance(node, Run):
-                return sympy.Add(*(self.counts.cycles.get(e, 0) for e in node.einsums))
-            elif isinstance(node, Branch):
-                parts = [self._cycles(child, iterations, extents) for child in node.children]
-                if node.kind == "sequence":
-                    return sympy.Add(*parts)
-                self._check_disjoint_units(node)
-                slowest = _max(*parts)
-                return slowest + (sympy.Add(*parts) - slowest) / iterations
-        return sympy.Integer(0)
-
     def _memory_seconds(self, prefix: str) -> sympy.Expr:
         """Time the bandwidth-limited levels need for the traffic moved within a subtree."""
         times = [sympy.Integer(0)]
@@ -472,13 +454,15 @@ class Derivation:
             times.append(words * self.hardware.word_bytes / level.bandwidth_bytes_per_s)
         return _max(*times)
 
-    def _latency(self, chain: Chain, prefix: str, iterations: sympy.Expr, extents: dict
-                 ) -> sympy.Expr:
-        """Seconds per (batch, head): a subtree lasts as long as its compute or its own
-        memory traffic, whichever is longer (they overlap); ``sequence`` children add."""
+    def _time(self, chain: Chain, prefix: str, iterations: sympy.Expr, extents: dict,
+              memory_bound: bool) -> sympy.Expr:
+        """A subtree's duration per (batch, head).  Compute alone, in cycles; or, with
+        ``memory_bound``, in seconds, each subtree lasting as long as its compute or its own
+        memory traffic, whichever is longer (they overlap).  ``sequence`` children add;
+        ``pipeline`` children overlap (slowest branch plus one iteration of the others)."""
         extents = dict(extents)
-        memory = self._memory_seconds(prefix)
-        clock = self.hardware.clock_hz
+        memory = self._memory_seconds(prefix) if memory_bound else sympy.Integer(0)
+        clock = self.hardware.clock_hz if memory_bound else sympy.Integer(1)
         for node in chain:
             if isinstance(node, Loop):
                 before = extents.get(node.variable, size(node.variable))
@@ -488,10 +472,11 @@ class Derivation:
                 compute = sympy.Add(*(self.counts.cycles.get(e, 0) for e in node.einsums)) / clock
                 return _max(compute, memory)
             elif isinstance(node, Branch):
-                parts = [self._latency(child, f"{node.path}.{node.kind}[{k}]", iterations,
-                                       extents) for k, child in enumerate(node.children)]
+                parts = [self._time(child, f"{node.path}.{node.kind}[{k}]", iterations, extents,
+                                    memory_bound) for k, child in enumerate(node.children)]
                 if node.kind == "sequence":
                     return _max(sympy.Add(*parts), memory)
+                self._check_disjoint_units(node)
                 slowest = _max(*parts)
                 return _max(slowest + (sympy.Add(*parts) - slowest) / iterations, memory)
         return memory
