@@ -11,6 +11,11 @@ class EinsimError(Exception):
     """Base class of every error caused by user input."""
 
 
+class MappingError(EinsimError):
+    """A mapping that cannot run on its cascade or hardware: infeasible capacity, a missing
+    unit operation, a pass violation; the message names the node or the tensor."""
+
+
 class CascadeError(EinsimError):
     """An error located in cascade text (line and column are 1-based; 0 means unknown)."""
 

@@ -37,7 +37,7 @@ from einsim.cost.legality import check_legality
 from einsim.cost.masks import mask_sources
 from einsim.cost.tree import Branch, Chain, Keep, LeafPath, Loop, MappingTree, Run, Spatial, leaves
 from einsim.analysis.footprint import op_counts
-from einsim.cost.kernel_spec import MappingError
+from einsim.errors import MappingError
 
 
 @dataclass(frozen=True)

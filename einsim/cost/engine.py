@@ -1,9 +1,10 @@
 """Compile a (cascade, loop tree, hierarchy) once; evaluate it at any sizes, scalar or arrays.
 
 :class:`CompiledMapping` lambdifies every expression of the :class:`~.derivation.Derivation`
-into one NumPy function, so a single evaluation and a million-point sweep run the same
-expressions (arrays broadcast through it).  :meth:`CompiledMapping.metrics` gives the sweep
-columns with a feasibility mask; :meth:`CompiledMapping.report` one point's full Report.
+into NumPy functions, so a single evaluation and a million-point sweep run the same
+expressions (arrays broadcast through them).  :meth:`CompiledMapping.summary` gives a
+sweep's columns with a feasibility mask; :meth:`CompiledMapping.report` one point's full
+Report with its breakdowns by component and level.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from einsim.cost.hierarchy import Hierarchy
 from einsim.cost.masks import density
 from einsim.cost.report import EinsumCost, Report
 from einsim.cost.tree import MappingTree
-from einsim.cost.kernel_spec import MappingError
+from einsim.errors import MappingError
 from einsim.analysis.passes import passes as count_passes
 
 
@@ -41,6 +42,8 @@ class Problem:
 
 
 class CompiledMapping:
+    """One (cascade, tree, hierarchy), compiled: its derivation's expressions as functions."""
+
     def __init__(self, cascade: ir.Cascade, mapping: MappingTree, hierarchy: Hierarchy,
                  cse: bool = True):
         self.cascade, self.mapping, self.hardware = cascade, mapping, hierarchy

@@ -10,7 +10,7 @@ from einsim.cost.engine import Problem, compiled
 from einsim.cost.hierarchy import spatial_array_hierarchy
 from einsim.cost.tree import MappingTree, load_mapping_tree
 from einsim.errors import SpecError
-from einsim.cost.kernel_spec import MappingError
+from einsim.errors import MappingError
 from einsim.search.parameters import SearchResult, search
 
 # Hardware fields that stay symbols in the compiled expressions (swept without recompiling).

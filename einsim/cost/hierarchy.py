@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from einsim.cost.expressions import symbol
-from einsim.cost.kernel_spec import MappingError
+from einsim.errors import MappingError
 
 # How an operation decomposes into others when a unit has no action of its own for it.
 # sigmoid(x) = 1 / (1 + exp(-x)); tanh(x) = (exp(2x) - 1) / (exp(2x) + 1); sqrt by three

@@ -15,12 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from einsim.errors import EinsimError, SpecError
+from einsim.errors import EinsimError, MappingError, SpecError  # noqa: F401 (MappingError re-exported)
 from einsim.specfile import describe_validation_error, preset_names, read_spec
-
-
-class MappingError(EinsimError):
-    """A mapping that cannot run: infeasible capacity, a missing unit operation, too few passes."""
 
 
 class _Spec(BaseModel):

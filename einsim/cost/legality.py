@@ -13,7 +13,7 @@ from __future__ import annotations
 from einsim.language import ir
 from einsim.cost.tree import Branch, LeafPath, Loop
 from einsim.analysis.graph import read_kind, recurrences
-from einsim.cost.kernel_spec import MappingError
+from einsim.errors import MappingError
 
 
 def check_legality(cascade: ir.Cascade, paths: list[LeafPath]) -> None:

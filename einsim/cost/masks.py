@@ -20,7 +20,7 @@ import numpy as np
 from einsim.language import ir
 from einsim.language.affine import Affine
 from einsim.language.functions import COMPARISONS, PREDICATES, window_bounds
-from einsim.cost.kernel_spec import MappingError
+from einsim.errors import MappingError
 
 BRUTE_FORCE_LIMIT = 1 << 26
 _UNION = {"+", "-"}  # operators that keep a point present when either side is

@@ -19,7 +19,7 @@ from einsim.cost.engine import CompiledMapping, Problem, _numeric
 from einsim.cost.expressions import parse_size
 from einsim.cost.report import Report
 from einsim.errors import EinsimError
-from einsim.cost.kernel_spec import MappingError
+from einsim.errors import MappingError
 
 OBJECTIVES = ("latency", "energy", "edp")
 MAX_CANDIDATES = 2_000_000

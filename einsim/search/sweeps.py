@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator
 from einsim.cost import Report
 from einsim.errors import EinsimError, SpecError
 from einsim.cost.front_door import evaluate
-from einsim.cost.kernel_spec import MappingError
+from einsim.errors import MappingError
 from einsim.search.pareto import METRICS, pareto  # noqa: F401  (part of this module's API)
 
 CHUNK = 1 << 14  # design points a block: what is held in memory at once

@@ -18,7 +18,7 @@ from typing import Iterable
 import numpy as np
 
 from einsim.errors import EinsimError
-from einsim.cost.kernel_spec import MappingError
+from einsim.errors import MappingError
 
 SPECIALIZE = 200_000  # block size from which folding the scalars into the expressions pays
 METRICS = ("latency_s", "energy_j", "area_mm2", "compute_latency_s", "memory_latency_s",

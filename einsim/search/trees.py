@@ -36,7 +36,7 @@ from einsim.cost.tree_yaml import dump_mapping
 from einsim.errors import EinsimError
 from einsim.analysis.footprint import op_counts
 from einsim.analysis.graph import recurrences
-from einsim.cost.kernel_spec import MappingError
+from einsim.errors import MappingError
 from einsim.analysis.passes import partition_root, rank_leaves
 from einsim.search.parameters import SearchResult, search
 
