@@ -13,7 +13,7 @@ import yaml
 from einsim.cost.evaluate import compile_for, concrete_trees, evaluate_tree, problem_of
 from einsim.cost.tree import load_mapping_tree, mapping_from_document
 from einsim.errors import EinsimError
-from einsim.cost.kernel_spec import MappingError
+from einsim.errors import MappingError
 from einsim.search.mapper import map_cascade
 from einsim.search.parameters import OBJECTIVES, SearchResult, divisors, search
 from einsim.search.sweeps import SweepResult, pareto, sweep, write_csv

@@ -17,7 +17,7 @@ from einsim.cost.evaluate import compile_for, evaluate_tree
 from einsim.cost.masks import density
 from einsim.cost.tree import mapping_from_document
 from einsim.errors import EinsimError
-from einsim.cost.kernel_spec import MappingError
+from einsim.errors import MappingError
 from einsim.search.mapper import map_cascade
 from einsim.workloads import load_workload
 
@@ -314,3 +314,43 @@ def test_sweep_takes_a_cascade_and_keeps_it_in_the_experiment(tmp_path):
     with pytest.raises(ManifestMismatchError, match="mapping differs"):
         run_sweep(*args, out=out, resume=True)          # the dense cascade: another experiment
     assert out.read_bytes() == before
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, prefix + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _paths(value, prefix + (index,))
+
+
+HOSTILE = [None, 1.5, True, [], {}, [1], {1: 2}, "x y", "", float("nan"), float("inf"),
+           10 ** 400, 10 ** 30, -1, 0, "0", "-P", "P0/0", "1/2", "P0 - 256", "P - P",
+           "__import__('os')", "ceil()", "M0 ** 2"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_hostile_tree_edits_give_a_report_or_one_clear_error(data):
+    """Any field of a library tree replaced by a hostile value: a finite report, or an
+    EinsimError — never another exception, never NaN or infinity."""
+    import copy
+
+    name = data.draw(st.sampled_from(["fusemax", "flat", "unfused"]))
+    document = yaml.safe_load(open(f"mappings/{name}.yaml"))
+    path = data.draw(st.sampled_from([p for p in _paths(document) if p]))
+    value = data.draw(st.sampled_from(HOSTILE))
+    edited = copy.deepcopy(document)
+    node = edited
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    try:
+        result = evaluate_tree(mapping_from_document(edited), workload="bert", seq_len=4096)
+    except EinsimError:
+        return
+    best = result.best
+    assert all(math.isfinite(x) and x >= 0 for x in
+               (best.latency_s, best.energy_j, best.traffic_bytes, best.buffer_bytes))

@@ -23,7 +23,7 @@ from einsim.cost.expressions import parse_size
 from einsim.cost.hierarchy import Hierarchy
 from einsim.cost.masks import density
 from einsim.cost.report import EinsumCost, Report
-from einsim.cost.tree import MappingTree
+from einsim.cost.tree import Loop, MappingTree, nodes
 from einsim.errors import MappingError
 from einsim.analysis.passes import passes as count_passes
 
@@ -184,7 +184,12 @@ class CompiledMapping:
             raise MappingError(f"mapping {self.mapping.name} has no parameter "
                                f"{sorted(given)[0]!r}; its parameters are "
                                f"{', '.join(self.mapping.parameters) or 'none'}")
+        for name in self.mapping.parameter_defaults():
+            _check_size(f"parameter {name}", values[name])
         fill_partitions(self.cascade, values)
+        for node in nodes(self.mapping.root):
+            if isinstance(node, Loop) and node.tile.free_symbols:
+                _check_size(f"{node.path}.tile", _numeric(node.tile, values, f"{node.path}.tile"))
         for source in self.counts.densities:
             values[str(density_symbol(source))] = _density(self.cascade, source, values)
         missing = [n for n in self.symbol_names if n not in values]
@@ -311,6 +316,15 @@ class CompiledMapping:
         return {k[2]: float(v) * copies for k, v in raw.items() if k[0] == "ops" and k[1] == name}
 
 
+def _check_size(where: str, value) -> None:
+    """A parameter or tile value must be a whole number of at least 1 (also over arrays)."""
+    array = np.asarray(value, dtype=float)
+    if not (np.all(np.isfinite(array)) and np.all(array >= 1) and np.all(array == np.floor(array))):
+        bad = array.reshape(-1)[~(np.isfinite(array.reshape(-1)) & (array.reshape(-1) >= 1)
+                                  & (array.reshape(-1) == np.floor(array.reshape(-1))))][0]
+        raise MappingError(f"{where} is {bad:g}; expected a whole number of at least 1")
+
+
 def _plain(value: float):
     return int(value) if float(value).is_integer() else value
 
@@ -322,7 +336,11 @@ def _numeric(expression, values: Mapping[str, object], where: str):
     missing = [n for n in names if n not in values]
     if missing:
         raise MappingError(f"{where}: {', '.join(missing)} is not known when it is evaluated")
-    return _small_function(expr, tuple(names))(*(values[n] for n in names))
+    with np.errstate(all="ignore"):
+        try:
+            return _small_function(expr, tuple(names))(*(values[n] for n in names))
+        except (ArithmeticError, ValueError) as error:
+            raise MappingError(f"{where}: cannot evaluate {expr} ({error})") from None
 
 
 @lru_cache(maxsize=1024)

@@ -23,11 +23,24 @@ def symbol(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, positive=True, integer=True)
 
 
-@lru_cache(maxsize=4096)
 def parse_size(text: str | int | float, where: str = "expression") -> sympy.Expr:
     """A size expression as sympy; ``where`` names the field for error messages."""
-    if isinstance(text, bool):
-        raise SpecError(f"{where}: expected a size expression, got {text!r}")
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise SpecError(f"{where}: expected a size expression such as 'P0 * P1', got "
+                        f"{text!r}")
+    if isinstance(text, int) and text.bit_length() > 62:
+        raise SpecError(f"{where}: {text} is too large (at most 2^62)")
+    expression = _parse_size(text, where)
+    if expression.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        raise SpecError(f"{where}: {text!r} divides by zero or is infinite")
+    if expression.is_number and not (expression.is_integer and expression >= 1):
+        raise SpecError(f"{where}: {text!r} is {expression}; a size must be a whole number "
+                        "of at least 1")
+    return expression
+
+
+@lru_cache(maxsize=4096)
+def _parse_size(text: str | int | float, where: str) -> sympy.Expr:
     if isinstance(text, int):
         return sympy.Integer(text)
     if isinstance(text, float):

@@ -211,7 +211,7 @@ def _parse_node(item, path: str) -> Node:
             raise SpecError(f"{path}.keep: expected a map of level to tensors, "
                             f"e.g. {{global_buffer: [Q, K]}}")
         if len(body) != 1:
-            raise SpecError(f"{path}.keep: one level per keep node (got {', '.join(body)}); "
+            raise SpecError(f"{path}.keep: one level per keep node (got {', '.join(map(str, body))}); "
                             "write one keep node per level")
         level, entries = next(iter(body.items()))
         if not isinstance(entries, list) or not entries or \
