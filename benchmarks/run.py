@@ -96,7 +96,7 @@ def vectorized(quick: bool) -> dict:
 def _check_vectorized(points: list[dict], count: int) -> dict:
     """Re-evaluate ``count`` rows (evenly spaced, plus the first infeasible) point by point."""
     from einsim.cost.front_door import evaluate
-    from einsim.cost.kernel_spec import MappingError
+    from einsim.errors import MappingError
 
     picks = {round(k * (len(points) - 1) / max(1, count - 1)) for k in range(count)}
     picks |= {next((k for k, p in enumerate(points) if not p.get("feasible")), 0)}

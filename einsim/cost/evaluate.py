@@ -88,19 +88,20 @@ def problem_of(workload) -> Problem:
 def evaluate_tree(mapping: str | MappingTree, hardware: str | None = None,
                   workload: str = "bert", seq_len: int | str | None = None,
                   parameters: Mapping[str, float] | None = None, objective: str = "latency",
-                  cascade: str | None = None) -> SearchResult:
+                  cascade: str | None = None, pareto: bool = True) -> SearchResult:
     """Search the tree's free parameters not fixed in ``parameters``; the best and the Pareto
     set.  ``parameters`` also takes hardware overrides by name (``pe_dim``...)."""
     from einsim.workloads import load_workload
 
     tree = load_mapping_tree(mapping) if isinstance(mapping, str) else mapping
     problem = problem_of(load_workload(workload, seq_len))
-    return best_concrete(tree, problem, hardware, parameters, objective, cascade)[0]
+    return best_concrete(tree, problem, hardware, parameters, objective, cascade, pareto)[0]
 
 
 def best_concrete(tree: MappingTree, problem: Problem, hardware: str | None = None,
                   parameters: Mapping[str, object] | None = None, objective: str = "latency",
-                  cascade: str | None = None) -> tuple[SearchResult, MappingTree]:
+                  cascade: str | None = None, pareto: bool = True
+                  ) -> tuple[SearchResult, MappingTree]:
     """The best search result over the tree's level choices, and that concrete tree."""
     trees, rest = concrete_trees(tree, dict(parameters or {}))
     best, best_tree, errors, results = None, None, [], []
@@ -109,7 +110,7 @@ def best_concrete(tree: MappingTree, problem: Problem, hardware: str | None = No
         engine, machine = compile_for(concrete, cascade, hardware, baked)
         try:
             found = search(engine, problem, objective, fixed,
-                           _check_symbolic(machine, symbolic), problem.name)
+                           _check_symbolic(machine, symbolic), problem.name, pareto=pareto)
         except MappingError as error:
             errors.append(error)
             continue

@@ -54,7 +54,7 @@ def evaluate(mapping: str = "fusemax", hardware: str | None = None, workload: st
         from einsim.cost.evaluate import evaluate_tree
 
         result = evaluate_tree(mapping, hardware, workload, seq_len, parameters, objective,
-                               cascade)
+                               cascade, pareto=False)
         report = result.best
         if scope == "end-to-end":
             machine = load_hardware(hardware or load_mapping_tree(mapping).hardware,

@@ -100,11 +100,12 @@ class Screened:
 def search(compiled: CompiledMapping, problem: Problem, objective: str = "latency",
            fixed: Mapping[str, float] | None = None,
            overrides: Mapping[str, float] | None = None, workload_name: str = "",
-           screen: bool = False) -> SearchResult | Screened:
+           screen: bool = False, pareto: bool = True) -> SearchResult | Screened:
     """Best values of the free parameters not in ``fixed`` (all in one array evaluation).
 
     With ``screen``, only the best point's latency and energy (what the tree mapper compares
-    candidate trees by, without building reports)."""
+    candidate trees by, without building reports); without ``pareto``, the Pareto set is the
+    best report alone (what a single evaluation needs)."""
     if objective not in OBJECTIVES:
         raise EinsimError(f"unknown objective {objective!r}; expected one of "
                           f"{', '.join(OBJECTIVES)}")
@@ -149,9 +150,10 @@ def search(compiled: CompiledMapping, problem: Problem, objective: str = "latenc
         point = {n: int(grid[n][index]) for n in grid}
         return compiled.report(problem, {**fixed, **point}, overrides, workload_name)
 
-    pareto = [report_at(i) for i in _pareto_indices(latency, energy, feasible)]
-    infeasible = int(count - feasible.sum())
-    return SearchResult(report_at(best_index), pareto, count, infeasible)
+    best = report_at(best_index)
+    front = [report_at(i) for i in _pareto_indices(latency, energy, feasible)] if pareto \
+        else [best]
+    return SearchResult(best, front, count, int(count - feasible.sum()))
 
 
 def _pareto_indices(latency, energy, feasible) -> list[int]:
