@@ -16,12 +16,9 @@ from einsim.cli import UsageFailure, app, console, emit
 from einsim.cost import Report
 from einsim.cost.front_door import evaluate as evaluate_report
 from einsim.cost.front_door import execute_mapping
-from einsim.search.kernel_parameters import search
-from einsim.cost.kernel_spec import MappingError, load_mapping_spec
-from einsim.cost.front_door import split_parameters
+from einsim.errors import MappingError
 from einsim.search.sweeps import run_sweep
 from einsim.workloads import load_workload, parse_seq_len, parse_seq_lens
-from hw_models.spatial_array import load_spatial_array
 
 _HW = typer.Option(None, "--hw", help="Hardware preset or YAML (default: the mapping's).")
 _WORKLOAD = typer.Option("bert", "--workload", "-w", help="bert, trxl, t5, xlm or a YAML file.")

@@ -385,7 +385,6 @@ class Derivation:
         return sympy.Mul(*(l.trips * l.fanout for l in loops if l.variable in relevant))
 
     def _count_keep(self, info: KeepInfo) -> None:
-        counts = self.counts
         if info.parent is None:
             return  # the backing store: inputs start here, results end here
         parent = info.parent

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from einsim.errors import EinsimError, MappingError, SpecError  # noqa: F401 (MappingError re-exported)
+from einsim.errors import MappingError, SpecError  # noqa: F401 (MappingError re-exported)
 from einsim.specfile import describe_validation_error, preset_names, read_spec
 
 

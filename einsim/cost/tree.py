@@ -28,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from einsim.cost.expressions import parse_size
 from einsim.errors import EinsimError, SpecError
-from einsim.errors import MappingError  # noqa: F401  (re-exported)
 from einsim.specfile import describe_validation_error, preset_names, read_spec
 
 

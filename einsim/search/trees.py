@@ -37,7 +37,7 @@ from einsim.errors import EinsimError
 from einsim.analysis.footprint import op_counts
 from einsim.analysis.graph import recurrences
 from einsim.errors import MappingError
-from einsim.analysis.passes import partition_root, rank_leaves
+from einsim.analysis.passes import rank_leaves
 from einsim.search.parameters import SearchResult, search
 
 MAX_BIG = 10       # Einsums whose binding is searched exhaustively (2^10 cheap estimates)
