@@ -187,12 +187,12 @@ def _parse_node(item, path: str) -> Node:
     kinds = [k for k in _KINDS if k in item]
     if len(kinds) != 1:
         raise SpecError(f"{path}: expected exactly one of {', '.join(_KINDS)}; "
-                        f"got keys {', '.join(map(str, item)) or 'none'}")
+                        f"got keys {', '.join(map(_shown, item)) or 'none'}")
     kind = kinds[0]
     allowed = {"loop": {"loop", "tile"}, "run": {"run", "on", "unit"}}.get(kind, {kind})
     extra = set(item) - allowed
     if extra:
-        raise SpecError(f"{path}: unexpected key(s) {', '.join(map(str, sorted(extra, key=str)))}"
+        raise SpecError(f"{path}: unexpected key(s) {', '.join(map(_shown, sorted(extra, key=str)))}"
                         f" in a {kind} node; allowed: {', '.join(sorted(allowed))}")
     body = item[kind]
     if kind == "loop":
@@ -203,24 +203,24 @@ def _parse_node(item, path: str) -> Node:
             raise SpecError(f"{path}.spatial: expected a map of axis to variable, "
                             f"e.g. {{rows: m0, cols: p}}")
         for axis, variable in body.items():
-            _check_variable(variable, f"{path}.spatial.{axis}")
+            _check_variable(variable, f"{path}.spatial.{_shown(axis)}")
         return Spatial(tuple((str(a), v) for a, v in body.items()), path)
     if kind == "keep":
         if not isinstance(body, dict) or not body:
             raise SpecError(f"{path}.keep: expected a map of level to tensors, "
                             f"e.g. {{global_buffer: [Q, K]}}")
         if len(body) != 1:
-            raise SpecError(f"{path}.keep: one level per keep node (got {', '.join(map(str, body))}); "
+            raise SpecError(f"{path}.keep: one level per keep node (got {', '.join(map(_shown, body))}); "
                             "write one keep node per level")
         level, entries = next(iter(body.items()))
         if not isinstance(entries, list) or not entries or \
                 not all(isinstance(t, str) for t in entries):
-            raise SpecError(f"{path}.keep.{level}: expected a list of tensor names (A/B: A and B "
+            raise SpecError(f"{path}.keep.{_shown(level)}: expected a list of tensor names (A/B: A and B "
                             "share one buffer, B overwriting A in place)")
         groups = tuple(tuple(name.strip() for name in entry.split("/")) for entry in entries)
         tensors = tuple(name for group in groups for name in group)
         if len(set(tensors)) != len(tensors):
-            raise SpecError(f"{path}.keep.{level}: a tensor is listed twice")
+            raise SpecError(f"{path}.keep.{_shown(level)}: a tensor is listed twice")
         return Keep(str(level), tensors, path, groups)
     if kind in ("sequence", "pipeline"):
         if not isinstance(body, list) or len(body) < 1:
@@ -235,6 +235,12 @@ def _parse_node(item, path: str) -> Node:
         raise SpecError(f"{path}: a run node needs 'on: <unit>' (or 'unit: <unit>') naming the "
                         "unit it runs on")
     return Run(tuple(einsums), unit, path)
+
+
+def _shown(key) -> str:
+    """A key of the user's file as it may be printed on one line."""
+    text = str(key)
+    return text if text.isprintable() and text.strip() == text and text else repr(key)
 
 
 def _check_variable(value, path: str) -> None:
