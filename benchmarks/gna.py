@@ -8,7 +8,7 @@ Run ``python benchmarks/gna.py [--repeat 5] [--json]``.  Four parts:
 * a brute-force oracle (build the explicit token mask, count attended pairs per Q-tile x KV-tile
   block) on small shapes where it is feasible, the same analysis on them, and the ratio
   oracle_time / analysis_time (the oracle's counts are checked against the analysis);
-* the cost of one predicted-runtime evaluation (:func:`mappings.fna.predict`, FLUX.1 at 4K,
+* the cost of one predicted-runtime evaluation (:func:`einsim.kernels.fna.predict`, FLUX.1 at 4K,
   256 x 256 tokens, 24 heads, head dim 128, on H100).
 """
 
@@ -25,7 +25,7 @@ from einsim.language.functions import window_bounds
 from einsim.gna import gna, problem
 from einsim.library.references import neighborhood_mask
 from hw_models.gpu_sm import load_gpu
-from mappings.fna import predict
+from einsim.kernels.fna import predict
 
 # name, shape, window, q_tile, kv_tile, stride, dilation, causal
 LARGE = [

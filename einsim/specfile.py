@@ -181,3 +181,15 @@ def describe_validation_error(error, fields=()) -> str:
     if len(problems) > 1:
         text += f" (and {len(problems) - 1} more error{'s' if len(problems) > 2 else ''})"
     return text
+
+
+def file_stamp(name_or_path: str) -> tuple:
+    """(modification time, size) of a spec given as a file, () for a preset name: part of a
+    cache key, so an edited file is read again while presets stay cached."""
+    import os
+
+    try:
+        status = os.stat(name_or_path)
+    except (OSError, ValueError):
+        return ()
+    return (status.st_mtime_ns, status.st_size)

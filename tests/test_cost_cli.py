@@ -145,7 +145,7 @@ def test_packages_import_in_any_order():
     import subprocess
     import sys
     for order in ("mappings, hw_models, einsim", "hw_models, einsim, mappings",
-                  "hw_models.spatial_array", "hw_models.gpu_sm", "mappings.decode",
+                  "hw_models.spatial_array", "hw_models.gpu_sm", "einsim.kernels.decode",
                   "einsim.cost", "einsim.cost.evaluate", "einsim.search.mapper",
                   "einsim.search.tree_sweep", "mappings, einsim.search.parameters"):
         done = subprocess.run([sys.executable, "-c", f"import {order}"], capture_output=True,

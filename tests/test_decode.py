@@ -9,7 +9,7 @@ import einsim
 from einsim.cli import main
 from einsim.errors import EinsimError
 from hw_models.gpu_sm import load_gpu, tile_cycles
-from mappings.decode import SCHEDULES, estimate, kv_block, num_splits
+from einsim.kernels.decode import SCHEDULES, estimate, kv_block, num_splits
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from einsim.cli import main
 from einsim.gna import gna, problem
 from hw_models.gpu_sm import load_gpu
-from mappings.fna import predict, supported_tiles
+from einsim.kernels.fna import predict, supported_tiles
 
 FLUX = ("--shape", "256", "256", "--window", "80", "80", "--q-tile", "16", "8",
         "--kv-tile", "16", "8")
@@ -201,7 +201,7 @@ def test_grouped_ctas_match_the_listed_grid(batch, heads):
 
     from einsim.gna import axis_counts
     from hw_models.gpu_sm import tile_cycles
-    from mappings.flash_attention import fmha, kernel_time
+    from einsim.kernels.flash_attention import fmha, kernel_time
 
     gpu = load_gpu("h100")
     spec = problem((48, 40), (13, 9), (16, 8), (16, 8), stride=(4, 2), dilation=(1, 2))

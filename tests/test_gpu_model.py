@@ -10,7 +10,7 @@ import einsim
 from einsim.errors import EinsimError, SpecError
 from hw_models.gpu_sm import (MASK_FP32_OPS, SOFTMAX_FP32_OPS, gpu_presets, load_gpu, makespan,
                               tile_cycles)
-from mappings.flash_attention import fmha
+from einsim.kernels.flash_attention import fmha
 
 # Published dense figures (reference/gpus.md): SMs, FP16 tensor TFLOP/s, HBM TB/s, HBM GB.
 PUBLISHED = {
@@ -340,3 +340,23 @@ def test_tile_shapes_must_match_their_dimensions(tmp_path):
         load_gpu(str(path))
     with pytest.raises(SpecError, match="GPU None: expected a preset name"):
         load_gpu(None)
+
+
+def test_fa2_or_fa3_behaviour_comes_from_the_spec_not_its_name(tmp_path):
+    """A copy of FlashAttention-2's YAML under another name still runs as FlashAttention-2;
+    flipping its overlap_softmax field is what makes it FlashAttention-3-like."""
+    import yaml
+
+    from einsim.cost.front_door import evaluate
+
+    document = yaml.safe_load(open("mappings/flash-attention-2.yaml"))
+    document["name"] = "my-kernel"
+    copy = tmp_path / "my-kernel.yaml"
+    copy.write_text(yaml.safe_dump(document))
+    fa2 = evaluate("flash-attention-2", workload="xlm", seq_len=8192)
+    renamed = evaluate(str(copy), workload="xlm", seq_len=8192)
+    assert renamed.latency_s == fa2.latency_s
+    document["overlap_softmax"] = True
+    copy.write_text(yaml.safe_dump(document))
+    overlapped = evaluate(str(copy), workload="xlm", seq_len=8192)
+    assert overlapped.latency_s < fa2.latency_s

@@ -25,7 +25,7 @@ from einsim.workloads import Workload, load_workload
 from hw_models.gpu_sm import GPU, load_gpu
 from hw_models.offload import LLM, Link, load_link, load_llm
 from hw_models.spatial_array import SHORT_NAMES, SpatialArray, load_spatial_array
-from mappings.decode import estimate
+from einsim.kernels.decode import estimate
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = {  # loader, model type, preset files

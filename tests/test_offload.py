@@ -16,8 +16,8 @@ from einsim.cli import main
 from einsim.errors import EinsimError, SpecError
 from hw_models.gpu_sm import load_gpu
 from hw_models.offload import load_link, load_llm, llm_names, parse_group
-from mappings.decode import estimate
-from mappings.lamina import Deployment, best_batch, iteration, max_batch
+from einsim.kernels.decode import estimate
+from einsim.kernels.lamina import Deployment, best_batch, iteration, max_batch
 
 H100_HBM, H20_HBM = 80e9, 96e9
 H100_BW = 3.35e12

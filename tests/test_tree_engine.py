@@ -354,3 +354,19 @@ def test_hostile_tree_edits_give_a_report_or_one_clear_error(data):
     best = result.best
     assert all(math.isfinite(x) and x >= 0 for x in
                (best.latency_s, best.energy_j, best.traffic_bytes, best.buffer_bytes))
+
+
+def test_an_edited_tree_file_is_read_again(tmp_path):
+    """Loading is cached per file content stamp: editing a tree between two evaluations (as
+    in a notebook) changes the result."""
+    import os
+
+    document = yaml.safe_load(open("mappings/fusemax.yaml"))
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(document))
+    first = evaluate_tree(str(path), workload="bert", seq_len=N, parameters={"P1": 64}).best
+    document["tree"][1]["tile"] = "P0"   # one query block per K/V sweep: K and V read more
+    path.write_text(yaml.safe_dump(document))
+    os.utime(path, ns=(1, 1))           # even with the old modification time, the size differs
+    second = evaluate_tree(str(path), workload="bert", seq_len=N, parameters={"P1": 64}).best
+    assert second.traffic_bytes > first.traffic_bytes

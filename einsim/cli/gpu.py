@@ -114,7 +114,7 @@ def gna(shape: str = GNA_SHAPE,
     if find_tiles:
         if gpu is None:
             raise UsageFailure("--find-tiles searches a GPU's supported tiles: give --hw")
-        from mappings.fna import supported_tiles
+        from einsim.kernels.fna import supported_tiles
 
         candidates = supported_tiles(gpu, dims)
         if not candidates:
@@ -131,7 +131,7 @@ def gna(shape: str = GNA_SHAPE,
         result = analyze(spec).model_dump()
         result.update(q_tile=list(spec.q_tile), kv_tile=list(spec.kv_tile))
         if gpu is not None:
-            from mappings.fna import check_tiles, predict
+            from einsim.kernels.fna import check_tiles, predict
 
             check_tiles(gpu, spec)
             result["predicted"] = {k: float(v) for k, v in predict(
@@ -193,7 +193,7 @@ def decode(hw: str = DECODE_HW,
            as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Decode attention time of one step under a GPU decode schedule."""
     from einsim.workloads import parse_seq_len
-    from mappings.decode import estimate
+    from einsim.kernels.decode import estimate
 
     batch = _count(batch, "--batch")
     gpu = load_gpu(hw)

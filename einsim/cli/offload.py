@@ -11,7 +11,7 @@ from rich.table import Table
 from einsim.cli import UsageFailure, app, console, emit
 from einsim.workloads import parse_seq_len
 from hw_models.offload import load_link, load_llm, parse_group
-from mappings.lamina import Deployment, best_batch, iteration
+from einsim.kernels.lamina import Deployment, best_batch, iteration
 
 _KEYS = ("tokens_per_s", "cost_per_hour", "tokens_per_dollar", "max_batch", "iteration_s",
          "link_bandwidth_needed_bytes_per_s")

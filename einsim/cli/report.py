@@ -184,7 +184,7 @@ def decode(ctx: typer.Context,
     """Report of ``einsim decode``: SM timeline and every schedule compared."""
     from einsim.workloads import parse_seq_len
     from hw_models.gpu_sm import load_gpu
-    from mappings.decode import SCHEDULES, estimate
+    from einsim.kernels.decode import SCHEDULES, estimate
 
     _check_out(out, force)
     result = _json_of(cli_gpu.decode, hw=hw, schedule=schedule, batch=batch, heads=heads,
@@ -212,7 +212,7 @@ def offload(ctx: typer.Context,
     """Report of ``einsim offload``: time split, tokens per dollar against context."""
     from einsim.workloads import parse_seq_len
     from hw_models.offload import load_link, load_llm, parse_group
-    from mappings.lamina import Deployment
+    from einsim.kernels.lamina import Deployment
 
     _check_out(out, force)
     result = _json_of(cli_offload.offload, model=model, context=context, compute=compute,

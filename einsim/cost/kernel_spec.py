@@ -1,22 +1,19 @@
-"""The mapping model: how a cascade is laid onto a hardware model (DESIGN.md §5).
+"""GPU kernel specs (``mappings/flash-attention-*.yaml``), until the GPU kernels are loop trees.
 
-A :class:`MappingSpec` is data (YAML under ``mappings/``): which cascade and hardware, each
-Einsum's unit and spatial ranks, the pipeline stages, the tile loop, the passes the dataflow
-makes and the free parameters a mapper may search.  A *strategy* (code in ``mappings/``) turns
-the spec, a workload and parameter values into a :class:`Mapping`: the spec plus concrete
-sizes and the residency of every tensor (where it lives, how often it crosses DRAM).
+A :class:`MappingSpec` is data: cascade, hardware, each Einsum's unit, the stages, whether the
+softmax overlaps the GEMMs, and the free parameters; its ``strategy`` names the kernel model in
+:mod:`einsim.kernels` that costs it.  Loop-tree mappings are :mod:`einsim.cost.tree`.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from einsim.errors import MappingError, SpecError  # noqa: F401 (MappingError re-exported)
-from einsim.specfile import describe_validation_error, preset_names, read_spec
+from einsim.specfile import file_stamp, describe_validation_error, preset_names, read_spec
 
 
 class _Spec(BaseModel):
@@ -51,40 +48,22 @@ class MappingSpec(_Spec):
     binding: dict[str, Binding]
     stages: list[list[str]]
     parameters: dict[str, FreeParameter] = {}
-
-
-class Residency(_Spec):
-    """Where a tensor lives between its uses and how often it crosses DRAM.
-
-    ``buffer_words`` is what it occupies in the global buffer at once (its live tile);
-    ``dram_reads``/``dram_writes`` count whole-tensor transfers per (batch, head).
-    """
-
-    level: Literal["dram", "global_buffer", "array"]
-    buffer_words: float = 0.0
-    dram_reads: float = 0.0
-    dram_writes: float = 0.0
-
-
-class Mapping(_Spec):
-    """A spec made concrete for one workload: sizes, parameter values and residency."""
-
-    spec: MappingSpec
-    sizes: dict[str, float]
-    parameters: dict[str, int | float | str] = {}
-    residency: dict[str, Residency]
-    spatial_extents: dict[str, float] = Field(
-        default={}, description="extent of a rank variable in flight when it is spread over PEs "
-        "(e.g. FLAT's row block for p); defaults to the rank's size")
+    overlap_softmax: bool = Field(default=False, description="the softmax of one KV tile "
+                                  "overlaps the GEMMs of the next (FlashAttention-3/4) instead "
+                                  "of following them (FlashAttention-2)")
 
 
 def mapping_names() -> list[str]:
     return preset_names(resources.files("mappings"))
 
 
-@lru_cache(maxsize=64)
 def load_mapping_spec(name_or_path: str) -> MappingSpec:
     """A mapping spec by name (``fusemax``) or from a YAML file."""
+    return _load_mapping_spec(name_or_path, file_stamp(name_or_path))
+
+
+@lru_cache(maxsize=128)
+def _load_mapping_spec(name_or_path: str, stamp: tuple):
     document, source = read_spec(name_or_path, resources.files("mappings"), "mapping")
     try:
         return MappingSpec.model_validate(document)

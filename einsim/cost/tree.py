@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from einsim.cost.expressions import parse_size
 from einsim.errors import EinsimError, SpecError
-from einsim.specfile import describe_validation_error, preset_names, read_spec
+from einsim.specfile import file_stamp, describe_validation_error, preset_names, read_spec
 
 
 @dataclass(frozen=True)
@@ -288,9 +288,13 @@ def mapping_names() -> list[str]:
     return preset_names(resources.files("mappings"))
 
 
-@lru_cache(maxsize=128)
 def load_mapping_tree(name_or_path: str) -> MappingTree:
     """A mapping tree by name (``fusemax``) or from a YAML file."""
+    return _load_mapping_tree(name_or_path, file_stamp(name_or_path))
+
+
+@lru_cache(maxsize=128)
+def _load_mapping_tree(name_or_path: str, stamp: tuple):
     document, source = read_spec(name_or_path, resources.files("mappings"), "mapping")
     return mapping_from_document(document, source)
 

@@ -28,7 +28,7 @@ def sm_timeline_figure(result, title: str = "") -> go.Figure:
     Parameters
     ----------
     result : DecodeEstimate
-        From :func:`mappings.decode.estimate`.
+        From :func:`einsim.kernels.decode.estimate`.
     title : str
         Figure title; a summary of the estimate is appended.
     """
@@ -148,7 +148,7 @@ def speedup_vs_stride_figure(shape, window, q_tile, kv_tile, strides: list,
     axis : int, optional
         Stride only this axis (the others stay 1); default every axis.
     gpu : GPU, optional
-        A :func:`hw_models.gpu_sm.load_gpu` preset for :func:`mappings.fna.predict`.
+        A :func:`hw_models.gpu_sm.load_gpu` preset for :func:`einsim.kernels.fna.predict`.
     heads, head_dim : int
         The attention layer, for the predicted runtime.
     """
@@ -164,7 +164,7 @@ def speedup_vs_stride_figure(shape, window, q_tile, kv_tile, strides: list,
         row = dict(stride=s, worst=r.tile_upper_bound, mean=r.tile_upper_bound_mean,
                    flop=r.flop_upper_bound, sparse=r.fully_block_sparse)
         if gpu is not None:
-            from mappings.fna import predict
+            from einsim.kernels.fna import predict
 
             row["predicted"] = float(predict(gpu, spec, heads=heads, head_dim=head_dim)["speedup"])
         rows.append(row)
@@ -202,9 +202,9 @@ def roofline_points(gpu, heads: int = 16, head_dim: int = 128) -> list[dict]:
     list of dict
         ``name``, ``flops`` (useful), ``bytes`` (HBM) and ``seconds`` (predicted).
     """
-    from mappings.decode import BYTES, estimate
-    from mappings.flash_attention import fmha
-    from mappings.fna import predict, supported_tiles
+    from einsim.kernels.decode import BYTES, estimate
+    from einsim.kernels.flash_attention import fmha
+    from einsim.kernels.fna import predict, supported_tiles
 
     points = []
     q, kv = gpu.tiles.fmha[0]

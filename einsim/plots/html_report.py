@@ -230,7 +230,7 @@ def decode_page(result: dict, command: str, inputs: dict, estimates: dict, sched
                 gpu_name: str) -> str:
     """``einsim decode``: the schedule's SM timeline and a comparison of every schedule.
 
-    ``estimates`` maps schedule names to :func:`mappings.decode.estimate` results.
+    ``estimates`` maps schedule names to :func:`einsim.kernels.decode.estimate` results.
     """
     from einsim.plots.gpu import sm_timeline_figure
 
@@ -246,7 +246,7 @@ def offload_page(result: dict, command: str, inputs: dict, summaries: dict,
                  curve: list[dict], model: str) -> str:
     """``einsim offload``: time split of one iteration and tokens per dollar against context.
 
-    ``summaries`` maps deployment labels to :meth:`mappings.lamina.Iteration.summary` at the
+    ``summaries`` maps deployment labels to :meth:`einsim.kernels.lamina.Iteration.summary` at the
     configured context; ``curve`` holds ``label``, ``context`` and ``tokens_per_dollar`` rows.
     """
     from einsim.plots.offload import time_split_figure, tokens_per_dollar_figure

@@ -1,4 +1,4 @@
-"""Plotly figures of attention offloading (:mod:`mappings.lamina`): tokens per dollar against
+"""Plotly figures of attention offloading (:mod:`einsim.kernels.lamina`): tokens per dollar against
 context length, iteration time and throughput against batch, and the time split of one decode
 iteration.  Every function returns a :class:`plotly.graph_objects.Figure` of plain data.
 """
@@ -68,7 +68,7 @@ def batch_iteration_figure(rows: list[dict], title: str = "") -> go.Figure:
     ----------
     rows : list of dict
         ``label`` (e.g. ``lamina`` and ``homogeneous``), ``batch``, ``iteration_s`` and
-        ``tokens_per_s`` — e.g. :meth:`mappings.lamina.Iteration.summary` plus a label.
+        ``tokens_per_s`` — e.g. :meth:`einsim.kernels.lamina.Iteration.summary` plus a label.
     title : str
         Figure title.
     """
@@ -107,7 +107,7 @@ def time_split_figure(summaries: dict[str, dict], title: str = "") -> go.Figure:
     Parameters
     ----------
     summaries : dict
-        Deployment label → :meth:`mappings.lamina.Iteration.summary` (needs ``time_split_s``
+        Deployment label → :meth:`einsim.kernels.lamina.Iteration.summary` (needs ``time_split_s``
         and ``iteration_s``).
     title : str
         Figure title.

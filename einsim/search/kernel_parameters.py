@@ -13,7 +13,7 @@ from einsim.cost import Report
 from einsim.search.parameters import SearchResult
 from einsim.errors import EinsimError
 from einsim.cost.kernel_spec import MappingError, MappingSpec
-from mappings import STRATEGY_NAMES, strategy
+from einsim.kernels import STRATEGY_NAMES, strategy
 
 OBJECTIVES = {
     "latency": lambda r: r.latency_s,

@@ -17,7 +17,7 @@ import numpy as np
 
 from einsim.errors import EinsimError
 from hw_models.gpu_sm import GPU, makespan, size_argument, tile_cycles
-from mappings.flash_attention import BYTES
+from einsim.kernels.flash_attention import BYTES
 
 SCHEDULES = ("fa2", "flash-decoding", "lean")
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from einsim.gna import GNAError, GNAProblem, axis_counts
 from hw_models.gpu_sm import GPU, makespan, size_argument, tile_cycles
-from mappings.flash_attention import BYTES, fmha
+from einsim.kernels.flash_attention import BYTES, fmha
 
 
 def supported_tiles(gpu: GPU, dims: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:

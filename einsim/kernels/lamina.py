@@ -5,7 +5,7 @@ One decode iteration runs every layer once for a batch of sequences:
 * **non-attention** (projections, FFN) on the compute devices, tensor-parallel: the time to
   stream the layer's weights from HBM or to do its FLOPs at this batch, whichever is longer,
   plus two all-reduces over NVLink;
-* **attention** from the GPU model's decode estimate (:mod:`mappings.decode`) on the devices
+* **attention** from the GPU model's decode estimate (:mod:`einsim.kernels.decode`) on the devices
   holding the KV cache, partitioned by KV head — the memory devices for ``lamina``, the
   compute devices themselves for ``homogeneous``;
 * **link** (lamina): queries, new keys and values go to the memory devices and attention
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from einsim.errors import EinsimError
 from hw_models.gpu_sm import size_argument
 from hw_models.offload import LLM, DeviceGroup, Link, load_link
-from mappings.decode import SCHEDULES, estimate
+from einsim.kernels.decode import SCHEDULES, estimate
 
 
 @dataclass(frozen=True)

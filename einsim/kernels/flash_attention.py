@@ -82,7 +82,7 @@ def evaluate(spec: MappingSpec, gpu: GPU, workload, parameters: dict) -> Report:
         raise MappingError(f"mapping {spec.name} runs on GPUs; {gpu.name} is not one")
     tile = str(parameters.get("tile") or parameter_space(spec, gpu, workload)["tile"][0])
     q_tile, kv_tile = (int(v) for v in tile.split("x"))
-    pipelined = spec.name != "flash-attention-2"
+    pipelined = spec.overlap_softmax
     dtype = "fp16" if workload.dtype_bytes == 2 else "fp8"
     estimate = fmha(gpu, batch=workload.B, heads=workload.H, q_len=workload.P,
                     kv_len=workload.M, head_dim=workload.E, q_tile=q_tile, kv_tile=kv_tile,
