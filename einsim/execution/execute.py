@@ -26,7 +26,7 @@ from einsim.execution.einsums import (Environment, Fallback, Stored, evaluate_ei
                                evaluate_expression, is_contraction, variable_grids, write)
 from einsim.execution.precision import NumberFormat, number_format, round_in_place
 from einsim.execution.schedule import Loop, Step, Whole, tiled_schedule, untiled_schedule
-from einsim.language.sizes import resolve_sizes, tensor_extents
+from einsim.language.sizes import index_size_names, resolve_sizes, tensor_extents
 
 
 MEMORY_FRACTION = 0.8
@@ -297,17 +297,7 @@ def _integral_sizes(cascade: ir.Cascade) -> set[str]:
     names = {ir.rank_of(v) for v in cascade.rank_variables} | {r.name for r in cascade.ranks}
     for partition in cascade.partitions:
         names |= set(partition.parts) | {s for s in partition.sizes if isinstance(s, str)}
-    for einsum in cascade.einsums:
-        for access in (einsum.output, *einsum.inputs):
-            for index in access.indices:
-                names |= set(index.size_symbols)
-        if einsum.condition is not None:
-            for part in ir.condition_parts(einsum.condition):
-                indices = (part.left, part.right) if isinstance(part, ir.IndexComparison) \
-                    else part.args
-                for index in indices:
-                    names |= set(index.size_symbols)
-    return names
+    return names | index_size_names(cascade)
 
 
 def _check_inputs(cascade: ir.Cascade, inputs: Mapping[str, np.ndarray]) -> dict:

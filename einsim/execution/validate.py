@@ -14,7 +14,8 @@ from einsim.execution.execute import check_sizes, guard_memory, run
 from einsim.library import ENTRIES
 from einsim.library.references import REFERENCES
 from einsim.execution.precision import number_format
-from einsim.language.sizes import input_axis_ranks, resolve_sizes, tensor_extents
+from einsim.language.sizes import (index_size_names, input_axis_ranks, resolve_sizes,
+                                   tensor_extents)
 
 
 class ValidationResult(BaseModel):
@@ -44,22 +45,10 @@ def size_names(cascade: ir.Cascade) -> set[str]:
         names |= {partition.rank, *partition.parts}
         names |= {s for s in partition.sizes if isinstance(s, str)}
     for einsum in cascade.einsums:
-        for access in (einsum.output, *einsum.inputs):
-            for index in access.indices:
-                names |= set(index.size_symbols)
         for node in ir.walk(einsum.expression):
             if isinstance(node, ir.Symbol) and node.name[0].isupper():
                 names.add(node.name)
-        if einsum.condition is not None:
-            for part in ir.condition_parts(einsum.condition):
-                indices = (part.left, part.right) if isinstance(part, ir.IndexComparison) \
-                    else part.args
-                for index in indices:
-                    names |= set(index.size_symbols)
-    for init in cascade.inits:
-        for index in init.target.indices:
-            names |= set(index.size_symbols)
-    return names
+    return names | index_size_names(cascade)
 
 
 def random_inputs(cascade: ir.Cascade, sizes: Mapping[str, float], seed: int = 0,

@@ -271,3 +271,22 @@ def tensor_extents(cascade: ir.Cascade, sizes: Mapping[str, float],
 
 def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def index_size_names(cascade: ir.Cascade) -> set[str]:
+    """Sizes that appear in index expressions: accesses, ``where`` masks, init targets."""
+    names: set[str] = set()
+    for einsum in cascade.einsums:
+        for access in (einsum.output, *einsum.inputs):
+            for index in access.indices:
+                names |= set(index.size_symbols)
+        if einsum.condition is not None:
+            for part in ir.condition_parts(einsum.condition):
+                indices = (part.left, part.right) if isinstance(part, ir.IndexComparison) \
+                    else part.args
+                for index in indices:
+                    names |= set(index.size_symbols)
+    for init in cascade.inits:
+        for index in init.target.indices:
+            names |= set(index.size_symbols)
+    return names
