@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import einsim
 from einsim.cost.engine import Problem
+from hw_models.spatial_array import load_spatial_array
 from einsim.cost.evaluate import compile_for, evaluate_tree
 from einsim.cost.masks import density
 from einsim.cost.tree import mapping_from_document
@@ -61,13 +62,15 @@ def test_fusemax_buffer_does_not_grow_with_m():
 
 def test_fusemax_compute_is_the_pipelined_max_of_the_two_arrays():
     r = report("fusemax", parameters={"P1": 64})
-    X = N * N / 65536                                  # one 256 x 256 tile step per (m1, p0)
+    machine = load_spatial_array("fusemax-cloud")
+    pe = machine.pe_dim                                # 256: the arrays' side, from the preset
+    X = N * N / pe ** 2                                # one pe x pe tile step per (m1, p0)
     two_d = (64 + 64 + 9) * X                          # BQK E, LM 1, SLN 7, SLD 1, SLNV F
     one_d = (2 * 64 + 10) * X                          # RM 1, PRM 7, SPD 1, RD 1, SPNV, RNV F
-    iterations = (N // (64 * 256)) * (N // 256) * 64   # p2 x m1 x p1: fill and drain once
-    av = N * 64 / 256                                  # the final division, 256 queries a step
+    iterations = (N // (64 * pe)) * (N // pe) * 64     # p2 x m1 x p1: fill and drain once
+    av = N * 64 / pe                                   # the final division, pe queries a step
     cycles = max(two_d, one_d) + min(two_d, one_d) / iterations + av
-    assert r.compute_latency_s == pytest.approx(cycles * COPIES / 940e6, rel=1e-12)
+    assert r.compute_latency_s == pytest.approx(cycles * COPIES / machine.clock_hz, rel=1e-12)
 
 
 def test_the_ladder_orders_as_published():
@@ -76,7 +79,8 @@ def test_the_ladder_orders_as_published():
     assert latency["fusemax"] < latency["fusemax-arch"] < latency["fusemax-cascade"] \
         < latency["flat"] < latency["unfused"]
     flat = report("flat")
-    assert flat.utilization["array2d"] == pytest.approx(64 / 256 / 2, rel=0.01)  # E/256/2
+    pe = load_spatial_array("flat-cloud").pe_dim
+    assert flat.utilization["array2d"] == pytest.approx(64 / pe / 2, rel=0.01)  # E/pe_dim/2
 
 
 def test_flat_fills_and_row_buffer_by_hand():
