@@ -73,6 +73,9 @@ class GPU(_Spec):
     shared_memory_bytes_per_sm: Count
     register_bytes_per_sm: Count
     l2_bytes: Count
+    l2_bandwidth_bytes_per_s: Positive | None = Field(
+        default=None, description="L2 read bandwidth; no published figure in the reference, so "
+        "each preset states its assumption (None: twice the HBM bandwidth)")
     hbm_bytes: Positive
     hbm_bandwidth_bytes_per_s: Positive
     nvlink_bytes_per_s: Positive
@@ -83,8 +86,16 @@ class GPU(_Spec):
     decode_ctas_per_sm: count(high=64) = Field(default=1, description="CTAs of a decode kernel "
                                                "resident per SM: 216 CTAs are two full waves "
                                                "on an A100's 108 SMs (reference/gpus.md)")
+    max_ctas_per_sm: count(high=64) = Field(default=32, description="resident CTA limit per "
+                                            "SM (32 on Ampere, Hopper and Blackwell)")
+    warpgroups: count(high=8) = Field(default=1, description="consumer warpgroups per CTA that "
+                                      "can ping-pong on the tensor cores (Hopper, Blackwell: 2)")
     calibration: Calibration
     tiles: TileShapes
+
+    @property
+    def l2_bandwidth(self) -> float:
+        return self.l2_bandwidth_bytes_per_s or 2.0 * self.hbm_bandwidth_bytes_per_s
 
     def tensor_rate(self, dtype: str) -> int:
         if dtype not in self.tensor_flops_per_clock_per_sm:

@@ -8,7 +8,8 @@ import yaml
 
 from einsim.cli import main
 from einsim.cost.front_door import evaluate, execute_mapping
-from einsim.cost.kernel_spec import MappingError, mapping_names
+from einsim.cost.tree import mapping_names
+from einsim.errors import MappingError
 from einsim.workloads import linear_layers, load_workload
 from hw_models.spatial_array import load_spatial_array
 

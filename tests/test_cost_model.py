@@ -17,7 +17,8 @@ import yaml
 from einsim.cost.evaluate import compile_for, evaluate_tree
 from einsim.cost.tree import MappingTree, load_mapping_tree, mapping_from_document
 from einsim.cost.front_door import evaluate
-from einsim.cost.kernel_spec import MappingError, mapping_names
+from einsim.cost.tree import mapping_names
+from einsim.errors import MappingError
 
 CLOCK_HZ = 940e6
 PE = 256

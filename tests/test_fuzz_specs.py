@@ -23,7 +23,6 @@ import einsim
 from einsim.cost.tree import MappingTree, load_mapping_tree
 from einsim.errors import EinsimError
 from einsim.language.ir import Cascade
-from einsim.cost.kernel_spec import MappingSpec, load_mapping_spec
 from einsim.workloads import Workload, load_workload
 from einsim.language.yaml_form import load_yaml, to_yaml
 from hw_models.gpu_sm import GPU, load_gpu
@@ -39,11 +38,11 @@ LOADERS = {  # name -> (loader taking a path, model it returns, presets to mutat
     "spatial_array": (load_spatial_array, SpatialArray, ["hw_models/presets/fusemax-cloud.yaml",
                                                          "hw_models/presets/flat-cloud.yaml"]),
     "gpu": (load_gpu, GPU, ["hw_models/presets/h100.yaml", "hw_models/presets/a100.yaml"]),
-    "mapping": (load_mapping_spec, MappingSpec, ["mappings/flash-attention-2.yaml",
-                                                 "mappings/flash-attention-3.yaml"]),
     "mapping_tree": (load_mapping_tree, MappingTree, ["mappings/fusemax.yaml",
                                                       "mappings/unfused.yaml",
-                                                      "mappings/flat.yaml"]),
+                                                      "mappings/flat.yaml",
+                                                      "mappings/flash-attention-2.yaml",
+                                                      "mappings/flash-attention-3.yaml"]),
     "workload": (load_workload, Workload, ["einsim/workloads/bert.yaml",
                                            "einsim/workloads/t5.yaml"]),
     "llm": (load_llm, LLM, ["einsim/llms/llama3-8b.yaml", "einsim/llms/llama3-70b.yaml"]),
@@ -53,14 +52,13 @@ LOADERS = {  # name -> (loader taking a path, model it returns, presets to mutat
 def _field_names() -> list[str]:
     """Every field name of the spec models (nested ones too) and the cascade YAML keys."""
     from hw_models import gpu_sm, offload, spatial_array
-    from einsim.cost import kernel_spec as mapping
     from einsim import workloads as workload
     from einsim.language import yaml_form
     from einsim.cost import tree
 
     names = set(yaml_form._KEYS) | set(tree._KINDS) | {"tile", "on", "unit", "rows", "cols",
                                                        "pes", "dram", "global_buffer"}
-    for module in (spatial_array, gpu_sm, offload, mapping, workload, tree):
+    for module in (spatial_array, gpu_sm, offload, workload, tree):
         for value in vars(module).values():
             if isinstance(value, type) and hasattr(value, "model_fields"):
                 names |= set(value.model_fields)
@@ -97,7 +95,7 @@ def folder(tmp_path_factory) -> Path:
 
 
 def _fresh(folder: Path, content: str | bytes, suffix: str = ".yaml") -> str:
-    """A new file name per example: load_mapping_spec and load_mapping_tree cache by path."""
+    """A new file name per example: load_mapping_tree caches by path."""
     path = folder / f"spec-{next(_names)}{suffix}"
     if isinstance(content, bytes):
         path.write_bytes(content)
@@ -283,11 +281,10 @@ FIELD_PATH_CASES = [  # loader, preset, edit, words the one-line error must cont
      _set(["tensor_flops_per_clock_per_sm", "fp16"], -1024),
      ["tensor_flops_per_clock_per_sm.fp16"]),
     ("gpu", "hw_models/presets/h100.yaml", _set(["tiles", "fmha"], "128x176"), ["tiles.fmha"]),
-    ("mapping", "mappings/flash-attention-3.yaml", _drop(["binding", "S", "unit"]),
-     ["flash-attention-3.yaml", "binding.S.unit", "missing"]),
-    ("mapping", "mappings/flash-attention-3.yaml", _set(["passes", "m"], "one"), ["passes.m"]),
-    ("mapping", "mappings/flash-attention-2.yaml", _rename(["loop_order"], "loop-order"),
-     ["unknown field", "loop-order"]),
+    ("mapping_tree", "mappings/flash-attention-3.yaml", _set(["tree", 2, "tile"], "TQ ** 2"),
+     ["flash-attention-3.yaml", "tree[2].tile", "operator Pow"]),
+    ("mapping_tree", "mappings/flash-attention-2.yaml", _rename(["tree"], "tre"),
+     ["flash-attention-2.yaml", "tre"]),
     # the ladder mappings are loop trees: their errors name the node's path in the tree
     ("mapping_tree", "mappings/fusemax.yaml", _drop(["tree", 3, "sequence", 1, 2, True]),
      ["fusemax.yaml", "tree[3].sequence[1][2]", "on: <unit>"]),

@@ -171,6 +171,8 @@ def _tree_documents() -> list:
         document = yaml.safe_load(path.read_text())
         if not (isinstance(document, dict) and "tree" in document):
             continue
+        if document["hardware"] not in ("fusemax-cloud", "flat-cloud"):
+            continue  # GPU trees: tiled grid nodes the simulator does not walk
         variants = [(path.stem, document)]
         for name, parameter in document.get("parameters", {}).items():
             if f"${name}" in yaml.safe_dump(document["tree"]):

@@ -40,13 +40,17 @@ from einsim.analysis.footprint import op_counts
 from einsim.errors import MappingError
 
 
+COPIES = sympy.Symbol("copies", positive=True)  # batch × heads, multiplied in at the end
+
+
 @dataclass(frozen=True)
 class LoopInfo:
     variable: str
-    trips: sympy.Expr   # temporal iterations (1 for spatial)
-    fanout: sympy.Expr  # positions used (1 for temporal)
+    trips: sympy.Expr   # temporal iterations (1 for spatial, waves for a tiled spatial node)
+    fanout: sympy.Expr  # positions used per trip (1 for temporal)
     spatial: bool
     path: str
+    time_shared: bool = False  # positions share their PE (GPU warpgroups)
 
 
 @dataclass
@@ -81,6 +85,8 @@ class Counts:
     compute_cycles: sympy.Expr = sympy.Integer(0)
     latency_s: sympy.Expr = sympy.Integer(0)
     densities: tuple[str, ...] = ()
+    includes_copies: bool = False  # GPU grids schedule every copy's CTAs together
+    facts: dict[str, sympy.Expr] = field(default_factory=dict)  # e.g. a GPU kernel's CTAs
 
     def add(self, table: dict, key, value) -> None:
         table[key] = table.get(key, sympy.Integer(0)) + value
@@ -101,6 +107,20 @@ def _max(*args) -> sympy.Expr:
 
 def _min(*args) -> sympy.Expr:
     return _fold(sympy.Min, min, *args)
+
+
+def _spread(node: Spatial, axis: str, variable: str, before: sympy.Expr, width: sympy.Expr,
+            time_shared: tuple[str, ...]) -> tuple[LoopInfo, sympy.Expr]:
+    """A spatial node's loop and the extent each position gets: ceil(extent / width), or with a
+    tile, chunks of the tile in waves (trips) of up to ``width`` positions."""
+    shared = axis in time_shared
+    if node.tile is None:
+        return (LoopInfo(variable, sympy.Integer(1), _min(before, width), True, node.path,
+                         shared), sympy.ceiling(before / width))
+    chunks = sympy.ceiling(before / node.tile)
+    waves = sympy.ceiling(chunks / width)
+    return (LoopInfo(variable, waves, chunks / waves, True, node.path, shared),
+            _min(node.tile, before))
 
 
 def size(variable: str) -> sympy.Symbol:
@@ -124,6 +144,7 @@ class Derivation:
         self.leaf_items: dict[str, list] = {}             # Einsum -> [LoopInfo | KeepInfo]
         self.counts = Counts()
         self._check_bindings()
+        self._check_grid()
         check_legality(cascade, [l for l in self.leaves if l.einsum in self.view.einsums])
         self.units_below = self._units_below()
         for leaf in self.leaves:
@@ -151,6 +172,21 @@ class Derivation:
         if missing:
             raise MappingError(f"tree: Einsum(s) {', '.join(missing)} of the cascade are bound "
                                "to no leaf; add a {run: NAME, on: UNIT} node for each")
+
+    def _check_grid(self) -> None:
+        """On a GPU, every leaf runs inside exactly one kernel (a spatial node over the grid)."""
+        grid = self.hardware.grid
+        if grid is None:
+            return
+        for leaf in self.leaves:
+            kernels = [n for n in leaf.nodes if isinstance(n, Spatial)
+                       and any(axis == grid.axis for axis, _ in n.axes)]
+            if len(kernels) != 1:
+                raise MappingError(
+                    f"{leaf.nodes[-1].path}: Einsum {leaf.einsum} runs "
+                    f"{'outside any kernel' if not kernels else 'inside nested kernels'}: on "
+                    f"{self.hardware.name} each leaf needs exactly one spatial node over "
+                    f"{grid.axis} above it (the grid of CTAs)")
 
     def _units_below(self) -> dict[str, set[str]]:
         """Node path -> units of the leaves below it."""
@@ -186,11 +222,8 @@ class Derivation:
                             f"{einsum.name} runs on {unit.name}, whose axes are "
                             f"{', '.join(unit.axes)}")
                     self._check_iterates(einsum, variable, node.path)
-                    width = unit.axes[axis]
-                    before = extent(variable)
-                    info = LoopInfo(variable, sympy.Integer(1), _min(before, width), True,
-                                    node.path)
-                    extents[variable] = sympy.ceiling(before / width)
+                    info, extents[variable] = _spread(node, axis, variable, extent(variable),
+                                                      unit.axes[axis], unit.time_shared)
                     loops.append(info)
                     items.append(info)
             elif isinstance(node, Keep):
@@ -306,7 +339,7 @@ class Derivation:
                 counts.add(counts.actions, (unit.name, action), count * times * density)
                 functional = unit.functional_unit.get(action, action)
                 per_functional[functional] = per_functional.get(functional, 0) \
-                    + sympy.cancel(count * times / points)
+                    + sympy.cancel(count * times / points) / unit.rates.get(functional, 1)
         per_point = _max(*per_functional.values()) if per_functional else sympy.Integer(0)
         counts.cycles[einsum.name] = steps * per_point * density
         counts.busy[einsum.name] = points * per_point * density / unit.pes
@@ -335,7 +368,9 @@ class Derivation:
             self._count_keep(info)
         counts.occupancy = self._occupancy(self.mapping.root)
         counts.compute_cycles = self._time(self.mapping.root, "tree", sympy.Integer(1), {}, False)
+        counts.facts = {}
         counts.latency_s = self._time(self.mapping.root, "tree", sympy.Integer(1), {}, True)
+        counts.includes_copies = self.hardware.grid is not None
         for info in self.keeps.values():
             counts.tiles[(info.path, info.level.name, info.label)] = info.tile
 
@@ -371,7 +406,7 @@ class Derivation:
         for position, loop in enumerate(loops):
             if loop.variable in relevant:
                 factors.append(loop.trips * loop.fanout)
-            elif not loop.spatial:
+            elif not loop.spatial or loop.trips != 1:  # a tiled spatial node's waves are temporal
                 inner = [l.trips for l in loops[position + 1:]
                          if l.variable in relevant and not l.spatial]
                 if inner:
@@ -404,7 +439,8 @@ class Derivation:
         # one tile per instance; positions of an irrelevant spatial loop share it (multicast),
         # but each holds its own copy, and a parent below such a loop is replicated too
         fills = info.tile * self._changes(info.loops, relevant)
-        parent_copies = self._multicast(info.loops[:len(parent.loops)], relevant)
+        parent_copies = self._multicast(info.loops[:len(parent.loops)] if
+                                        self.hardware.multicast else info.loops, relevant)
         self._access("reads", parent.level.name, info.tensor, fills * parent_copies,
                      info.path)
         self._access("writes", info.level.name, info.tensor,
@@ -435,8 +471,10 @@ class Derivation:
     def _words_held(self, info: KeepInfo) -> sympy.Expr:
         """Words a keep occupies at its level: per PE for a register file (a tile kept above
         the unit's spatial nodes is spread over its PEs), in all for a shared level."""
-        if info.level.per_unit is None:
+        if not info.level.instanced:
             return info.tile * sympy.Mul(*(l.fanout for l in info.loops))
+        if info.level.per_instance:  # warpgroups of one SM share its registers
+            return info.tile * sympy.Mul(*(l.fanout for l in info.loops if l.time_shared))
         if any(l.spatial for l in info.loops):
             return info.tile
         return sympy.ceiling(info.tile / self.hardware.units[info.level.per_unit].pes)
@@ -451,6 +489,8 @@ class Derivation:
                                 if name == level.name and (owner == prefix
                                                            or owner.startswith(prefix + "["))))
             times.append(words * self.hardware.word_bytes / level.bandwidth_bytes_per_s)
+        if self.hardware.grid is not None:  # a GPU kernel moves every copy's data
+            return _max(*times) * COPIES
         return _max(*times)
 
     def _time(self, chain: Chain, prefix: str, iterations: sympy.Expr, extents: dict,
@@ -462,11 +502,25 @@ class Derivation:
         extents = dict(extents)
         memory = self._memory_seconds(prefix) if memory_bound else sympy.Integer(0)
         clock = self.hardware.clock_hz if memory_bound else sympy.Integer(1)
-        for node in chain:
+        for position, node in enumerate(chain):
             if isinstance(node, Loop):
                 before = extents.get(node.variable, size(node.variable))
                 iterations = iterations * sympy.ceiling(before / node.tile)
                 extents[node.variable] = _min(node.tile, before)
+            elif isinstance(node, Spatial):
+                grid = self.hardware.grid
+                rest = chain[position + 1:]
+                spread = self._spread_in_time(node, extents)
+                waves = sympy.Mul(*(info.trips for info in spread))
+                if grid is not None and any(axis == grid.axis for axis, _ in node.axes):
+                    kernel = self._kernel_cycles(node, rest, iterations, extents, spread)
+                    return _max(kernel / clock, memory)
+                iterations = iterations * waves
+                shared = [info.fanout for info in spread if info.time_shared]
+                if shared:  # positions take turns on one PE: its load, or one chain
+                    chain_time = self._time(rest, prefix, iterations, extents, False)
+                    load = sympy.Mul(*shared) * self._busiest_unit_cycles(node)
+                    return _max(_max(chain_time, load) / clock, memory)
             elif isinstance(node, Run):
                 compute = sympy.Add(*(self.counts.cycles.get(e, 0) for e in node.einsums)) / clock
                 return _max(compute, memory)
@@ -479,6 +533,55 @@ class Derivation:
                 slowest = _max(*parts)
                 return _max(slowest + (sympy.Add(*parts) - slowest) / iterations, memory)
         return memory
+
+    def _spread_in_time(self, node: Spatial, extents: dict) -> list[LoopInfo]:
+        """The loops a spatial node stands for (``extents`` updated to one position's)."""
+        found = []
+        for axis, variable in node.axes:
+            units = [self.hardware.units[u] for u in self.units_below.get(node.path, ())
+                     if axis in self.hardware.units[u].axes]
+            if not units:
+                continue
+            info, extents[variable] = _spread(node, axis, variable,
+                                              extents.get(variable, size(variable)),
+                                              units[0].axes[axis], units[0].time_shared)
+            found.append(info)
+        return found
+
+    def _busiest_unit_cycles(self, node: Spatial) -> sympy.Expr:
+        """Cycles of the busiest unit over the leaves below ``node``, per position."""
+        per_unit: dict[str, sympy.Expr] = {}
+        for leaf in self.leaves:
+            if node in leaf.nodes and leaf.einsum in self.counts.cycles:
+                per_unit[leaf.unit] = per_unit.get(leaf.unit, 0) + self.counts.cycles[leaf.einsum]
+        return _max(*per_unit.values()) if per_unit else sympy.Integer(0)
+
+    def _kernel_cycles(self, node: Spatial, rest: Chain, iterations: sympy.Expr, extents: dict,
+                       spread: list[LoopInfo]) -> sympy.Expr:
+        """A GPU kernel: CTAs (``copies`` × the grid's chunks) in waves of SMs × resident CTAs
+        per SM; a wave of k resident CTAs shares the SM's units, so lasts k CTA times.
+        Resident CTAs are limited by the per-SM levels the CTA's tiles occupy."""
+        grid = self.hardware.grid
+        if node.tile is None:
+            raise MappingError(f"{node.path}: a spatial node over {grid.axis} launches CTAs; "
+                               "give it a tile (the elements of its variable per CTA)")
+        waves = sympy.Mul(*(info.trips for info in spread))
+        chunks = sympy.Mul(*(info.trips * info.fanout for info in spread))
+        body = self._time(rest, node.path, iterations * waves, extents, False)
+        per_cta = body / (iterations * waves) + grid.overhead_cycles
+        resident = [sympy.Integer(grid.max_resident)]
+        for level, words in self._occupancy(rest).items():
+            capacity = self.hardware.levels[level].capacity_words
+            if self.hardware.levels[level].per_instance and capacity is not None:
+                resident.append(sympy.floor(capacity / _max(words, sympy.Integer(1))))
+        slots = _max(_min(*resident), sympy.Integer(1))
+        ctas = COPIES * chunks
+        kernel_waves = sympy.ceiling(ctas / (grid.instances * slots))
+        facts = self.counts.facts
+        facts["ctas"] = facts.get("ctas", 0) + ctas * iterations
+        facts["waves"] = facts.get("waves", 0) + kernel_waves * iterations
+        facts.setdefault("ctas_per_sm", slots)
+        return iterations * kernel_waves * slots * per_cta
 
     def _check_disjoint_units(self, node: Branch) -> None:
         seen: dict[str, int] = {}

@@ -18,7 +18,7 @@ import numpy as np
 import sympy
 
 from einsim.language import ir
-from einsim.cost.derivation import Derivation, density_symbol
+from einsim.cost.derivation import COPIES, Derivation, density_symbol
 from einsim.cost.expressions import parse_size
 from einsim.cost.hierarchy import Hierarchy
 from einsim.cost.masks import density
@@ -26,9 +26,6 @@ from einsim.cost.report import EinsumCost, Report
 from einsim.cost.tree import Loop, MappingTree, nodes
 from einsim.errors import MappingError
 from einsim.analysis.passes import passes as count_passes
-
-
-COPIES = sympy.Symbol("copies", positive=True)  # batch × heads, multiplied in at the end
 
 
 @dataclass(frozen=True)
@@ -66,6 +63,8 @@ class CompiledMapping:
                 entries.append((("ops", name, op), count))
         for key, expr in counts.actions.items():
             entries.append((("actions",) + key, expr))
+        for name, expr in counts.facts.items():
+            entries.append((("fact", name), expr))
         entries.append((("compute_cycles",), counts.compute_cycles))
         entries.append((("latency_s",), counts.latency_s))
         for level in hierarchy.levels.values():
@@ -93,7 +92,8 @@ class CompiledMapping:
     def _summary_expressions(counts, hierarchy: Hierarchy):
         """What a sweep needs, as few expressions (so arrays pass through few operations)."""
         clock, word = hierarchy.clock_hz, hierarchy.word_bytes
-        compute = counts.compute_cycles * COPIES / clock
+        copies = 1 if counts.includes_copies else COPIES
+        compute = counts.compute_cycles * copies / clock
         memory, traffic, energy = [sympy.Integer(0)], sympy.Integer(0), sympy.Integer(0)
         for level in hierarchy.levels.values():
             reads = sympy.Add(*(v for (name, _), v in counts.reads.items() if name == level.name))
@@ -106,12 +106,12 @@ class CompiledMapping:
         for (unit, action), count in counts.actions.items():
             energy += count * hierarchy.units[unit].action_energy_pj[action]
         memory_s = sympy.Max(*memory, evaluate=False) if len(memory) > 1 else memory[0]
-        latency = sympy.Max(counts.latency_s * COPIES, compute, memory_s, evaluate=False)
+        latency = sympy.Max(counts.latency_s * copies, compute, memory_s, evaluate=False)
         energy = energy * COPIES * sympy.Float(1e-12) + hierarchy.static_power_w * latency
         keys = ["latency_s", "compute_latency_s", "memory_latency_s", "energy_j",
                 "traffic_bytes", "buffer_bytes"]
         expressions = [latency, compute, memory_s, energy, traffic,
-                       counts.occupancy.get("global_buffer", sympy.Integer(0)) * word]
+                       counts.occupancy.get(hierarchy.buffer_level, sympy.Integer(0)) * word]
         busy: dict[str, sympy.Expr] = {}
         for name, unit in counts.units.items():
             busy[unit] = busy.get(unit, 0) + counts.busy[name]
@@ -199,13 +199,13 @@ class CompiledMapping:
                                "mapping does not declare)")
         return values
 
-    def raw(self, values: Mapping[str, object]) -> dict[tuple, object]:
-        """Every derived quantity (per batch-head) by key (compiled on first use: a search
-        needs only the summary)."""
+    def raw(self, values: Mapping[str, object], copies=1) -> dict[tuple, object]:
+        """Every derived quantity (per batch-head, except a GPU grid's, which schedules all
+        ``copies`` together) by key (compiled on first use: a search needs only the summary)."""
         if self._compiled_raw is None:
-            self._compiled_raw = sympy.lambdify(self.symbols, self._expressions,
+            self._compiled_raw = sympy.lambdify(self.symbols + [COPIES], self._expressions,
                                                 modules="numpy", cse=self._cse)
-        results = self._compiled_raw(*(values[n] for n in self.symbol_names))
+        results = self._compiled_raw(*(values[n] for n in self.symbol_names), copies)
         return dict(zip(self.keys, results))
 
     # ---------------------------------------------------------------------------- outputs
@@ -213,7 +213,7 @@ class CompiledMapping:
     def metrics(self, values: Mapping[str, object], copies) -> dict[str, object]:
         """The summary plus, for a report, the breakdowns by component and level."""
         table = self.summary(values, copies)
-        raw = self.raw(values)
+        raw = self.raw(values, copies)
         hardware = self.hardware
         energy: dict[str, object] = {}
         accesses: dict[str, dict[str, object]] = {}
@@ -291,7 +291,8 @@ class CompiledMapping:
                                                                           "writes": 0.0})
                 entry[kind] += float(value) * copies
         named = {k: float(v) for k, v in values.items() if k in self.mapping.parameters}
-        capacity = raw.get(("capacity", "global_buffer"))
+        named.update(self._facts(raw, copies, float(result["latency_s"])))
+        capacity = raw.get(("capacity", self.hardware.buffer_level))
         return Report(
             cascade=self.cascade.name or self.mapping.cascade, mapping=self.mapping.name,
             hardware=self.hardware.name, workload=workload_name or problem.name,
@@ -310,6 +311,15 @@ class CompiledMapping:
             einsums=einsums, traffic_by_level=traffic,
             accesses_by_level={level: {k: float(v) for k, v in a.items()}
                                for level, a in result["accesses_by_level"].items()})
+
+    def _facts(self, raw, copies, latency_s: float) -> dict[str, float]:
+        """A GPU kernel's CTAs, waves and resident CTAs per SM, and its tensor-core rate."""
+        facts = {k[1]: float(v) for k, v in raw.items() if k[0] == "fact"}
+        macs = sum(float(v) for k, v in raw.items()
+                   if k[0] == "actions" and k[1] == "tensor_core" and k[2] == "mac")
+        if macs:
+            facts["tflops"] = 2 * macs * copies / latency_s / 1e12
+        return facts
 
     @staticmethod
     def _ops_of(raw, name: str, copies) -> dict[str, float]:

@@ -65,16 +65,21 @@ def _positive_integer(name: str, value) -> int:
 def compile_for(mapping: MappingTree, cascade_name: str | None = None,
                 hardware: str | None = None, baked: Mapping[str, float] | None = None):
     """(compiled mapping, hardware model) for a tree, a cascade override and a hardware."""
-    from hw_models.spatial_array import load_spatial_array
-
-    from hw_models.gpu_sm import gpu_presets
+    from einsim.cost.front_door import load_hardware
 
     cascade = library.load(cascade_name or mapping.cascade)
     name = hardware or mapping.hardware
-    if name in gpu_presets():
-        raise MappingError(f"mapping {mapping.name} runs on a spatial array (like "
-                           f"{mapping.hardware}); {name} is a GPU")
-    machine = load_spatial_array(name, dict(baked or {}))
+    native = load_hardware(mapping.hardware).kind
+    machine = load_hardware(name, dict(baked or {}))
+    if machine.kind != native:
+        kinds = {"spatial_array": "a spatial array", "gpu_sm": "a GPU"}
+        raise MappingError(f"mapping {mapping.name} runs on {kinds[native]} (like "
+                           f"{mapping.hardware}); {machine.name} is {kinds[machine.kind]}")
+    if machine.kind == "gpu_sm":
+        from einsim.cost.gpu_hierarchy import gpu_hierarchy
+
+        return compiled(cascade, mapping, gpu_hierarchy(machine),
+                        machine.model_dump_json()), machine
     key = machine.model_copy(update={"pe_dim": 1, "clock_hz": 1.0}).model_dump_json()
     hierarchy = spatial_array_hierarchy(machine)
     return compiled(cascade, mapping, hierarchy, key), machine

@@ -8,30 +8,13 @@ import yaml
 from typing import Mapping as MappingType
 
 from einsim.cost import EinsumCost, Report
-from einsim.cost.tree import is_tree_file, load_mapping_tree
+from einsim.cost.tree import load_mapping_tree
 from einsim.errors import SpecError
 from einsim.cost.gemm import gemm_cost
-from einsim.search.kernel_parameters import search
-from einsim.cost.kernel_spec import MappingError, load_mapping_spec
 from einsim.specfile import load_yaml_text
 from einsim.workloads import linear_layers, load_workload
 from hw_models.gpu_sm import gpu_presets, load_gpu
 from hw_models.spatial_array import SHORT_NAMES, load_spatial_array, spatial_array_presets
-
-
-def split_parameters(spec, parameters: MappingType[str, float]):
-    """Separate mapping parameters (``P1``, ``rows``) from hardware overrides (``pe_dim``...).
-
-    A name that is neither (nor a dotted hardware field path) raises :class:`SpecError`.
-    """
-    mapping = {k: v for k, v in parameters.items() if k in spec.parameters}
-    hardware = {k: v for k, v in parameters.items() if k not in spec.parameters}
-    for key in hardware:
-        if key not in SHORT_NAMES and "." not in key:
-            raise SpecError(f"unknown parameter {key!r}: not a parameter of mapping {spec.name} "
-                            f"({', '.join(spec.parameters) or 'none'}) nor a hardware field "
-                            f"({', '.join(SHORT_NAMES)})")
-    return mapping, hardware
 
 
 def evaluate(mapping: str = "fusemax", hardware: str | None = None, workload: str = "bert",
@@ -50,31 +33,18 @@ def evaluate(mapping: str = "fusemax", hardware: str | None = None, workload: st
     """
     if scope not in ("attention", "end-to-end"):
         raise SpecError(f"unknown scope {scope!r}; expected attention or end-to-end")
-    if is_tree_file(mapping):
-        from einsim.cost.evaluate import evaluate_tree
+    from einsim.cost.evaluate import evaluate_tree
 
-        result = evaluate_tree(mapping, hardware, workload, seq_len, parameters, objective,
-                               cascade, pareto=False)
-        report = result.best
-        if scope == "end-to-end":
-            machine = load_hardware(hardware or load_mapping_tree(mapping).hardware,
-                                    _hardware_overrides(parameters))
-            return with_linear_layers(report, machine, load_workload(workload, seq_len))
-        return report
-    if cascade is not None:
-        raise SpecError(f"mapping {mapping}: --cascade applies to loop-tree mappings; "
-                        f"{mapping} is a GPU kernel model of its own cascade")
-    spec = load_mapping_spec(mapping)
-    fixed, overrides = split_parameters(spec, dict(parameters or {}))
-    machine = load_hardware(hardware or spec.hardware, overrides)
-    native = load_hardware(spec.hardware)
-    if type(machine) is not type(native):
-        kinds = {"spatial_array": "a spatial array", "gpu_sm": "a GPU"}
-        raise MappingError(f"mapping {spec.name} runs on {kinds[native.kind]} (like "
-                           f"{spec.hardware}); {machine.name} is {kinds[machine.kind]}")
-    problem = load_workload(workload, seq_len)
-    report = search(spec, machine, problem, objective, fixed).best
-    return with_linear_layers(report, machine, problem) if scope == "end-to-end" else report
+    report = evaluate_tree(mapping, hardware, workload, seq_len, parameters, objective, cascade,
+                           pareto=False).best
+    if scope == "end-to-end":
+        machine = load_hardware(hardware or load_mapping_tree(mapping).hardware,
+                                _hardware_overrides(parameters))
+        if machine.kind != "spatial_array":
+            raise SpecError(f"scope end-to-end: the linear layers are modelled on spatial "
+                            f"arrays only; {machine.name} is a GPU")
+        return with_linear_layers(report, machine, load_workload(workload, seq_len))
+    return report
 
 
 def _hardware_overrides(parameters) -> dict:
@@ -163,30 +133,6 @@ def execute_tree(mapping: str, cascade: str | None = None, seq_len: int = 200,
 
 def execute_mapping(mapping: str, seq_len: int = 200, head_dim: int = 16, tile: int = 32,
                     cascade: str | None = None):
-    """Run a mapping's tiling numerically on a small problem and check it against the reference.
-
-    The cascade is executed tile by tile along the mapping's streamed variable (one loop per
-    pass); a mapping that declares fewer passes than the loops the execution needed is
-    rejected with the reason.  Returns the :class:`~einsim.execution.validate.ValidationResult`.
-    """
-    from einsim import library
-    from einsim.execution.execute import run
-    from einsim.execution.schedule import Loop
-    from einsim.execution.validate import random_inputs, validate
-
-    if is_tree_file(mapping):
-        return execute_tree(mapping, cascade, seq_len, head_dim, tile)
-    spec = load_mapping_spec(mapping)
-    cascade = library.get(spec.cascade)
-    sizes = {"M": seq_len, "P": seq_len, "E": head_dim, "F": head_dim, "M0": tile}
-    inputs = random_inputs(cascade, sizes)
-    loops = sum(isinstance(step, Loop) and step.variable == spec.tile
-                for step in run(cascade, inputs, sizes, tile=spec.tile).schedule)
-    rank = spec.tile.rstrip("0123456789") or spec.tile
-    declared = spec.passes.get(rank, spec.passes.get(spec.tile))
-    if declared is None or declared < loops:
-        raise MappingError(
-            f"mapping {spec.name} declares {declared} pass(es) over {rank}, but executing "
-            f"{spec.cascade} tile by tile along {spec.tile} needs {loops} loop(s): a value would "
-            "be read before the reduction producing it completes")
-    return validate(cascade, sizes=sizes, inputs=inputs, tile=spec.tile)
+    """Run a mapping's tiling numerically on a small problem and check it against the reference
+    (the :class:`~einsim.execution.validate.ValidationResult`)."""
+    return execute_tree(mapping, cascade, seq_len, head_dim, tile)

@@ -47,6 +47,11 @@ class Level:
     capacity_words: sympy.Expr | None = None
     bandwidth_bytes_per_s: sympy.Expr | None = None
     per_unit: str | None = None  # register files belong to one unit
+    per_instance: bool = False   # capacity per PE (per SM on a GPU), not in all
+
+    @property
+    def instanced(self) -> bool:
+        return self.per_instance or self.per_unit is not None
 
 
 @dataclass(frozen=True)
@@ -58,10 +63,13 @@ class Unit:
     action_energy_pj: dict[str, float]
     functional_unit: dict[str, str]
     op_costs: dict[str, dict[str, int]] = field(default_factory=dict)
+    rates: dict[str, sympy.Expr] = field(default_factory=dict)  # actions/clock/PE (default 1)
+    time_shared: tuple[str, ...] = ()  # axes whose positions share the PE (GPU warpgroups)
 
     @property
     def pes(self) -> sympy.Expr:
-        return sympy.Mul(*self.axes.values())
+        return sympy.Mul(*(size for axis, size in self.axes.items()
+                           if axis not in self.time_shared))
 
     def actions_for(self, operation: str, _depth: int = 0) -> dict[str, int]:
         """Actions one ``operation`` costs here, decomposed where no action does it directly."""
@@ -82,6 +90,17 @@ class Unit:
 
 
 @dataclass(frozen=True)
+class Grid:
+    """GPU semantics on top of the hierarchy: a spatial node over ``axis`` launches a grid of
+    CTAs, scheduled in waves of ``instances`` × (CTAs resident per instance)."""
+
+    axis: str
+    instances: int
+    max_resident: int
+    overhead_cycles: float
+
+
+@dataclass(frozen=True)
 class Hierarchy:
     name: str
     kind: str
@@ -92,11 +111,14 @@ class Hierarchy:
     values: dict[str, float]  # numbers for the symbols above
     area_mm2: sympy.Expr | None  # of the symbols above (pe_dim scales the arrays)
     static_power_w: float = 0.0
+    buffer_level: str = "global_buffer"  # the on-chip level a report's buffer_bytes states
+    grid: Grid | None = None
+    multicast: bool = True  # one read of a parent level feeds every position that shares it
 
     def level(self, name: str, units: set[str], where: str) -> Level:
         """A level named in a keep node; ``registers`` means the register file of the unit
         (all leaves below must then run on one unit)."""
-        if name == "registers":
+        if name == "registers" and name not in self.levels:
             if len(units) != 1:
                 raise MappingError(f"{where}: 'registers' is ambiguous here, leaves below run on "
                                    f"{', '.join(sorted(units)) or 'no unit'}; name one, e.g. "

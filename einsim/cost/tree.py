@@ -5,7 +5,8 @@ A mapping is data: a tree, outer to inner, of
 * ``{loop: v, tile: T}`` — a temporal loop over rank variable ``v``, handing chunks of ``T``
   (default 1) to the subtree: trips = ceil(extent / T);
 * ``{spatial: {axis: v, ...}}`` — ``v`` spread over a unit's PE axis (``rows``, ``cols``,
-  ``pes``; SMs; devices): each position gets ceil(extent / axis size) of it;
+  ``pes``; SMs; devices): each position gets ceil(extent / axis size) of it; with
+  ``tile: T`` (one axis only), chunks of ``T`` go to the positions in waves (a GPU's CTAs);
 * ``{keep: {level: [tensors]}}`` — from here down, a tile of each tensor lives at that level
   (``QK/SN/A``: the three share one buffer, each overwriting the previous in place);
 * ``{sequence: [chain, ...]}`` / ``{pipeline: [chain, ...]}`` — children one after another,
@@ -42,6 +43,7 @@ class Loop:
 class Spatial:
     axes: tuple[tuple[str, str], ...]  # (axis, variable)
     path: str
+    tile: sympy.Expr | None = None  # chunks of the variable per position (a GPU's CTAs)
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,8 @@ def _parse_node(item, path: str) -> Node:
         raise SpecError(f"{path}: expected exactly one of {', '.join(_KINDS)}; "
                         f"got keys {', '.join(map(_shown, item)) or 'none'}")
     kind = kinds[0]
-    allowed = {"loop": {"loop", "tile"}, "run": {"run", "on", "unit"}}.get(kind, {kind})
+    allowed = {"loop": {"loop", "tile"}, "spatial": {"spatial", "tile"},
+               "run": {"run", "on", "unit"}}.get(kind, {kind})
     extra = set(item) - allowed
     if extra:
         raise SpecError(f"{path}: unexpected key(s) {', '.join(map(_shown, sorted(extra, key=str)))}"
@@ -204,7 +207,13 @@ def _parse_node(item, path: str) -> Node:
                             f"e.g. {{rows: m0, cols: p}}")
         for axis, variable in body.items():
             _check_variable(variable, f"{path}.spatial.{_shown(axis)}")
-        return Spatial(tuple((str(a), v) for a, v in body.items()), path)
+        tile = None
+        if "tile" in item:
+            if len(body) != 1:
+                raise SpecError(f"{path}.tile: a tiled spatial node spreads one variable; "
+                                f"got {len(body)} axes")
+            tile = parse_size(item["tile"], f"{path}.tile")
+        return Spatial(tuple((str(a), v) for a, v in body.items()), path, tile)
     if kind == "keep":
         if not isinstance(body, dict) or not body:
             raise SpecError(f"{path}.keep: expected a map of level to tensors, "

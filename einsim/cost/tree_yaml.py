@@ -30,7 +30,10 @@ def chain_document(chain: Chain) -> list:
                 entry["tile"] = size_text(node.tile)
             document.append(entry)
         elif isinstance(node, Spatial):
-            document.append({"spatial": dict(node.axes)})
+            entry = {"spatial": dict(node.axes)}
+            if node.tile is not None:
+                entry["tile"] = size_text(node.tile)
+            document.append(entry)
         elif isinstance(node, Keep):
             groups = node.groups or tuple((t,) for t in node.tensors)
             document.append({"keep": {node.level: ["/".join(g) for g in groups]}})

@@ -56,7 +56,8 @@ def node_label(node: Node) -> str:
         tile = size_text(node.tile)
         return f"<b>loop {node.variable}</b>" + ("" if tile == 1 else f"<br>tile {tile}")
     if isinstance(node, Spatial):
-        return "<b>spatial</b><br>" + "<br>".join(f"{axis}: {v}" for axis, v in node.axes)
+        tile = "" if node.tile is None else f"<br>tile {size_text(node.tile)}"
+        return "<b>spatial</b><br>" + "<br>".join(f"{axis}: {v}" for axis, v in node.axes) + tile
     if isinstance(node, Keep):
         groups = ["/".join(g) for g in (node.groups or tuple((t,) for t in node.tensors))]
         return f"<b>keep @ {node.level}</b><br>{_wrap(groups)}"

@@ -81,16 +81,9 @@ def mapping_facts(mapping: str) -> tuple[str, str, tuple[str, ...], str]:
 
     from einsim.specfile import read_spec
 
-    try:
-        from einsim.cost.tree import is_tree_file, load_mapping_tree
-    except ImportError:  # an engine without loop trees
-        is_tree_file = None
-    if is_tree_file is not None and is_tree_file(mapping):
-        model = load_mapping_tree(mapping)
-    else:
-        from einsim.cost.kernel_spec import load_mapping_spec
+    from einsim.cost.tree import load_mapping_tree
 
-        model = load_mapping_spec(mapping)
+    model = load_mapping_tree(mapping)
     document, _ = read_spec(mapping, resources.files("mappings"), "mapping")
     return model.name, model.hardware, tuple(model.parameters), _digest(document)
 

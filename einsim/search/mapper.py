@@ -16,7 +16,7 @@ def map_cascade(mapping: str | None, cascade: str | None, hardware: str | None,
     """The best mapping (as a :class:`TreeSearch`: result, YAML, effort and time)."""
     from einsim import library
     from einsim.cost.evaluate import _check_symbolic, best_concrete, concrete_trees, problem_of
-    from einsim.cost.tree import is_tree_file, load_mapping_tree
+    from einsim.cost.tree import load_mapping_tree
     from einsim.cost.tree_yaml import dump_mapping
     from einsim.search.trees import search_trees
     from einsim.workloads import load_workload
@@ -26,8 +26,6 @@ def map_cascade(mapping: str | None, cascade: str | None, hardware: str | None,
     if mapping is None and cascade is None:
         mapping = "fusemax"
     if mapping is not None:
-        if not is_tree_file(mapping):
-            return _legacy(mapping, hardware, workload, seq_len, objective, parameters, start)
         tree = load_mapping_tree(mapping)
         result, concrete = best_concrete(tree, problem, hardware, parameters, objective, cascade)
         values = {k: v for k, v in result.best.parameters.items() if k in concrete.parameters}
@@ -48,19 +46,3 @@ def map_cascade(mapping: str | None, cascade: str | None, hardware: str | None,
     key = machine.model_copy(update={"pe_dim": 1, "clock_hz": 1.0}).model_dump_json()
     return search_trees(library.load(cascade), spatial_array_hierarchy(machine), key, problem,
                         objective, cascade, symbolic)
-
-
-def _legacy(mapping, hardware, workload, seq_len, objective, parameters, start) -> TreeSearch:
-    """GPU kernel models (not yet trees): their own parameter search."""
-    from einsim.cost.front_door import load_hardware, split_parameters
-    from einsim.search.kernel_parameters import search
-    from einsim.cost.kernel_spec import load_mapping_spec
-    from einsim.search.parameters import SearchResult
-    from einsim.workloads import load_workload
-
-    spec = load_mapping_spec(mapping)
-    fixed, overrides = split_parameters(spec, dict(parameters or {}))
-    machine = load_hardware(hardware or spec.hardware, overrides)
-    old = search(spec, machine, load_workload(workload, seq_len), objective, fixed)
-    result = SearchResult(old.best, old.pareto, old.evaluated, old.infeasible, old.reasons)
-    return TreeSearch(result, "", 0, old.evaluated, time.perf_counter() - start)

@@ -1,6 +1,6 @@
 """Pareto fronts of sweep points: lower is better in every metric.
 
-Metrics a feasible point lacks (``area_mm2`` of a GPU) are left out; points with a NaN
+Metrics a feasible point lacks, or no point has (``area_mm2`` of a GPU), are left out; points with a NaN
 metric cannot be compared and are not on the front.
 """
 
@@ -19,9 +19,12 @@ def _columns(feasible: list[dict], metrics: tuple[str, ...]) -> dict[str, np.nda
         if None in values:
             continue
         try:
-            columns[metric] = np.array(values, dtype=float)
+            column = np.array(values, dtype=float)
         except (TypeError, ValueError):  # text where a number belongs: not a metric
             continue
+        if column.size and np.isnan(column).all():  # no point has it (a GPU's area)
+            continue
+        columns[metric] = column
     return columns
 
 

@@ -1,0 +1,158 @@
+"""GPUs on the loop-tree engine: grids of CTAs in waves, occupancy from the tree's tiles,
+overlap from the tree's sequence/pipeline/warpgroup nodes, any cascade.
+
+Expected values are hand calculations from the published preset figures (shown inline), not
+the engine's expressions; the calibration facts of ``reference/gpus.md`` are checked as ranges.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import yaml
+
+from einsim.cost.evaluate import evaluate_tree
+from einsim.cost.tree import mapping_from_document
+from einsim.errors import MappingError
+from hw_models.gpu_sm import load_gpu
+
+
+def workload(tmp_path, batch=4, heads=16, head_dim=128, seq_len=8448, kv_len=None):
+    document = {"name": "bench", "batch": batch, "heads": heads, "head_dim": head_dim,
+                "model_dim": heads * head_dim, "ffn_dim": 4 * heads * head_dim,
+                "seq_len": seq_len}
+    if kv_len is not None:
+        document["kv_len"] = kv_len
+    path = tmp_path / f"w{batch}-{heads}-{seq_len}-{kv_len}.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return str(path)
+
+
+def tree(name: str) -> dict:
+    return yaml.safe_load(open(f"mappings/{name}.yaml"))
+
+
+def run(document, tmp_path, hardware=None, parameters=None, cascade=None, **sizes):
+    mapping = mapping_from_document(copy.deepcopy(document)) if isinstance(document, dict) \
+        else document
+    return evaluate_tree(mapping, hardware, workload(tmp_path, **sizes), None,
+                         parameters or {}, cascade=cascade, pareto=False).best
+
+
+def tflops(report, batch=4, heads=16, seq=8448, d=128):
+    return 4 * seq * seq * d * heads * batch / report.latency_s / 1e12
+
+
+def test_fa3_calibration_point_by_hand(tmp_path):
+    """batch 4, 8448 tokens, 16 heads, d 128, tile 128 x 176 on H100 (reference facts)."""
+    report = run(tree("flash-attention-3"), tmp_path, parameters={"TQ": 128, "M0": 176})
+    h100 = load_gpu("h100")
+    macs_per_clock = 4096 / 2 * h100.calibration.tensor_efficiency
+    tile = 2 * 128 * 176 * 128 / macs_per_clock       # both GEMMs of one KV tile, tensor-bound
+    epilogue = 128 * 128 / 16                         # AV = RNV / RD: one reciprocal per output
+    cta = 8448 // 176 * tile + epilogue + h100.calibration.cta_overhead_cycles
+    ctas = 4 * 16 * math.ceil(8448 / 128)
+    waves = math.ceil(ctas / 132)                     # one CTA per SM (registers)
+    assert report.parameters["ctas"] == ctas and report.parameters["waves"] == waves
+    assert report.latency_s == pytest.approx(waves * cta / 1.83e9, rel=1e-9)
+    assert tflops(report) == pytest.approx(661, rel=0.02)  # the fact the overhead was set from
+
+
+@pytest.mark.parametrize("seq", [8192, 16384])
+def test_fa2_on_a100_in_the_published_range(tmp_path, seq):
+    """FlashAttention-2 forward reaches 50-73% of A100 dense peak (tile 128 x 64)."""
+    report = run(tree("flash-attention-2"), tmp_path, parameters={"TQ": 128, "M0": 64},
+                 batch=1, seq_len=seq)
+    share = tflops(report, batch=1, seq=seq) * 1e12 / load_gpu("a100").peak_flops("fp16")
+    assert 0.45 <= share <= 0.73
+
+
+def _fa3_variant(intra: bool, pingpong: bool) -> dict:
+    document = tree("flash-attention-3")
+    loop = document["tree"][5]["sequence"][0]
+    if not pingpong:
+        loop[:] = [node for node in loop if "spatial" not in node]
+    body = loop[-1]["sequence"]
+    if not intra:
+        pv, softmax = body[1][0]["pipeline"]
+        steps = softmax[0]["sequence"]
+        body[:] = [body[0], steps[0], steps[1], pv, steps[2]]
+    return document
+
+
+def test_fa3_overlaps_are_tree_edits(tmp_path):
+    """Each overlap alone is never slower than none; both never slower than either."""
+    rate = {(intra, pingpong): tflops(run(_fa3_variant(intra, pingpong), tmp_path,
+                                          parameters={"TQ": 128, "M0": 176}))
+            for intra in (True, False) for pingpong in (True, False)}
+    assert rate[True, True] >= max(rate[True, False], rate[False, True])
+    assert min(rate[True, False], rate[False, True]) > rate[False, False]
+    # no overlap at all: the softmax adds to the GEMMs (FlashAttention-2 on an H100)
+    fa2 = tflops(run(tree("flash-attention-2"), tmp_path, hardware="h100",
+                     parameters={"TQ": 128, "M0": 176}))
+    assert fa2 == pytest.approx(rate[False, False], rel=0.02)
+
+
+def test_wave_quantization(tmp_path):
+    """132 CTAs fill one wave of an H100; 133 need a second, nearly doubling the time."""
+    fa3 = tree("flash-attention-3")
+    one = run(fa3, tmp_path, parameters={"TQ": 128, "M0": 128}, batch=1, heads=1,
+              seq_len=128 * 132, kv_len=4096)
+    two = run(fa3, tmp_path, parameters={"TQ": 128, "M0": 128}, batch=1, heads=1,
+              seq_len=128 * 133, kv_len=4096)
+    assert (one.parameters["waves"], two.parameters["waves"]) == (1, 2)
+    assert two.latency_s / one.latency_s == pytest.approx(2.0, rel=0.01)
+
+
+def test_occupancy_from_the_tiles(tmp_path):
+    """Resident CTAs per SM: the fewest that fit in shared memory (2-byte words) and in the
+    registers (4-byte words), at most 32.  FA2, TQ 64, M0 32, d 128, on an A100:
+    shared memory Q 64x128 + K 32x128 + V 32x128 = 16,384 words = 32 KiB of 164 KiB -> 5;
+    registers S/PS 64x32 + LM, C, LD 3x64 + PV 64x128 + RM, RD 2x64 + RNV 64x128
+    = 18,752 words = 75,008 bytes of 256 KiB -> 3."""
+    report = run(tree("flash-attention-2"), tmp_path, parameters={"TQ": 64, "M0": 32},
+                 batch=1, heads=1, seq_len=8192)
+    assert report.parameters["ctas_per_sm"] == 3
+
+
+def test_tiles_that_do_not_fit_are_refused_and_never_chosen(tmp_path):
+    document = tree("flash-attention-3")
+    document["parameters"]["TQ"]["domain"]["values"] = [128, 4096]
+    best = run(document, tmp_path)
+    assert best.parameters["TQ"] == 128 and best.buffer_bytes <= best.buffer_capacity_bytes
+    with pytest.raises(MappingError, match="registers|shared_memory"):
+        run(document, tmp_path, parameters={"TQ": 4096, "M0": 256})
+
+
+def test_a_leaf_outside_a_grid_is_refused(tmp_path):
+    document = tree("flash-attention-2")
+    document["tree"] = [node for node in document["tree"] if "spatial" not in node]
+    with pytest.raises(MappingError, match="outside any kernel"):
+        run(document, tmp_path)
+
+
+def test_causal_attention_skips_work(tmp_path):
+    dense = run(tree("flash-attention-3"), tmp_path, batch=1, seq_len=16384)
+    causal = run(tree("flash-attention-3"), tmp_path, batch=1, seq_len=16384,
+                 cascade="causal-attention-1pass")
+    assert 0.45 <= causal.latency_s / dense.latency_s <= 0.65
+
+
+def test_cross_attention_scales_with_the_key_length(tmp_path):
+    short = run(tree("flash-attention-3"), tmp_path, parameters={"TQ": 128, "M0": 128},
+                seq_len=4096, kv_len=8192)
+    long = run(tree("flash-attention-3"), tmp_path, parameters={"TQ": 128, "M0": 128},
+               seq_len=4096, kv_len=16384)
+    assert short.parameters["ctas"] == long.parameters["ctas"] == 4 * 16 * 32
+    assert long.latency_s / short.latency_s == pytest.approx(2, rel=0.1)
+
+
+def test_gpu_traffic_each_cta_reads_its_own_copy(tmp_path):
+    """K and V come from HBM once per head and from L2 once per CTA (no multicast)."""
+    report = run(tree("flash-attention-2"), tmp_path, parameters={"TQ": 128, "M0": 64},
+                 batch=1, heads=2, seq_len=4096)
+    words = 2 * 4096 * 128  # K (or V) of both heads
+    assert report.traffic_by_level["hbm"]["K"]["reads"] == words
+    assert report.traffic_by_level["l2"]["K"]["reads"] == words * 4096 // 128
