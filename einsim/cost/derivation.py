@@ -86,6 +86,8 @@ class Counts:
     latency_s: sympy.Expr = sympy.Integer(0)
     densities: tuple[str, ...] = ()
     includes_copies: bool = False  # GPU grids schedule every copy's CTAs together
+    # GPU block-sparse masks: symbol stem -> (mask source, query variables, Q tile, KV tile)
+    tile_masks: dict[str, tuple] = field(default_factory=dict)
     facts: dict[str, sympy.Expr] = field(default_factory=dict)  # e.g. a GPU kernel's CTAs
 
     def add(self, table: dict, key, value) -> None:
@@ -143,6 +145,7 @@ class Derivation:
         self.keeps: dict[tuple[str, str], KeepInfo] = {}  # (keep path, tensor)
         self.leaf_items: dict[str, list] = {}             # Einsum -> [LoopInfo | KeepInfo]
         self.counts = Counts()
+        self.grid_extents: dict[str, dict] = {}  # GPU kernel path -> a CTA's extents
         self._check_bindings()
         self._check_grid()
         check_legality(cascade, [l for l in self.leaves if l.einsum in self.view.einsums])
@@ -202,6 +205,8 @@ class Derivation:
         extents: dict[str, sympy.Expr] = {}
         items: list = []
         loops: list[LoopInfo] = []
+        grid_extents: dict[str, sympy.Expr] | None = None
+        grid = self.hardware.grid
 
         def extent(v: str) -> sympy.Expr:
             return extents.get(v, size(v))
@@ -226,11 +231,14 @@ class Derivation:
                                                       unit.axes[axis], unit.time_shared)
                     loops.append(info)
                     items.append(info)
+                    if grid is not None and axis == grid.axis:
+                        # "" names the grid's variable, "#" its node
+                        grid_extents = {**extents, "": variable, "#": node.path}
             elif isinstance(node, Keep):
                 for label in node.tensors:
                     items.append(self._keep(node, label, loops, extents, leaf))
         self.leaf_items[leaf.einsum] = items
-        self._leaf_compute(leaf, einsum, loops, extents)
+        self._leaf_compute(leaf, einsum, loops, extents, grid_extents)
 
     def _check_iterates(self, einsum, variable: str, path: str) -> None:
         if variable not in einsum.variables:
@@ -319,7 +327,60 @@ class Derivation:
 
     # ------------------------------------------------------------------------------ counting
 
-    def _leaf_compute(self, leaf: LeafPath, einsum, loops, extents) -> None:
+    def _tile_mask(self, einsum, loops, extents, grid_extents) -> tuple | None:
+        """On a GPU, (visited, partial) symbols for a masked Einsum: the fractions of
+        (Q tile, KV tile) pairs its kernel visits and must mask element-wise.  The Q tile is a
+        CTA's share of the grid's variables, the KV tile the leaf's extent of the others."""
+        if grid_extents is None:
+            return None
+        self.grid_extents[grid_extents["#"]] = grid_extents
+        source = self.masks.get(einsum.name) or self._kernel_mask(grid_extents["#"], loops)
+        if source is None:
+            return None
+        visited, partial = self._tile_symbols(source, grid_extents, extents)
+        variables = ir.condition_variables(self.cascade.producers[source].condition)
+        others = sympy.Mul(*(size(v) for v in einsum.variables if v not in variables))
+        return visited, (partial / others if source == einsum.name else sympy.Integer(0))
+
+    def _tile_symbols(self, source: str, grid_extents: dict, extents: dict):
+        """(visited, partial) tile fractions of ``source``'s mask, for the kernel's Q tile and
+        the KV tile of ``extents``."""
+        variables = ir.condition_variables(self.cascade.producers[source].condition)
+        query = {grid_extents[""]}
+        q_tile = sympy.Mul(*(grid_extents.get(v, size(v)) for v in variables if v in query))
+        kv_tile = sympy.Mul(*(extents.get(v, size(v)) for v in variables if v not in query))
+        key = (source, frozenset(query), q_tile, kv_tile)
+        stem = next((k for k, v in self.counts.tile_masks.items() if v == key), None)
+        if stem is None:
+            stem = f"{source}_{len(self.counts.tile_masks)}"
+            self.counts.tile_masks[stem] = key
+        return (sympy.Symbol(f"visited_{stem}", positive=True),
+                sympy.Symbol(f"partial_{stem}", nonnegative=True))
+
+    def _skipped_fills(self, info: KeepInfo) -> sympy.Expr:
+        """On a GPU, the fraction of a keep's fills a block-sparse kernel makes: tiles loaded
+        under a loop walking a mask's keys come only for visited (Q tile, KV tile) pairs."""
+        kernel = next((l.path for l in info.loops if l.path in self.grid_extents), None)
+        if kernel is None:
+            return sympy.Integer(1)
+        source = self._kernel_mask(kernel, info.loops)
+        if source is None:
+            return sympy.Integer(1)
+        return self._tile_symbols(source, self.grid_extents[kernel], info.extents)[0]
+
+    def _kernel_mask(self, kernel: str, loops) -> str | None:
+        """The mask of a kernel's Einsum whose key variables a temporal loop above this leaf
+        walks: the kernel skips that loop's empty tiles for every leaf below it."""
+        walked = {l.variable for l in loops if not l.spatial}
+        for leaf in self.leaves:
+            source = self.masks.get(leaf.einsum)
+            if source is None or not any(n.path == kernel for n in leaf.nodes):
+                continue
+            if walked & set(ir.condition_variables(self.cascade.producers[source].condition)):
+                return source
+        return None
+
+    def _leaf_compute(self, leaf: LeafPath, einsum, loops, extents, grid_extents=None) -> None:
         counts = self.counts
         unit = self.hardware.units[leaf.unit]
         points = sympy.Mul(*(size(v) for v in einsum.variables))
@@ -341,6 +402,11 @@ class Derivation:
                 per_functional[functional] = per_functional.get(functional, 0) \
                     + sympy.cancel(count * times / points) / unit.rates.get(functional, 1)
         per_point = _max(*per_functional.values()) if per_functional else sympy.Integer(0)
+        tiles = self._tile_mask(einsum, loops, extents, grid_extents)
+        if tiles is not None:  # a GPU kernel skips empty tiles and masks partial ones whole
+            visited, partial = tiles  # partial: per point of the mask's own variables
+            per_point = per_point * visited + partial * self.hardware.mask_cycles_per_point
+            density = sympy.Integer(1)
         counts.cycles[einsum.name] = steps * per_point * density
         counts.busy[einsum.name] = points * per_point * density / unit.pes
         counts.units[einsum.name] = unit.name
@@ -438,7 +504,7 @@ class Derivation:
             return
         # one tile per instance; positions of an irrelevant spatial loop share it (multicast),
         # but each holds its own copy, and a parent below such a loop is replicated too
-        fills = info.tile * self._changes(info.loops, relevant)
+        fills = info.tile * self._changes(info.loops, relevant) * self._skipped_fills(info)
         parent_copies = self._multicast(info.loops[:len(parent.loops)] if
                                         self.hardware.multicast else info.loops, relevant)
         self._access("reads", parent.level.name, info.tensor, fills * parent_copies,

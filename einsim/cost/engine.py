@@ -21,7 +21,7 @@ from einsim.language import ir
 from einsim.cost.derivation import COPIES, Derivation, density_symbol
 from einsim.cost.expressions import parse_size
 from einsim.cost.hierarchy import Hierarchy
-from einsim.cost.masks import density
+from einsim.cost.masks import density, tile_fractions
 from einsim.cost.report import EinsumCost, Report
 from einsim.cost.tree import Loop, MappingTree, nodes
 from einsim.errors import MappingError
@@ -82,9 +82,8 @@ class CompiledMapping:
         self.symbol_names = [str(s) for s in self.symbols]
         # common-subexpression elimination makes evaluation ~4x faster and compilation slower
         self._expressions, self._cse, self._compiled_raw = expressions, cse, None
-        self._summary = sympy.lambdify(self.symbols + [COPIES], summary, modules="numpy",
-                                       cse=cse)
         self._summary_expressions_list = summary
+        self._summary, self._summary_program = None, None  # compiled on first use
         self._specialized: dict[tuple, object] = {}
         self.passes = count_passes(cascade, _streamed_rank(cascade))
 
@@ -132,13 +131,15 @@ class CompiledMapping:
                 ) -> dict[str, object]:
         """Latency, energy, traffic, buffer, utilization per unit and feasibility.
 
-        ``specialize`` folds every scalar value into the expressions first and compiles them
-        for the arrays alone: worth it for large blocks (equal to the general path to ~1e-12
-        relative, not bit for bit)."""
-        if specialize:
+        The expressions run as an op-list program (:attr:`summary_program`), whose scalar
+        inputs stay scalars.  Only when they had to be lambdified instead, ``specialize``
+        folds every scalar value into them first and compiles them for the arrays alone:
+        worth it for large blocks (equal to the general path to ~1e-12 relative)."""
+        function = self._summary or self._summary_function()
+        if specialize and self._summary_program is None:
             results = self._specialized_function(values, copies)
         else:
-            results = self._summary(*(values[n] for n in self.symbol_names), copies)
+            results = function(*(values[n] for n in self.symbol_names), copies)
         table = dict(zip(self.summary_keys, results))
         feasible = True
         for key, slack in table.items():
@@ -149,6 +150,29 @@ class CompiledMapping:
                                 if k.startswith("utilization:")}
         table.setdefault("area_mm2", None)
         return table
+
+    @property
+    def summary_program(self):
+        """The summary as an op-list :class:`~einsim.cost.expression_program.Program` (inputs:
+        :attr:`symbol_names`, then ``copies``), or None if it uses a function the op list
+        lacks (then it is lambdified).  What the on-disk cache of sweeps stores."""
+        if self._summary is None:
+            self._summary_function()
+        return self._summary_program
+
+    def _summary_function(self):
+        from einsim.cost.expression_program import (InvalidProgram, NotCompilable,
+                                                    compile_expressions)
+
+        try:
+            self._summary_program = compile_expressions(self._summary_expressions_list,
+                                                        self.symbol_names + [str(COPIES)])
+            self._summary = self._summary_program
+        except (NotCompilable, InvalidProgram):
+            self._summary = sympy.lambdify(self.symbols + [COPIES],
+                                           self._summary_expressions_list, modules="numpy",
+                                           cse=self._cse)
+        return self._summary
 
     def _specialized_function(self, values, copies):
         varying = [n for n in self.symbol_names if np.ndim(values[n]) > 0]
@@ -192,6 +216,9 @@ class CompiledMapping:
                 _check_size(f"{node.path}.tile", _numeric(node.tile, values, f"{node.path}.tile"))
         for source in self.counts.densities:
             values[str(density_symbol(source))] = _density(self.cascade, source, values)
+        for stem, key in self.counts.tile_masks.items():
+            values[f"visited_{stem}"], values[f"partial_{stem}"] = \
+                _tile_fractions(self.cascade, key, values)
         missing = [n for n in self.symbol_names if n not in values]
         if missing:
             raise MappingError(f"mapping {self.mapping.name}: no value for {', '.join(missing)} "
@@ -403,6 +430,33 @@ def _density(cascade: ir.Cascade, source: str, values: Mapping[str, object]):
             cache[key] = density(cascade, source, {**values, **dict(zip(present, key))})
         result[index] = cache[key]
     return result
+
+
+def _tile_fractions(cascade: ir.Cascade, key: tuple, values: Mapping[str, object]):
+    """A GPU kernel's visited and partial tile fractions, once per distinct combination of
+    sizes and tile shapes when they are arrays."""
+    source, query, q_tile, kv_tile = key
+    einsum = cascade.producers[source]
+    names = sorted({ir.rank_of(v) for v in ir.condition_variables(einsum.condition)}
+                   | {p.name for p in cascade.params}
+                   | {s for s in ("M", "P") if s in values})
+    tiles = [_numeric(q_tile, values, "Q tile"), _numeric(kv_tile, values, "KV tile")]
+    columns = [np.asarray(values[n]) for n in names if n in values] + \
+        [np.asarray(t) for t in tiles]
+    present = [n for n in names if n in values]
+    grid = np.broadcast_arrays(*columns)
+    visited, partial = np.empty(grid[0].shape), np.empty(grid[0].shape)
+    cache: dict[tuple, tuple[float, float]] = {}
+    for index in np.ndindex(grid[0].shape):
+        combination = tuple(float(g[index]) for g in grid)
+        if combination not in cache:
+            sizes = {**values, **dict(zip(present, combination[:len(present)]))}
+            cache[combination] = tile_fractions(cascade, source, sizes, set(query),
+                                                int(combination[-2]), int(combination[-1]))
+        visited[index], partial[index] = cache[combination]
+    if not grid[0].shape:
+        return float(visited), float(partial)
+    return visited, partial
 
 
 def _streamed_rank(cascade: ir.Cascade) -> str:

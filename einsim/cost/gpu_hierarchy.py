@@ -9,7 +9,9 @@
   does on Blackwell);
 * every unit has two axes: ``sms`` (the grid: a spatial node over it launches CTAs) and
   ``warpgroups`` (consumer warpgroups of one CTA, which share the SM's units: ping-pong);
-* energy is the board at its rated power (no per-action energies are published).
+* energy is the board at its rated power (no per-action energies are published);
+* masks work per tile: a kernel skips KV tiles with no unmasked point and masks a partial
+  tile element by element (a compare-and-select per score on the FP32 lanes).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sympy
 
 from einsim.cost.expressions import symbol
 from einsim.cost.hierarchy import Grid, Hierarchy, Level, Unit
+from hw_models.gpu_sm import MASK_FP32_OPS
 
 WORD_BYTES = 2  # FP16/BF16 operands
 REGISTER_WORD_BYTES = 4  # accumulators and softmax state live in 32-bit registers
@@ -67,4 +70,5 @@ def gpu_hierarchy(gpu, dtype: str = "fp16") -> Hierarchy:
     grid = Grid("sms", gpu.sms, gpu.max_ctas_per_sm, gpu.calibration.cta_overhead_cycles)
     return Hierarchy(gpu.name, "gpu_sm", levels, units, symbol("clock_hz"), WORD_BYTES,
                      {"clock_hz": gpu.clock_hz}, None, float(gpu.power_w), "shared_memory", grid,
-                     multicast=False)  # each SM fetches its own copy from L2
+                     multicast=False,  # each SM fetches its own copy from L2
+                     mask_cycles_per_point=MASK_FP32_OPS / lanes)

@@ -158,3 +158,108 @@ def _mask(condition, grids, sizes) -> np.ndarray:
         return ~_mask(condition.operand, grids, sizes)
     left, right = _mask(condition.left, grids, sizes), _mask(condition.right, grids, sizes)
     return (left & right) if condition.op == "and" else (left | right)
+
+
+def tile_fractions(cascade: ir.Cascade, einsum_name: str, sizes: Mapping[str, float],
+                   query_variables: set[str], q_tile: int, kv_tile: int) -> tuple[float, float]:
+    """(visited, partial): the fractions of (Q tile, KV tile) pairs a block-sparse kernel
+    visits (at least one unmasked point) and must mask element by element (also a masked
+    point), for Q tiles of ``q_tile`` queries and KV tiles of ``kv_tile`` keys.
+
+    Closed forms per query where the attended keys form one interval (comparisons, ``within``,
+    undilated ``neighborhood``), O(queries); else a brute-force mask up to
+    :data:`BRUTE_FORCE_LIMIT` points.
+    """
+    einsum = cascade.producers[einsum_name]
+    pair = _index_pair(einsum.condition, cascade)
+    variables = ir.condition_variables(einsum.condition)
+    extents = {v: int(sizes[ir.rank_of(v)]) for v in variables}
+    if pair is not None:
+        kind, left, right, how = pair
+        if set(left.variables) & query_variables and not set(right.variables) & query_variables:
+            left, right = right, left
+            how = _FLIPPED.get(how, how) if kind == "compare" else how
+        keys, queries = _values(left, extents, sizes), _values(right, extents, sizes)
+        if keys is not None and queries is not None and len(keys) and len(queries):
+            bounds = _key_interval(kind, how, keys, queries, sizes)
+            if bounds is not None:
+                return _tiles_of_intervals(*bounds, len(keys), q_tile, kv_tile)
+    total = float(np.prod([float(e) for e in extents.values()]))
+    if total > BRUTE_FORCE_LIMIT:
+        raise MappingError(f"Einsum {einsum_name}: cannot count the tiles of its mask "
+                           f"'{einsum.condition}' at these sizes ({total:.3g} points)")
+    return _tiles_by_brute_force(einsum.condition, variables, extents, sizes, query_variables,
+                                 q_tile, kv_tile)
+
+
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+
+
+def _key_interval(kind, how, keys: np.ndarray, queries: np.ndarray, sizes):
+    """Per query, the attended key positions [lo, hi] (0-based in ``keys``), or None when
+    they are not one interval."""
+    first, last = int(keys[0]), int(keys[-1])
+    if kind == "compare":
+        spans = {"<": (first, queries - 1), "<=": (first, queries), ">": (queries + 1, last),
+                 ">=": (queries, last), "==": (queries, queries)}
+        if how not in spans:
+            return None
+        lo, hi = spans[how]
+    else:
+        args = [arg.offset(sizes) if not arg.variables else None for arg in how.args[2:]]
+        if any(a is None for a in args):
+            return None
+        if how.name == "within":
+            lo, hi = queries - args[0], queries + args[0]
+        else:
+            length, window, *rest = [int(x) for x in args]
+            stride, dilation, causal = (rest + [1, 1, 0][len(rest):])[:3]
+            if dilation != 1:
+                return None
+            lo, end = window_bounds(queries, length, window, stride, bool(causal))
+            hi = end - 1
+    lo = np.broadcast_to(np.asarray(lo, dtype=np.int64), queries.shape)
+    hi = np.broadcast_to(np.asarray(hi, dtype=np.int64), queries.shape)
+    return np.maximum(lo, first) - first, np.minimum(hi, last) - first
+
+
+def _tiles_of_intervals(lo: np.ndarray, hi: np.ndarray, keys: int, q_tile: int,
+                        kv_tile: int) -> tuple[float, float]:
+    starts = np.arange(0, len(lo), q_tile)
+    empty = lo > hi
+    big = np.iinfo(np.int64).max
+    union_lo = np.minimum.reduceat(np.where(empty, big, lo), starts)
+    union_hi = np.maximum.reduceat(np.where(empty, -1, hi), starts)
+    common_lo = np.maximum.reduceat(lo, starts)
+    common_hi = np.minimum.reduceat(hi, starts)
+    any_empty = np.logical_or.reduceat(empty, starts)
+    visited = np.where(union_hi >= 0, union_hi // kv_tile - union_lo // kv_tile + 1, 0)
+    last = -(-keys // kv_tile) - 1
+    first_full = -(-common_lo // kv_tile)
+    inner_full = np.minimum((common_hi + 1) // kv_tile - 1, last - 1) - first_full + 1
+    full = np.clip(inner_full, 0, None) + ((common_hi >= keys - 1)
+                                           & (last * kv_tile >= common_lo))
+    full = np.where(any_empty | (common_lo > common_hi), 0, full)
+    dense = len(starts) * (last + 1)
+    return float(visited.sum()) / dense, float((visited - full).sum()) / dense
+
+
+def _tiles_by_brute_force(condition, variables, extents, sizes, query_variables, q_tile,
+                          kv_tile) -> tuple[float, float]:
+    grids = np.meshgrid(*(np.arange(extents[v]) for v in variables), indexing="ij")
+    mask = _mask(condition, dict(zip(variables, grids)), sizes)
+    # flatten to (query, key) positions: mixed-radix over each side's variables, outer first
+    query_axes = [k for k, v in enumerate(variables) if v in query_variables]
+    key_axes = [k for k, v in enumerate(variables) if v not in query_variables]
+    mask = np.transpose(mask, query_axes + key_axes)
+    queries = int(np.prod([mask.shape[k] for k in range(len(query_axes))]))
+    mask = mask.reshape(queries, -1)
+    q_tiles, kv_tiles = -(-mask.shape[0] // q_tile), -(-mask.shape[1] // kv_tile)
+    padded = np.zeros((q_tiles * q_tile, kv_tiles * kv_tile), dtype=np.int64)
+    padded[:mask.shape[0], :mask.shape[1]] = mask
+    counts = padded.reshape(q_tiles, q_tile, kv_tiles, kv_tile).sum(axis=(1, 3))
+    rows = np.minimum(q_tile, mask.shape[0] - np.arange(q_tiles) * q_tile)
+    cols = np.minimum(kv_tile, mask.shape[1] - np.arange(kv_tiles) * kv_tile)
+    area = rows[:, None] * cols[None, :]
+    dense = q_tiles * kv_tiles
+    return float((counts > 0).sum()) / dense, float(((counts > 0) & (counts < area)).sum()) / dense
