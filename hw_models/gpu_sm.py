@@ -72,6 +72,8 @@ class GPU(_Spec):
     fp32_per_clock_per_sm: Count
     shared_memory_bytes_per_sm: Count
     register_bytes_per_sm: Count
+    tensor_memory_bytes_per_sm: Count = Field(default=0, description="tensor-core accumulator "
+                                              "memory per SM (Blackwell: 256 KB; 0: none)")
     l2_bytes: Count
     l2_bandwidth_bytes_per_s: Positive | None = Field(
         default=None, description="L2 read bandwidth; no published figure in the reference, so "

@@ -236,3 +236,23 @@ def test_neighborhood_kernels_pay_for_partial_tiles(tmp_path):
     dense = run(tree("flash-attention-3"), tmp_path, parameters={"TQ": 128, "M0": 128},
                 batch=1, seq_len=16384)
     assert blocked.latency_s < sliding.latency_s < dense.latency_s
+
+
+def test_a_leaf_on_two_units_splits_its_points_by_rate(tmp_path):
+    """FlashAttention-4's exponentials on [exp_unit, fp32] (B200): the SFU does 16 exp per
+    clock; the FP32 lanes emulate one with 6 FMA + 1 add, plus the subtraction exp(S - RM)
+    needs: 8 of 128 lanes -> 16 per clock; together 32, so PS takes half the cycles."""
+    document = tree("flash-attention-4")
+    split = run(document, tmp_path, parameters={"TQ": 128, "M0": 128}, batch=1)
+    alone = copy.deepcopy(document)
+    steps = alone["tree"][6]["sequence"][0][5]["sequence"][1][0]["pipeline"][1][0]["sequence"]
+    steps[1][0]["on"] = "exp_unit"
+    single = run(alone, tmp_path, parameters={"TQ": 128, "M0": 128}, batch=1)
+    cycles = {r.name: r.cycles for r in split.einsums}
+    assert cycles["PS"] == pytest.approx({r.name: r.cycles for r in single.einsums}["PS"] / 2)
+    assert set(split.utilization) == {"tensor_core", "exp_unit", "fp32"}
+
+
+def test_blackwell_tensor_memory_bounds_the_tile(tmp_path):
+    with pytest.raises(MappingError, match="tensor_memory.*262,144 bytes available"):
+        run(tree("flash-attention-4"), tmp_path, parameters={"TQ": 256, "M0": 128}, batch=1)

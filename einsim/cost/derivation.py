@@ -80,6 +80,7 @@ class Counts:
     actions: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)  # (unit, action)
     ops: dict[str, dict[str, sympy.Expr]] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
+    shares: dict[str, dict[str, sympy.Expr]] = field(default_factory=dict)  # split leaves
     stages: dict[str, int] = field(default_factory=dict)
     owned: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)  # (node, level)
     compute_cycles: sympy.Expr = sympy.Integer(0)
@@ -170,7 +171,12 @@ class Derivation:
                 raise MappingError(f"{run.path}: Einsum {leaf.einsum} is bound twice (also at "
                                    f"{seen[leaf.einsum]})")
             seen[leaf.einsum] = run.path
-            self.hardware.unit(leaf.unit, run.path)
+            names = leaf.unit.split("+")
+            for name in names:
+                self.hardware.unit(name, run.path)
+            if len({tuple(self.hardware.units[n].axes) for n in names}) > 1:
+                raise MappingError(f"{run.path}: units {', '.join(names)} have different PE "
+                                   "axes; a leaf shared by several units needs the same axes")
         missing = [name for name in self.view.einsums if name not in seen]
         if missing:
             raise MappingError(f"tree: Einsum(s) {', '.join(missing)} of the cascade are bound "
@@ -196,12 +202,12 @@ class Derivation:
         table: dict[str, set[str]] = {}
         for leaf in self.leaves:
             for node in leaf.nodes:
-                table.setdefault(node.path, set()).add(leaf.unit)
+                table.setdefault(node.path, set()).update(leaf.unit.split("+"))
         return table
 
     def _walk_leaf(self, leaf: LeafPath) -> None:
         einsum = self.view.einsums[leaf.einsum]
-        unit = self.hardware.units[leaf.unit]
+        unit = self.hardware.units[leaf.unit.split("+")[0]]
         extents: dict[str, sympy.Expr] = {}
         items: list = []
         loops: list[LoopInfo] = []
@@ -381,27 +387,28 @@ class Derivation:
         return None
 
     def _leaf_compute(self, leaf: LeafPath, einsum, loops, extents, grid_extents=None) -> None:
+        """Cycles and busy PE-cycles of a leaf: its steps × the busiest functional unit's
+        actions per point.  A leaf on several units (``on: [exp_unit, fp32]``) splits its points
+        so they finish together: its rate is the sum of theirs."""
         counts = self.counts
-        unit = self.hardware.units[leaf.unit]
+        members = [self.hardware.units[name] for name in leaf.unit.split("+")]
+        unit = members[0]
         points = sympy.Mul(*(size(v) for v in einsum.variables))
         steps = sympy.Mul(*(l.trips for l in loops)) \
             * sympy.Mul(*(extents.get(v, size(v)) for v in einsum.variables))
         density = self.density(einsum.name)
-        per_functional: dict[str, sympy.Expr] = {}
         ops = op_counts(einsum.einsum)
         counts.ops[einsum.name] = {op: c * density for op, c in ops.items()}
-        for op, count in ops.items():
-            try:
-                actions = unit.actions_for(op)
-            except MappingError as error:
-                raise MappingError(f"{leaf.nodes[-1].path}: Einsum {einsum.name}: {error}") \
-                    from None
-            for action, times in actions.items():
-                counts.add(counts.actions, (unit.name, action), count * times * density)
-                functional = unit.functional_unit.get(action, action)
-                per_functional[functional] = per_functional.get(functional, 0) \
-                    + sympy.cancel(count * times / points) / unit.rates.get(functional, 1)
-        per_point = _max(*per_functional.values()) if per_functional else sympy.Integer(0)
+        each = [self._per_point(leaf, einsum, member, ops, points) for member in members]
+        rate = sympy.Add(*(1 / cost for cost, _ in each))
+        shares = {m.name: (1 / cost) / rate for m, (cost, _) in zip(members, each)}
+        for member, (_, actions) in zip(members, each):
+            for action, count in actions.items():
+                share = shares[member.name] if len(members) > 1 else 1
+                counts.add(counts.actions, (member.name, action), count * density * share)
+        per_point = each[0][0] if len(members) == 1 else 1 / rate
+        if len(members) > 1:
+            counts.shares[einsum.name] = shares
         tiles = self._tile_mask(einsum, loops, extents, grid_extents)
         if tiles is not None:  # a GPU kernel skips empty tiles and masks partial ones whole
             visited, partial = tiles  # partial: per point of the mask's own variables
@@ -409,7 +416,26 @@ class Derivation:
             density = sympy.Integer(1)
         counts.cycles[einsum.name] = steps * per_point * density
         counts.busy[einsum.name] = points * per_point * density / unit.pes
-        counts.units[einsum.name] = unit.name
+        counts.units[einsum.name] = leaf.unit
+
+    @staticmethod
+    def _per_point(leaf: LeafPath, einsum, unit, ops, points):
+        """(cycles per point on ``unit``: its busiest functional unit, actions by name)."""
+        per_functional: dict[str, sympy.Expr] = {}
+        actions: dict[str, sympy.Expr] = {}
+        for op, count in ops.items():
+            try:
+                needed = unit.actions_for(op)
+            except MappingError as error:
+                raise MappingError(f"{leaf.nodes[-1].path}: Einsum {einsum.name}: {error}") \
+                    from None
+            for action, times in needed.items():
+                actions[action] = actions.get(action, 0) + count * times
+                functional = unit.functional_unit.get(action, action)
+                per_functional[functional] = per_functional.get(functional, 0) \
+                    + sympy.cancel(count * times / points) / unit.rates.get(functional, 1)
+        cost = _max(*per_functional.values()) if per_functional else sympy.Integer(0)
+        return cost, actions
 
     def _count(self) -> None:
         counts = self.counts
@@ -619,7 +645,8 @@ class Derivation:
         per_unit: dict[str, sympy.Expr] = {}
         for leaf in self.leaves:
             if node in leaf.nodes and leaf.einsum in self.counts.cycles:
-                per_unit[leaf.unit] = per_unit.get(leaf.unit, 0) + self.counts.cycles[leaf.einsum]
+                for name in leaf.unit.split("+"):
+                    per_unit[name] = per_unit.get(name, 0) + self.counts.cycles[leaf.einsum]
         return _max(*per_unit.values()) if per_unit else sympy.Integer(0)
 
     def _kernel_cycles(self, node: Spatial, rest: Chain, iterations: sympy.Expr, extents: dict,

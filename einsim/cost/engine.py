@@ -113,7 +113,8 @@ class CompiledMapping:
                        counts.occupancy.get(hierarchy.buffer_level, sympy.Integer(0)) * word]
         busy: dict[str, sympy.Expr] = {}
         for name, unit in counts.units.items():
-            busy[unit] = busy.get(unit, 0) + counts.busy[name]
+            for member, share in counts.shares.get(name, {unit: 1}).items():
+                busy[member] = busy.get(member, 0) + counts.busy[name] * share
         for unit, expression in busy.items():
             keys.append(f"utilization:{unit}")
             expressions.append(expression * COPIES / (latency * clock))
@@ -282,6 +283,7 @@ class CompiledMapping:
             if kind != "capacity":
                 continue
             level = key[0]
+            word = self.hardware.levels[level].word_bytes or self.hardware.word_bytes
             used, available = column(raw.get(("occupancy", level), 0.0)), column(capacity)
             fails = np.nonzero(used > available * (1 + 1e-12))[0]
             if not len(fails):

@@ -1,7 +1,8 @@
 """A GPU as the engine's hierarchy (DESIGN.md §7): SMs, their units, and four memory levels.
 
-* levels: ``registers`` and ``shared_memory`` (capacity per SM), ``l2`` (capacity and an
-  assumed bandwidth, see the preset) and ``hbm`` (bandwidth);
+* levels: ``registers`` and ``shared_memory`` (capacity per SM; Blackwell adds
+  ``tensor_memory`` for accumulators), ``l2`` (a cache: an assumed bandwidth, see the preset,
+  and no capacity check) and ``hbm`` (bandwidth);
 * units, each one PE per SM with a throughput per clock: ``tensor_core`` (MACs at the dense
   FP16 rate × the calibrated attention efficiency), ``exp_unit`` (16 exponentials per clock;
   the subtraction in ``exp(x - m)`` goes to the FP32 lanes) and ``fp32`` (the FP32 lanes:
@@ -55,8 +56,9 @@ def gpu_hierarchy(gpu, dtype: str = "fp16") -> Hierarchy:
     levels = {
         "hbm": Level("hbm", hbm_width, 0.0, 0.0,
                      bandwidth_bytes_per_s=sympy.Float(gpu.hbm_bandwidth_bytes_per_s)),
+        # a cache shared by the concurrent CTAs, which walk a head's K/V tiles together: a
+        # keep at l2 means they share its tiles; its size bounds nothing (no capacity check)
         "l2": Level("l2", hbm_width, 0.0, 0.0,
-                    capacity_words=sympy.Integer(gpu.l2_bytes // WORD_BYTES),
                     bandwidth_bytes_per_s=sympy.Float(gpu.l2_bandwidth)),
         "shared_memory": Level("shared_memory", 1, 0.0, 0.0,
                                capacity_words=sympy.Integer(
@@ -65,8 +67,13 @@ def gpu_hierarchy(gpu, dtype: str = "fp16") -> Hierarchy:
         "registers": Level("registers", 1, 0.0, 0.0,
                            capacity_words=sympy.Integer(
                                gpu.register_bytes_per_sm // REGISTER_WORD_BYTES),
-                           per_instance=True),
+                           per_instance=True, word_bytes=REGISTER_WORD_BYTES),
     }
+    if gpu.tensor_memory_bytes_per_sm:
+        levels["tensor_memory"] = Level("tensor_memory", 1, 0.0, 0.0,
+                                        capacity_words=sympy.Integer(
+                                            gpu.tensor_memory_bytes_per_sm // REGISTER_WORD_BYTES),
+                                        per_instance=True, word_bytes=REGISTER_WORD_BYTES)
     grid = Grid("sms", gpu.sms, gpu.max_ctas_per_sm, gpu.calibration.cta_overhead_cycles)
     return Hierarchy(gpu.name, "gpu_sm", levels, units, symbol("clock_hz"), WORD_BYTES,
                      {"clock_hz": gpu.clock_hz}, None, float(gpu.power_w), "shared_memory", grid,

@@ -48,6 +48,7 @@ class Level:
     bandwidth_bytes_per_s: sympy.Expr | None = None
     per_unit: str | None = None  # register files belong to one unit
     per_instance: bool = False   # capacity per PE (per SM on a GPU), not in all
+    word_bytes: int | None = None  # bytes per word held here, if not the hierarchy's
 
     @property
     def instanced(self) -> bool:

@@ -11,7 +11,9 @@ A mapping is data: a tree, outer to inner, of
   (``QK/SN/A``: the three share one buffer, each overwriting the previous in place);
 * ``{sequence: [chain, ...]}`` / ``{pipeline: [chain, ...]}`` — children one after another,
   or overlapped on different units;
-* ``{run: [Einsums], on: unit}`` — the leaf binding Einsums to a unit.
+* ``{run: [Einsums], on: unit}`` — the leaf binding Einsums to a unit (``on: [a, b]``: the
+  points split over both units in proportion to their rates, as FlashAttention-4 emulates
+  part of the exponentials on the FMA units).
 
 A chain is a YAML list of nodes; only its last node may be a ``sequence``, ``pipeline`` or
 ``run``.  Every node carries its path (``tree[3].sequence[0][2]``) for error messages.
@@ -240,9 +242,12 @@ def _parse_node(item, path: str) -> Node:
     if not einsums or not all(isinstance(e, str) for e in einsums):
         raise SpecError(f"{path}.run: expected an Einsum name or a list of them")
     unit = item.get("on", item.get("unit"))
+    if isinstance(unit, list) and unit and all(isinstance(u, str) and u for u in unit) \
+            and len(set(unit)) == len(unit):
+        unit = "+".join(unit)  # the points split over several units
     if not isinstance(unit, str) or ("on" in item and "unit" in item):
-        raise SpecError(f"{path}: a run node needs 'on: <unit>' (or 'unit: <unit>') naming the "
-                        "unit it runs on")
+        raise SpecError(f"{path}: a run node needs 'on: <unit>' (or 'unit: <unit>', or a list "
+                        "of distinct units sharing the points) naming the unit it runs on")
     return Run(tuple(einsums), unit, path)
 
 

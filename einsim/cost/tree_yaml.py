@@ -41,7 +41,8 @@ def chain_document(chain: Chain) -> list:
             document.append({node.kind: [chain_document(child) for child in node.children]})
         elif isinstance(node, Run):
             document.append({"run": list(node.einsums) if len(node.einsums) > 1
-                             else node.einsums[0], "unit": node.unit})
+                             else node.einsums[0],
+                             "unit": node.unit.split("+") if "+" in node.unit else node.unit})
     return document
 
 
