@@ -256,3 +256,27 @@ def test_a_leaf_on_two_units_splits_its_points_by_rate(tmp_path):
 def test_blackwell_tensor_memory_bounds_the_tile(tmp_path):
     with pytest.raises(MappingError, match="tensor_memory.*262,144 bytes available"):
         run(tree("flash-attention-4"), tmp_path, parameters={"TQ": 256, "M0": 128}, batch=1)
+
+
+# ------------------------------------------------------------------ the GPU tree mapper
+
+
+@pytest.mark.parametrize("cascade", ["attention-1pass", "examples/sigmoid_attention.einsum",
+                                     "causal-attention-1pass"])
+def test_the_mapper_builds_gpu_trees_for_any_one_pass_cascade(cascade):
+    from einsim.search.mapper import map_cascade
+
+    found = map_cascade(None, cascade, "h100", "bert", "8K")
+    best = found.result.best
+    assert best.hardware == "h100" and best.buffer_bytes <= best.buffer_capacity_bytes
+    # the YAML it returns re-evaluates to the same numbers
+    again = evaluate_tree(mapping_from_document(yaml.safe_load(found.mapping_yaml)),
+                          workload="bert", seq_len="8K", cascade=cascade, pareto=False).best
+    assert again.latency_s == pytest.approx(best.latency_s, rel=1e-12)
+
+
+def test_the_gpu_mapper_refuses_what_its_template_cannot_stream():
+    from einsim.search.mapper import map_cascade
+
+    with pytest.raises(MappingError, match="partition the key rank"):
+        map_cascade(None, "attention-3pass", "h100", "bert", "8K")

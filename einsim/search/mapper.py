@@ -33,7 +33,19 @@ def map_cascade(mapping: str | None, cascade: str | None, hardware: str | None,
         return TreeSearch(result, text, len(concrete_trees(tree, dict(parameters or {}))[0]),
                           result.evaluated, time.perf_counter() - start)
     from hw_models.spatial_array import load_spatial_array
+    from einsim.cost.front_door import load_hardware
     from einsim.cost.hierarchy import spatial_array_hierarchy
+
+    machine = load_hardware(hardware or "fusemax-cloud")
+    if machine.kind == "gpu_sm":
+        from einsim.cost.gpu_hierarchy import gpu_hierarchy
+        from einsim.search.gpu_trees import search_gpu_trees
+
+        if parameters:
+            raise SpecError(f"--param {next(iter(parameters))}: a GPU's fields cannot be "
+                            "overridden; write a GPU YAML file instead")
+        return search_gpu_trees(library.load(cascade), gpu_hierarchy(machine),
+                                machine.model_dump_json(), problem, objective, cascade)
 
     unknown = [k for k in dict(parameters or {}) if k not in ("pe_dim", "clock_hz",
                                                              "dram_bandwidth",
