@@ -32,6 +32,7 @@ _EXPORTS = {
     "footprint": ("einsim.analysis.footprint", "footprint"),
     "op_counts": ("einsim.analysis.footprint", "op_counts"),
     "gna": ("einsim.gna", "gna"),
+    "sparse_bounds": ("einsim.sparsity", "sparse_bounds"),
     "dependency_graph": ("einsim.analysis.graph", "dependency_graph"),
     "Cascade": ("einsim.language.ir", "Cascade"),
     "parse": ("einsim.language.parser", "parse"),

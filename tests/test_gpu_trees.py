@@ -280,3 +280,15 @@ def test_the_gpu_mapper_refuses_what_its_template_cannot_stream():
 
     with pytest.raises(MappingError, match="partition the key rank"):
         map_cascade(None, "attention-3pass", "h100", "bert", "8K")
+
+
+def test_cli_evaluates_any_cascade_on_a_gpu(capsys):
+    import json
+
+    from einsim.cli import main
+
+    status = main(["evaluate", "--cascade", "examples/sigmoid_attention.einsum", "--hw",
+                   "h100", "--seq-len", "4K", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert status == 0 and data["hardware"] == "h100" and data["latency_s"] > 0
+    assert "spatial: {sms: p}" in data["mapping_yaml"] or "sms: p" in data["mapping_yaml"]

@@ -31,6 +31,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 _DEFAULT_SIZES = {"E": 16, "F": 16, "M": 128, "P": 128, "M0": 32}
 
 _COMMAND_MODULES = {"evaluate": "einsim.cli.cost", "sweep": "einsim.cli.cost",
+                    "sparse": "einsim.cli.sparse",
                     "map": "einsim.cli.cost", "gna": "einsim.cli.gpu", "decode": "einsim.cli.gpu",
                     "offload": "einsim.cli.offload", "report": "einsim.cli.report"}
 """Subcommands defined outside this module → the module that registers them on :data:`app`."""

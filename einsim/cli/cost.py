@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                           TimeRemainingColumn)
-from rich.table import Table
-from rich.text import Text
 
 from einsim.cli import UsageFailure, app, console, emit
-from einsim.cost import Report
-from einsim.cost.front_door import evaluate as evaluate_report
-from einsim.cost.front_door import execute_mapping
 from einsim.errors import MappingError
-from einsim.search.sweeps import run_sweep
-from einsim.workloads import load_workload, parse_seq_len, parse_seq_lens
+from einsim.workloads import parse_seq_len, parse_seq_lens
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.table import Table
+
+    from einsim.cost import Report
+
+# sympy, the cost model and rich are imported by the commands that need them: a sweep whose
+# compiled tree is cached (einsim.cost.compiled_cache) runs without sympy
 
 _HW = typer.Option(None, "--hw", help="Hardware preset or YAML (default: the mapping's).")
 _WORKLOAD = typer.Option("bert", "--workload", "-w", help="bert, trxl, t5, xlm or a YAML file.")
@@ -58,6 +58,8 @@ def _writable(path: Optional[Path], option: str) -> None:
 
 
 def _report_table(reports: list[Report], title: str) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     table.add_column("")
     for report in reports:
@@ -97,13 +99,28 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
              plot: Optional[Path] = typer.Option(None, "--plot", help="Write per-Einsum, "
                                                  "pipeline and energy figures (HTML)."),
              cascade: Optional[str] = _CASCADE, as_json: bool = _JSON):
-    """Cost of a mapping on a spatial array: latency, utilization, energy, area."""
+    """Cost of a mapping on a spatial array or a GPU: latency, utilization, energy, area
+    (with --cascade and no --mapping, of the tree the mapper finds)."""
+    from einsim.cost.front_door import evaluate as evaluate_report
+    from einsim.cost.front_door import execute_mapping
+    from einsim.workloads import load_workload
+
     parameters = _pairs(param, multiple=False)
     length = parse_seq_len(seq_len) if seq_len else None
     _writable(plot, "--plot")
-    if cascade and not mapping:
-        raise UsageFailure("--cascade needs --mapping (a loop tree whose Einsum names match), "
-                           "or use 'einsim map --cascade' to find a tree for it")
+    if cascade and not mapping:  # the mapper finds the tree (any cascade, any hardware)
+        if check or scope != "attention":
+            raise UsageFailure("--cascade without --mapping evaluates the mapper's tree: use "
+                               "'einsim map --cascade ...' and --check/--scope on its YAML")
+        from einsim.search.mapper import map_cascade
+
+        found = map_cascade(None, cascade, hw, workload, length,
+                            objective, parameters)
+        if as_json:
+            emit({**found.result.best.model_dump(), "mapping_yaml": found.mapping_yaml})
+            return
+        console.print(_report_table([found.result.best], f"{cascade} (tree found by the mapper)"))
+        return
     names = [mapping] if mapping else ["flat", "fusemax"]
     checks = {name: execute_mapping(name, cascade=cascade) for name in names} if check else {}
     reports = [evaluate_report(name, hw, workload, length, parameters, objective, scope,
@@ -180,25 +197,17 @@ def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mappin
         raise UsageFailure("--resume continues the sweep stored in --out; give --out")
     keep = as_json or plot is not None or _count(lengths, parameters) <= 200
 
-    class RateColumn(ProgressColumn):  # points per second, as rich measures it
-        def render(self, task) -> Text:
-            return Text("" if task.speed is None else f"{task.speed:,.0f} pts/s")
+    def run(progress=None):
+        from einsim.search.sweeps import run_sweep
 
-    bar = _rich_console()  # off when not on a terminal (it would leave a blank line)
-    with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                  TimeRemainingColumn(), console=bar, transient=True,
-                  disable=as_json or not bar.is_terminal) as progress:
-        task = progress.add_task("sweep", total=None)
+        return run_sweep(mapping, workload, lengths, parameters, hw, objective, out=out,
+                         resume=resume, vectorize=not no_vectorize, scheduler=scheduler,
+                         progress=progress, keep_points=keep, cascade=cascade)
 
-        def advance(done: int, total: int) -> None:
-            if progress.tasks[0].total is None:  # the first call: the points stored before
-                progress.reset(task, total=total, completed=done)  # (not in the rate)
-            else:
-                progress.update(task, completed=done)
-
-        result = run_sweep(mapping, workload, lengths, parameters, hw, objective, out=out,
-                           resume=resume, vectorize=not no_vectorize, scheduler=scheduler,
-                           progress=advance, keep_points=keep, cascade=cascade)
+    if as_json:  # no progress bar (and no rich to import)
+        result = run()
+    else:
+        result = _with_progress(run)
     points, front = result.points, result.pareto
     if scheduler and result.engine == "vectorized" and not as_json:
         console.print(f"[dim]vectorized: --scheduler {scheduler} was not needed (pass "
@@ -217,6 +226,32 @@ def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mappin
         write({"points": points, "pareto": front})
         return
     console.print(_sweep_table(mapping, workload, list(parameters), result, out))
+
+
+def _with_progress(run):
+    """``run(progress)`` under a rich progress bar (on the terminal only: elsewhere it would
+    leave a blank line)."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
+                               TextColumn, TimeRemainingColumn)
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):  # points per second, as rich measures it
+        def render(self, task) -> Text:
+            return Text("" if task.speed is None else f"{task.speed:,.0f} pts/s")
+
+    bar = _rich_console()
+    with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                  TimeRemainingColumn(), console=bar, transient=True,
+                  disable=not bar.is_terminal) as progress:
+        task = progress.add_task("sweep", total=None)
+
+        def advance(done: int, total: int) -> None:
+            if progress.tasks[0].total is None:  # the first call: the points stored before
+                progress.reset(task, total=total, completed=done)  # (not in the rate)
+            else:
+                progress.update(task, completed=done)
+
+        return run(advance)
 
 
 def _rich_console():
@@ -243,6 +278,8 @@ def _number_cell(value, spec: str, suffix: str = "") -> str:
 
 def _sweep_table(mapping: str, workload: str, swept: list[str], result, out) -> Table:
     """The sweep's points (its Pareto points only when there are more than 200)."""
+    from rich.table import Table
+
     points, front = result.points, result.pareto
     shown = points if points and result.count <= 200 else front
     caption = None if shown is points else "Pareto points only; " + (
@@ -298,6 +335,8 @@ def map_(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="A 
     console.print(_report_table([result.best], f"best {result.best.mapping} mapping for "
                                 f"{objective} ({found.trees} tree(s), {found.points} points, "
                                 f"{result.infeasible} infeasible, {found.seconds:.2f} s)"))
+    from rich.table import Table
+
     table = Table(title="Pareto set (latency, energy)")
     for column in ("parameters", "latency s", "energy J"):
         table.add_column(column)

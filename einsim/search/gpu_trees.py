@@ -80,11 +80,17 @@ def _has_fp32_exp(hierarchy: Hierarchy) -> bool:
         return False
 
 
-def _unit_of(einsum: ir.Einsum, split_exp: bool) -> str | list[str]:
+def _unit_of(einsum: ir.Einsum, hierarchy: Hierarchy, split_exp: bool) -> str | list[str]:
+    """Contractions on the tensor cores; anything whose operations need an exponential
+    (exp, sigmoid, tanh...) on the exponential unit; the rest on the FP32 lanes."""
     ops = set(op_counts(einsum))
     if ops == {"mac"} and einsum.reduced:
         return "tensor_core"
-    if "exp" in ops:
+    try:
+        needs_exp = any("exp" in hierarchy.units["exp_unit"].actions_for(op) for op in ops)
+    except MappingError:
+        needs_exp = False
+    if needs_exp:
         return ["exp_unit", "fp32"] if split_exp else "exp_unit"
     return "fp32"
 
@@ -113,7 +119,7 @@ def gpu_tree_document(cascade: ir.Cascade, who, hierarchy: Hierarchy, cascade_na
     state = [e.name for e in keyed if e.name in carried or e.name in read_after
              or e.name in outputs]
     per_tile = [e.name for e in keyed if e.name not in state]
-    leaves = [[{"run": e.name, "on": _unit_of(e, split_exp)}] for e in keyed]
+    leaves = [[{"run": e.name, "on": _unit_of(e, hierarchy, split_exp)}] for e in keyed]
     body = _overlapped(leaves) if overlap else {"sequence": leaves}
     walk = [{"loop": who.outer}, {"keep": {"shared_memory": key_views or key_inputs}}]
     if warpgroups and hierarchy.grid is not None and \
@@ -130,7 +136,7 @@ def gpu_tree_document(cascade: ir.Cascade, who, hierarchy: Hierarchy, cascade_na
     if state:
         tree.append({"keep": {"registers": state}})
     if epilogue:
-        tail = [[{"run": e.name, "on": _unit_of(e, split_exp)}] for e in epilogue]
+        tail = [[{"run": e.name, "on": _unit_of(e, hierarchy, split_exp)}] for e in epilogue]
         tree.append({"sequence": [walk, *tail]})
     else:
         tree += walk
