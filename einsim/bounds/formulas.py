@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-ALPHAS = np.geomspace(1 / 16, 64, 49)
-"""Segment lengths R = alpha * S tried by the contraction bounds (any alpha > 0 is valid)."""
+ALPHAS = 2.0 ** (np.arange(-16, 25) / 4)
+"""Segment lengths R = alpha * S tried by the contraction bounds (any alpha > 0 is valid;
+alpha = 1 gives the closed forms stated in the docs)."""
 
 
 def _as_array(capacity) -> np.ndarray:
