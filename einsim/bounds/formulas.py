@@ -13,6 +13,8 @@ for *any* value of its free parameter (the segment length ``alpha * S`` or the f
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 ALPHAS = 2.0 ** (np.arange(-16, 25) / 4)
@@ -72,6 +74,7 @@ def fiber_spill(crossing_words: float, fibers: float, capacity) -> np.ndarray:
     return np.maximum(2.0 * (crossing_words - fibers * s), 0.0)
 
 
+@lru_cache(maxsize=64)
 def group_sizes(d: float) -> np.ndarray:
     """Fiber group sizes g tried by :func:`fiber_reread` (any 1 <= g <= d is valid)."""
     top = max(int(d), 1)

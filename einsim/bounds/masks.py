@@ -147,9 +147,8 @@ def _interval_counts(lo, hi, keys: int) -> tuple[np.ndarray, int]:
     lo, hi = np.clip(lo, 0, keys), np.clip(hi, 0, keys)
     counts = np.maximum(hi - lo, 0)
     live = counts > 0
-    marks = np.zeros(keys + 1, dtype=np.int64)
-    np.add.at(marks, lo[live], 1)
-    np.add.at(marks, hi[live], -1)
+    marks = np.bincount(lo[live], minlength=keys + 1)[:keys + 1] \
+        - np.bincount(hi[live], minlength=keys + 1)[:keys + 1]
     return counts, int(np.count_nonzero(np.cumsum(marks)[:keys]))
 
 
