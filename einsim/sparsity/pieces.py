@@ -127,11 +127,13 @@ def _status(atom: Atom, side: _QuerySide, keys: np.ndarray, cache: dict) -> np.n
     return NOT_TABLE[codes] if atom.op == "!=" else codes
 
 
-def evaluate(node: Node, sides: dict, keys: np.ndarray, cache: dict | None = None) -> np.ndarray:
-    """Status codes of the whole tree at ``keys`` (see :func:`_status`)."""
+def evaluate(node: Node, sides: dict, keys, cache: dict | None = None) -> np.ndarray:
+    """Status codes of the whole tree at ``keys`` (see :func:`_status`): an array, or a function
+    giving each atom's keys (arrays that broadcast together)."""
     cache = {} if cache is None else cache
     if isinstance(node, Atom):
-        return _status(node, sides[id(node)], keys, cache)
+        at = keys(node) if callable(keys) else keys
+        return _status(node, sides[id(node)], at, cache.setdefault(id(at), {}))
     if isinstance(node, Not):
         return NOT_TABLE[evaluate(node.operand, sides, keys, cache)]
     table = AND_TABLE if isinstance(node, And) else OR_TABLE
@@ -171,7 +173,8 @@ def _thresholds(atom: Atom, side: _QuerySide, residues: np.ndarray, key_len: int
     else:
         t1, t2 = _ceil(tau_false, c), _floor(tau_true, c) + 1
     top = (key_len + 1) // feature.divisor + 2
-    return feature.divisor, np.clip(t1, -1, top), np.clip(t2, -1, top)
+    return (feature.divisor, np.minimum(np.maximum(t1, -1), top),
+            np.minimum(np.maximum(t2, -1), top))
 
 
 def breaks(atoms, sides: dict, residues: np.ndarray, period: int, key_len: int,

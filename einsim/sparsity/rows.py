@@ -90,14 +90,13 @@ def _separable(mask: Mask, rows, lo, hi, feature: Feature | None) -> np.ndarray:
     periodic = {id(a) for a in in_x}
     truth = _truth(mask.tree, sides, lambda atom: x_keys if id(atom) in periodic else m_keys,
                    {})
-    period = A * B
     low, width = (A * x_starts)[:, None, :], (A * (x_ends - x_starts))[:, None, :]
-
-    def below(y):  # keys in [0, y) whose feature is in [x_start, x_end)
-        y = y[:, :, None]
-        return (y // period) * width + np.clip(y % period - low, 0, width)
-
-    return ((below(m_ends) - below(m_starts)) * truth).sum(axis=(1, 2))
+    # keys in [0, y) whose feature is in [x_start, x_end), at every piece boundary y
+    bounds = np.concatenate([m_starts, hi[:, None]], axis=1)
+    periods, rest = np.divmod(bounds, A * B)
+    below = periods[:, :, None] * width + np.minimum(np.maximum(rest[:, :, None] - low, 0),
+                                                     width)
+    return (np.diff(below, axis=1) * truth).sum(axis=(1, 2))
 
 
 def _by_residue(mask: Mask, rows, lo, hi, feature) -> np.ndarray:

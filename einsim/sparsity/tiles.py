@@ -1,15 +1,20 @@
 """Visited and partial KV tiles of every Q tile, without materializing the mask.
 
 Each Q tile is a block of queries (:mod:`einsim.sparsity.pieces`): along the key axis its status
-is a few pieces per key residue.  A piece covers a contiguous run of KV tiles — directly when
-the KV tile is at least the key period, else per *slot* (the tiles ``j = c*n + g`` that hold the
-same residues, ``n = lcm(period, kv_tile) / kv_tile``).  A tile's status joins the pieces that
-cover it (it has a true point iff one of them has), which a sweep over the pieces' end points
-gives as runs of tiles.  The cost is O(Q tiles x pieces), independent of the token count.
+is a few pieces, and each piece covers a run of KV tiles.  A tile's status joins the pieces that
+cover it (it has a true point iff one of them has), so every Q tile's KV tiles come out as a
+few *runs* of equal status.  Two sweeps produce the runs:
+
+* by residue (any mask): keys ``m = period*q + r``, pieces per residue; a piece covers a
+  contiguous run of tiles when the KV tile is at least the period, else a run of the tiles
+  ``j = c*n + g`` of one *slot* ``g`` (``n = lcm(period, kv_tile) / kv_tile``); a sweep over the
+  pieces' end points joins them; O(Q tiles x period x pieces);
+* separable masks with the KV tile at least the period: :mod:`einsim.sparsity.separable`,
+  O(Q tiles x pieces²), whatever the period.
 
 Tiles left ``MAYBE`` (an ``and`` of two mixed comparisons, an ``==`` with gaps) are counted
-exactly, row by row of the tile (:func:`einsim.sparsity.pieces.count_boxes`); they lie where two
-mask boundaries cross the same tile, a few per Q tile.
+exactly, row by row (:func:`einsim.sparsity.rows.count_boxes`); they lie where two mask
+boundaries cross the same tile, a few per Q tile.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 
 from einsim.sparsity.mask import Mask, SparseMaskError
 from einsim.sparsity.pieces import MAYBE, NO, YES, pieces
-from einsim.sparsity.rows import count_boxes
+from einsim.sparsity.rows import count_boxes, shared_period
 
 SKIPPED, PARTIAL, FULL = 0, 1, 2
 """Values of :attr:`TileCounts.grid`."""
@@ -29,8 +34,9 @@ SKIPPED, PARTIAL, FULL = 0, 1, 2
 BLOCK_CHUNK = 1 << 20
 """Pieces (Q tiles x residues x pieces) swept at once."""
 
-WORK_LIMIT = 1 << 34
-"""Most pieces (Q tiles x residues x pieces, plus rows x residues x pieces) one analysis runs."""
+WORK_LIMIT = 1 << 31
+"""Most pieces (Q tiles x residues x pieces, plus rows x pieces) one analysis runs (about a
+minute)."""
 
 GRID_LIMIT = 1 << 22
 """Most (Q tile, KV tile) cells a tile map holds."""
@@ -50,19 +56,28 @@ class TileCounts:
     grid: np.ndarray | None = None
 
 
-def _pieces_per_block(mask: Mask) -> int:
+def _per_block(mask: Mask) -> int:
     return 2 * sum(1 for a in mask.atoms if a.monotone is not None) + 1
+
+
+def _separable(mask: Mask, kv_tile: int) -> bool:
+    separable, feature = shared_period(mask)
+    return separable and feature is not None and feature.period <= kv_tile
 
 
 def check_work(mask: Mask | None, query_len: int, q_tile: int, kv_tile: int) -> None:
     """Refuse analyses that would run longer than about a minute, naming the cause."""
     if mask is None:
         return
-    per = _pieces_per_block(mask)
-    period = mask.period
-    wide = period if period <= kv_tile else math.lcm(period, kv_tile)
-    tiles = -(-query_len // q_tile) * wide * per
-    rows = query_len * period * per
+    per, period = _per_block(mask), mask.period
+    separable, _ = shared_period(mask)
+    blocks = -(-query_len // q_tile)
+    if _separable(mask, kv_tile):
+        tiles = blocks * (2 * len(mask.atoms) + 1) ** 3
+    else:
+        tiles = blocks * (period if period <= kv_tile else math.lcm(period, kv_tile)) * per
+    rows = query_len * (2 * len(mask.atoms) + 1) ** 2 if separable else \
+        query_len * period * per
     if tiles + rows > WORK_LIMIT:
         raise SparseMaskError(f"counting this mask means about {tiles + rows:.2e} pieces "
                               f"(key period {period}, {per} pieces per residue, "
@@ -83,90 +98,68 @@ def tile_counts(mask: Mask | None, query_len: int, key_len: int, q_tile: int, kv
                           np.zeros(q_tiles, dtype=np.int64), np.ones(q_tiles, dtype=bool), 0,
                           cells)
     check_work(mask, query_len, q_tile, kv_tile)
-    sweep = _Sweep(mask, query_len, key_len, q_tile, kv_tile, cells)
-    step = max(1, BLOCK_CHUNK // (sweep.residues.size * _pieces_per_block(mask)))
+    if _separable(mask, kv_tile):
+        from einsim.sparsity.separable import SeparableSweep
+
+        sweep = SeparableSweep(mask, query_len, key_len, q_tile, kv_tile)
+        per = (2 * len(mask.atoms) + 1) ** 3
+    else:
+        sweep = ResidueSweep(mask, query_len, key_len, q_tile, kv_tile)
+        per = sweep.residues.size * _per_block(mask)
+    tally = Tally(mask, query_len, key_len, q_tile, kv_tile, sweep.slots, cells)
+    step = max(1, BLOCK_CHUNK // per)
     for first in range(0, q_tiles, step):
-        sweep.run(np.arange(first, min(first + step, q_tiles), dtype=np.int64))
-    resolved = sweep.resolve()
-    return TileCounts(q_tiles, kv_tiles, sweep.visited, sweep.partial, sweep.last_full,
+        sweep.run(np.arange(first, min(first + step, q_tiles), dtype=np.int64), tally)
+    resolved = tally.resolve()
+    return TileCounts(q_tiles, kv_tiles, tally.visited, tally.partial, tally.last_full,
                       resolved, cells)
 
 
-class _Sweep:
-    """The sweep over Q tiles, accumulating counts and the tiles left undecided."""
+class Tally:
+    """Accumulates runs of KV tiles of equal status per Q tile, and the tiles left undecided.
+
+    A run is (Q tile, slot g, first coordinate c, length, has_true, has_false): the KV tiles
+    ``c*slots + g`` .. ``(c + length - 1)*slots + g``.
+    """
 
     def __init__(self, mask: Mask, query_len: int, key_len: int, q_tile: int, kv_tile: int,
-                 cells: np.ndarray | None):
+                 slots: int, cells: np.ndarray | None):
         self.mask, self.P, self.M, self.TQ, self.TK = mask, query_len, key_len, q_tile, kv_tile
-        self.cells = cells
-        period = mask.period
-        self.period = period if period <= kv_tile else math.lcm(period, kv_tile)
-        self.slots = 1 if period <= kv_tile else self.period // kv_tile
-        self.residues = np.arange(self.period, dtype=np.int64)
-        self.slot = (self.residues // kv_tile) % self.slots
-        self.q_count = np.maximum(-((self.residues - key_len) // self.period), 0)
+        self.slots, self.cells = slots, cells
         q_tiles, self.kv_tiles = -(-query_len // q_tile), -(-key_len // kv_tile)
         self.visited = np.zeros(q_tiles, dtype=np.int64)
         self.partial = np.zeros(q_tiles, dtype=np.int64)
         self.last_full = np.zeros(q_tiles, dtype=bool)
         self.unsure: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def run(self, blocks: np.ndarray) -> None:
-        lo = blocks * self.TQ
-        hi = np.minimum(lo + self.TQ, self.P) - 1
-        shape = (blocks.size, self.residues.size)
-        q_lo = np.zeros(shape, dtype=np.int64)
-        q_hi = np.broadcast_to(self.q_count, shape)
-        starts, ends, codes = pieces(self.mask, lo, hi, self.period, self.residues, q_lo, q_hi)
-        live = ends > starts
-        r, g = self.residues[None, :, None], self.slot[None, :, None]
-        first = ((self.period * starts + r) // self.TK - g) // self.slots
-        last = ((self.period * (ends - 1) + r) // self.TK - g) // self.slots
-        n, width = blocks.size, starts.size // blocks.size // self.slots
-        grouped = (n, self.slots, width)
-        has_true, has_false = codes // 3, codes % 3
-        counters = np.stack([has_true == YES, has_true == MAYBE, has_false == YES,
-                             has_false == MAYBE]) & live
-        counters = counters.reshape(4, *grouped).astype(np.int32)
-        positions = np.concatenate([np.where(live, first, 0).reshape(grouped),
-                                    np.where(live, last + 1, 0).reshape(grouped)], axis=-1)
-        deltas = np.concatenate([counters, -counters], axis=-1)
-        order = np.argsort(positions, axis=-1, kind="stable")
-        positions = np.take_along_axis(positions, order, axis=-1)
-        cover = np.cumsum(np.take_along_axis(deltas, order[None], axis=-1), axis=-1,
-                          dtype=np.int32)
-        lengths = positions[..., 1:] - positions[..., :-1]
-        cover = cover[..., :-1]
-        true = np.where(cover[0] > 0, YES, np.where(cover[1] > 0, MAYBE, NO))
-        false = np.where(cover[2] > 0, YES, np.where(cover[3] > 0, MAYBE, NO))
+    def runs(self, blocks, slot, start, length, true, false) -> None:
+        keep = length > 0
+        blocks, slot, start, length, true, false = (np.asarray(x)[keep] for x in (
+            blocks, slot, start, length, true, false))
+        size = self.visited.size
         sure = (true != MAYBE) & (false != MAYBE)
-        self.visited[blocks] += (lengths * (sure & (true == YES))).sum(axis=(1, 2))
-        self.partial[blocks] += (lengths * (sure & (true == YES) & (false == YES))).sum(
-            axis=(1, 2))
-        self._last(blocks, positions, true, false, sure)
-        unsure = ~sure & (lengths > 0)
-        b, s, k = np.nonzero(unsure)
-        if b.size:
-            self.unsure.append(self._expand(blocks[b], s, positions[b, s, k], lengths[b, s, k]))
+        seen = sure & (true == YES)
+        self.visited += np.bincount(blocks, weights=length * seen, minlength=size) \
+            .astype(np.int64)
+        self.partial += np.bincount(blocks, weights=length * (seen & (false == YES)),
+                                    minlength=size).astype(np.int64)
+        last = self.kv_tiles - 1
+        covers = (slot == last % self.slots) & (start <= last // self.slots) \
+            & (last // self.slots < start + length)
+        self.last_full[blocks[covers]] = (seen & (false == NO))[covers]
+        if np.any(~sure):
+            self.unsure.append(self._expand(blocks[~sure], slot[~sure], start[~sure],
+                                            length[~sure]))
         if self.cells is not None:
-            live_runs = lengths > 0
-            b, s, k = np.nonzero(live_runs)
-            value = np.where(true == NO, 0, np.where(false == NO, FULL, PARTIAL))[b, s, k]
-            rows, columns = self._expand(blocks[b], s, positions[b, s, k], lengths[b, s, k])
-            self.cells[rows, columns] = np.repeat(value, lengths[b, s, k])
+            value = np.where(true == NO, SKIPPED, np.where(false == NO, FULL, PARTIAL))
+            rows, columns = self._expand(blocks, slot, start, length)
+            self.cells[rows, columns] = np.repeat(value, length)
 
     def _expand(self, blocks, slots, starts, lengths) -> tuple[np.ndarray, np.ndarray]:
-        """(Q tile, KV tile) of every tile of the runs ``starts .. starts+lengths`` of slots."""
+        """(Q tile, KV tile) of every tile of the runs."""
         run = np.repeat(np.arange(blocks.size), lengths)
         offset = np.arange(run.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         return blocks[run], (starts[run] + offset) * self.slots + slots[run]
-
-    def _last(self, blocks, positions, true, false, sure) -> None:
-        last = self.kv_tiles - 1
-        slot, coordinate = last % self.slots, last // self.slots
-        at = (positions[:, slot, :] <= coordinate).sum(axis=-1) - 1
-        pick = np.arange(blocks.size), np.full(blocks.size, slot), at
-        self.last_full[blocks] = sure[pick] & (true[pick] == YES) & (false[pick] == NO)
 
     def resolve(self) -> int:
         """Count the undecided tiles exactly; returns how many there were."""
@@ -191,3 +184,46 @@ class _Sweep:
                 self.cells[i, j] = np.where(~has_true, SKIPPED,
                                             np.where(has_false, PARTIAL, FULL))
         return int(rows.size)
+
+
+class ResidueSweep:
+    """Runs of every Q tile from pieces per key residue (any mask)."""
+
+    def __init__(self, mask: Mask, query_len: int, key_len: int, q_tile: int, kv_tile: int):
+        self.mask, self.P, self.M, self.TQ, self.TK = mask, query_len, key_len, q_tile, kv_tile
+        period = mask.period
+        self.period = period if period <= kv_tile else math.lcm(period, kv_tile)
+        self.slots = 1 if period <= kv_tile else self.period // kv_tile
+        self.residues = np.arange(self.period, dtype=np.int64)
+        self.slot = (self.residues // kv_tile) % self.slots
+        self.q_count = np.maximum(-((self.residues - key_len) // self.period), 0)
+
+    def run(self, blocks: np.ndarray, tally: Tally) -> None:
+        lo = blocks * self.TQ
+        hi = np.minimum(lo + self.TQ, self.P) - 1
+        shape = (blocks.size, self.residues.size)
+        q_hi = np.broadcast_to(self.q_count, shape)
+        starts, ends, codes = pieces(self.mask, lo, hi, self.period, self.residues,
+                                     np.zeros(shape, dtype=np.int64), q_hi)
+        live = ends > starts
+        r, g = self.residues[None, :, None], self.slot[None, :, None]
+        first = ((self.period * starts + r) // self.TK - g) // self.slots
+        last = ((self.period * (ends - 1) + r) // self.TK - g) // self.slots
+        grouped = (blocks.size, self.slots, starts.size // blocks.size // self.slots)
+        has_true, has_false = codes // 3, codes % 3
+        counters = np.stack([has_true == YES, has_true == MAYBE, has_false == YES,
+                             has_false == MAYBE]) & live
+        counters = counters.reshape(4, *grouped).astype(np.int32)
+        positions = np.concatenate([np.where(live, first, 0).reshape(grouped),
+                                    np.where(live, last + 1, 0).reshape(grouped)], axis=-1)
+        deltas = np.concatenate([counters, -counters], axis=-1)
+        order = np.argsort(positions, axis=-1, kind="stable")
+        positions = np.take_along_axis(positions, order, axis=-1)
+        cover = np.cumsum(np.take_along_axis(deltas, order[None], axis=-1), axis=-1,
+                          dtype=np.int32)[..., :-1]
+        lengths = positions[..., 1:] - positions[..., :-1]
+        true = np.where(cover[0] > 0, YES, np.where(cover[1] > 0, MAYBE, NO))
+        false = np.where(cover[2] > 0, YES, np.where(cover[3] > 0, MAYBE, NO))
+        b, s, k = np.nonzero(lengths > 0)
+        tally.runs(blocks[b], s, positions[b, s, k], lengths[b, s, k], true[b, s, k],
+                   false[b, s, k])
