@@ -85,9 +85,6 @@ class GPU(_Spec):
     price_per_hour: Positive | None = None
     fmha_pipelined: bool = Field(default=True, description="the GPU's own FMHA kernel overlaps "
                                  "softmax with the GEMMs (FlashAttention-3/4); A100: no")
-    decode_ctas_per_sm: count(high=64) = Field(default=1, description="CTAs of a decode kernel "
-                                               "resident per SM: 216 CTAs are two full waves "
-                                               "on an A100's 108 SMs (reference/gpus.md)")
     max_ctas_per_sm: count(high=64) = Field(default=32, description="resident CTA limit per "
                                             "SM (32 on Ampere, Hopper and Blackwell)")
     warpgroups: count(high=8) = Field(default=1, description="consumer warpgroups per CTA that "

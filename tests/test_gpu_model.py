@@ -308,7 +308,7 @@ def test_a_billion_equal_ctas_cost_no_memory():
     ("sms", 132.5, "sms: expected an integer"),
     ("sms", 2 ** 63, "sms: expected an integer greater than 0 and at most 65,536"),
     ("clock_hz", float("nan"), "clock_hz: expected a finite number"),
-    ("decode_ctas_per_sm", True, "decode_ctas_per_sm: expected an integer"),
+    ("max_ctas_per_sm", True, "max_ctas_per_sm: expected an integer"),
 ])
 def test_gpu_fields_are_finite_and_integral(tmp_path, field, value, fragment):
     import yaml

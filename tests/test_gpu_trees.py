@@ -109,7 +109,8 @@ def test_wave_quantization(tmp_path):
 def test_occupancy_from_the_tiles(tmp_path):
     """Resident CTAs per SM: the fewest that fit in shared memory (2-byte words) and in the
     registers (4-byte words), at most 32.  FA2, TQ 64, M0 32, d 128, on an A100:
-    shared memory Q 64x128 + K 32x128 + V 32x128 = 16,384 words = 32 KiB of 164 KiB -> 5;
+    shared memory Q 64x128 + two buffers of K 32x128 and V 32x128 = 24,576 words = 48 KiB of
+    164 KiB -> 3;
     registers S/PS 64x32 + LM, C, LD 3x64 + PV 64x128 + RM, RD 2x64 + RNV 64x128
     = 18,752 words = 75,008 bytes of 256 KiB -> 3."""
     report = run(tree("flash-attention-2"), tmp_path, parameters={"TQ": 64, "M0": 32},

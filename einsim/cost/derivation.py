@@ -25,7 +25,7 @@ sweepable fields.  The rules (``docs/concepts/loop-trees.md`` states them with e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy
 
@@ -35,7 +35,8 @@ from einsim.cost.expressions import symbol
 from einsim.cost.hierarchy import Hierarchy, Level
 from einsim.cost.legality import check_legality
 from einsim.cost.masks import mask_sources
-from einsim.cost.tree import Branch, Chain, Keep, LeafPath, Loop, MappingTree, Run, Spatial, leaves
+from einsim.cost.tree import (Branch, Chain, Keep, LeafPath, Loop, MappingTree, Run, Spatial,
+                              leaves, nodes)
 from einsim.analysis.footprint import op_counts
 from einsim.errors import MappingError
 
@@ -83,6 +84,7 @@ class Counts:
     shares: dict[str, dict[str, sympy.Expr]] = field(default_factory=dict)  # split leaves
     stages: dict[str, int] = field(default_factory=dict)
     owned: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)  # (node, level)
+    messages: dict[str, sympy.Expr] = field(default_factory=dict)  # level -> fills per instance
     compute_cycles: sympy.Expr = sympy.Integer(0)
     latency_s: sympy.Expr = sympy.Integer(0)
     densities: tuple[str, ...] = ()
@@ -90,6 +92,7 @@ class Counts:
     # GPU block-sparse masks: symbol stem -> (mask source, query variables, Q tile, KV tile)
     tile_masks: dict[str, tuple] = field(default_factory=dict)
     facts: dict[str, sympy.Expr] = field(default_factory=dict)  # e.g. a GPU kernel's CTAs
+    kernels: list[dict] = field(default_factory=list)  # per GPU kernel: CTAs, slots, cycles
 
     def add(self, table: dict, key, value) -> None:
         table[key] = table.get(key, sympy.Integer(0)) + value
@@ -460,14 +463,16 @@ class Derivation:
             self._count_keep(info)
         counts.occupancy = self._occupancy(self.mapping.root)
         counts.compute_cycles = self._time(self.mapping.root, "tree", sympy.Integer(1), {}, False)
-        counts.facts = {}
+        counts.facts, counts.kernels = {}, []
         counts.latency_s = self._time(self.mapping.root, "tree", sympy.Integer(1), {}, True)
         counts.includes_copies = self.hardware.grid is not None
         for info in self.keeps.values():
             counts.tiles[(info.path, info.level.name, info.label)] = info.tile
 
     def _access(self, kind: str, level: str, tensor: str, amount, owner: str) -> None:
-        """Count ``amount`` words read or written at ``level``, moved by node ``owner``."""
+        """Count ``amount`` words read or written at ``level``, moved by node ``owner`` (of
+        a level spread over devices, only the part not at home)."""
+        amount = amount * self.hardware.levels[level].remote_fraction
         self.counts.add(getattr(self.counts, kind), (level, tensor), amount)
         self.counts.add(self.counts.owned, (owner, level), amount)
 
@@ -517,6 +522,12 @@ class Derivation:
         parent = info.parent
         variables = frozenset().union(*(a.variables for a in self._accesses_below(info)))
         relevant = self.relevant(info.tensor, variables)
+        if parent.level.message_latency_s:  # each move of a tile waits one message latency
+            changed = self.relevant(info.tensor, self.view.einsums[info.tensor].write.variables) \
+                if info.producing else relevant
+            per_instance = [replace(l, fanout=sympy.Integer(1)) for l in info.loops]
+            self.counts.add(self.counts.messages, parent.level.name,
+                            self._changes(per_instance, changed) * parent.level.remote_fraction)
         if info.producing:
             einsum = self.view.einsums[info.tensor]
             output = self.relevant(info.tensor, einsum.write.variables)
@@ -549,7 +560,7 @@ class Derivation:
                     infos = [info for info in infos if info is not None]
                     if not infos:
                         continue
-                    words = _max(*(self._words_held(info) for info in infos))
+                    words = _max(*(self._words_held(info) for info in infos)) * node.buffers
                     level = infos[0].level.name
                     own[level] = own.get(level, 0) + words
             elif isinstance(node, Branch):
@@ -571,15 +582,18 @@ class Derivation:
             return info.tile
         return sympy.ceiling(info.tile / self.hardware.units[info.level.per_unit].pes)
 
-    def _memory_seconds(self, prefix: str) -> sympy.Expr:
-        """Time the bandwidth-limited levels need for the traffic moved within a subtree."""
+    def _memory_seconds(self, within) -> sympy.Expr:
+        """Time the bandwidth-limited levels need for the traffic moved within a subtree
+        (``within``: its path prefix, or a test of the owning node's path)."""
+        if isinstance(within, str):
+            prefix = within
+            within = lambda owner: owner == prefix or owner.startswith(prefix + "[")  # noqa
         times = [sympy.Integer(0)]
         for level in self.hardware.levels.values():
             if level.bandwidth_bytes_per_s is None:
                 continue
             words = sympy.Add(*(amount for (owner, name), amount in self.counts.owned.items()
-                                if name == level.name and (owner == prefix
-                                                           or owner.startswith(prefix + "["))))
+                                if name == level.name and within(owner)))
             times.append(words * self.hardware.word_bytes / level.bandwidth_bytes_per_s)
         if self.hardware.grid is not None:  # a GPU kernel moves every copy's data
             return _max(*times) * COPIES
@@ -660,8 +674,13 @@ class Derivation:
                                "give it a tile (the elements of its variable per CTA)")
         waves = sympy.Mul(*(info.trips for info in spread))
         chunks = sympy.Mul(*(info.trips * info.fanout for info in spread))
-        body = self._time(rest, node.path, iterations * waves, extents, False)
-        per_cta = body / (iterations * waves) + grid.overhead_cycles
+        compute = self._time(rest, node.path, iterations * waves, extents, False) \
+            / (iterations * waves)
+        # a CTA draws its SM's share of each level's bandwidth (few CTAs: idle bandwidth)
+        below = {n.path for n in nodes(rest)}
+        memory = self._memory_seconds(lambda owner: owner in below) \
+            / (COPIES * chunks * iterations) * grid.instances * self.hardware.clock_hz
+        work = _max(compute, memory)
         resident = [sympy.Integer(grid.max_resident)]
         for level, words in self._occupancy(rest).items():
             capacity = self.hardware.levels[level].capacity_words
@@ -669,12 +688,27 @@ class Derivation:
                 resident.append(sympy.floor(capacity / _max(words, sympy.Integer(1))))
         slots = _max(_min(*resident), sympy.Integer(1))
         ctas = COPIES * chunks
+        # full waves of SMs x slots CTAs share each SM; the tail spreads over the SMs
+        full = sympy.floor(ctas / (grid.instances * slots))
+        tail = sympy.ceiling((ctas - full * grid.instances * slots) / grid.instances)
+        rounds = full * slots + tail
+        if node.persistent:  # one CTA per slot walks its share of the chunks: one prologue
+            cycles = rounds * work + slots * grid.overhead_cycles
+            launched = _min(ctas, grid.instances * slots)
+            per_cta = ctas / launched * work + grid.overhead_cycles
+        else:
+            cycles = rounds * (work + grid.overhead_cycles)
+            launched, per_cta = ctas, work + grid.overhead_cycles
         kernel_waves = sympy.ceiling(ctas / (grid.instances * slots))
         facts = self.counts.facts
-        facts["ctas"] = facts.get("ctas", 0) + ctas * iterations
+        facts["ctas"] = facts.get("ctas", 0) + launched * iterations
         facts["waves"] = facts.get("waves", 0) + kernel_waves * iterations
         facts.setdefault("ctas_per_sm", slots)
-        return iterations * kernel_waves * slots * per_cta
+        self.counts.kernels.append({"path": node.path, "ctas": launched * iterations,
+                                    "chunks": ctas * iterations, "slots": slots,
+                                    "chunk_cycles": work, "cta_cycles": per_cta,
+                                    "cycles": iterations * cycles})
+        return iterations * cycles
 
     def _check_disjoint_units(self, node: Branch) -> None:
         seen: dict[str, int] = {}

@@ -65,6 +65,10 @@ class CompiledMapping:
             entries.append((("actions",) + key, expr))
         for name, expr in counts.facts.items():
             entries.append((("fact", name), expr))
+        for number, kernel in enumerate(counts.kernels):
+            for name, expr in kernel.items():
+                if name != "path":
+                    entries.append((("kernel", number, name), expr))
         entries.append((("compute_cycles",), counts.compute_cycles))
         entries.append((("latency_s",), counts.latency_s))
         for level in hierarchy.levels.values():
@@ -72,6 +76,8 @@ class CompiledMapping:
                 entries.append((("capacity", level.name), level.capacity_words))
         if hierarchy.area_mm2 is not None:
             entries.append((("area_mm2",), hierarchy.area_mm2))
+        for level, expr in counts.messages.items():  # one message carries every copy's tile
+            entries.append((("messages", level), expr))
         self.summary_keys, summary = self._summary_expressions(counts, hierarchy)
         self.keys = [key for key, _ in entries]
         expressions = [sympy.sympify(expr) for _, expr in entries]
@@ -100,7 +106,8 @@ class CompiledMapping:
                                  if name == level.name))
             energy += (reads * level.read_pj + writes * level.write_pj) / level.width_words
             if level.bandwidth_bytes_per_s is not None:
-                memory.append((reads + writes) * word * COPIES / level.bandwidth_bytes_per_s)
+                memory.append((reads + writes) * word * COPIES / level.bandwidth_bytes_per_s
+                              + counts.messages.get(level.name, 0) * level.message_latency_s)
                 traffic += (reads + writes) * word * COPIES
         for (unit, action), count in counts.actions.items():
             energy += count * hierarchy.units[unit].action_energy_pj[action]

@@ -6,9 +6,11 @@ A mapping is data: a tree, outer to inner, of
   (default 1) to the subtree: trips = ceil(extent / T);
 * ``{spatial: {axis: v, ...}}`` — ``v`` spread over a unit's PE axis (``rows``, ``cols``,
   ``pes``; SMs; devices): each position gets ceil(extent / axis size) of it; with
-  ``tile: T`` (one axis only), chunks of ``T`` go to the positions in waves (a GPU's CTAs);
+  ``tile: T`` (one axis only), chunks of ``T`` go to the positions in waves (a GPU's CTAs;
+  ``persistent: true``: one CTA per slot takes an equal share of the chunks, stream-K);
 * ``{keep: {level: [tensors]}}`` — from here down, a tile of each tensor lives at that level
-  (``QK/SN/A``: the three share one buffer, each overwriting the previous in place);
+  (``QK/SN/A``: the three share one buffer, each overwriting the previous in place;
+  ``buffers: 2`` holds two tiles, the next loading while one is used);
 * ``{sequence: [chain, ...]}`` / ``{pipeline: [chain, ...]}`` — children one after another,
   or overlapped on different units;
 * ``{run: [Einsums], on: unit}`` — the leaf binding Einsums to a unit (``on: [a, b]``: the
@@ -46,6 +48,7 @@ class Spatial:
     axes: tuple[tuple[str, str], ...]  # (axis, variable)
     path: str
     tile: sympy.Expr | None = None  # chunks of the variable per position (a GPU's CTAs)
+    persistent: bool = False  # a GPU grid of one CTA per slot sharing the chunks (stream-K)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Keep:
     tensors: tuple[str, ...]
     path: str
     groups: tuple[tuple[str, ...], ...] = ()  # tensors sharing one buffer (``QK/SN/A``)
+    buffers: int = 1  # copies of each tile held at once (2: the next loads while one is used)
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,8 @@ def _parse_node(item, path: str) -> Node:
         raise SpecError(f"{path}: expected exactly one of {', '.join(_KINDS)}; "
                         f"got keys {', '.join(map(_shown, item)) or 'none'}")
     kind = kinds[0]
-    allowed = {"loop": {"loop", "tile"}, "spatial": {"spatial", "tile"},
+    allowed = {"loop": {"loop", "tile"}, "spatial": {"spatial", "tile", "persistent"},
+               "keep": {"keep", "buffers"},
                "run": {"run", "on", "unit"}}.get(kind, {kind})
     extra = set(item) - allowed
     if extra:
@@ -215,7 +220,11 @@ def _parse_node(item, path: str) -> Node:
                 raise SpecError(f"{path}.tile: a tiled spatial node spreads one variable; "
                                 f"got {len(body)} axes")
             tile = parse_size(item["tile"], f"{path}.tile")
-        return Spatial(tuple((str(a), v) for a, v in body.items()), path, tile)
+        persistent = item.get("persistent", False)
+        if not isinstance(persistent, bool) or (persistent and tile is None):
+            raise SpecError(f"{path}.persistent: expected true or false, on a tiled spatial "
+                            "node (persistent CTAs share its chunks)")
+        return Spatial(tuple((str(a), v) for a, v in body.items()), path, tile, persistent)
     if kind == "keep":
         if not isinstance(body, dict) or not body:
             raise SpecError(f"{path}.keep: expected a map of level to tensors, "
@@ -232,7 +241,11 @@ def _parse_node(item, path: str) -> Node:
         tensors = tuple(name for group in groups for name in group)
         if len(set(tensors)) != len(tensors):
             raise SpecError(f"{path}.keep.{_shown(level)}: a tensor is listed twice")
-        return Keep(str(level), tensors, path, groups)
+        buffers = item.get("buffers", 1)
+        if isinstance(buffers, bool) or not isinstance(buffers, int) or not 1 <= buffers <= 8:
+            raise SpecError(f"{path}.buffers: expected a whole number from 1 to 8 (tiles held "
+                            f"at once), got {buffers!r}")
+        return Keep(str(level), tensors, path, groups, buffers)
     if kind in ("sequence", "pipeline"):
         if not isinstance(body, list) or len(body) < 1:
             raise SpecError(f"{path}.{kind}: expected a list of branches (each a list of nodes)")

@@ -33,10 +33,15 @@ def chain_document(chain: Chain) -> list:
             entry = {"spatial": dict(node.axes)}
             if node.tile is not None:
                 entry["tile"] = size_text(node.tile)
+            if node.persistent:
+                entry["persistent"] = True
             document.append(entry)
         elif isinstance(node, Keep):
             groups = node.groups or tuple((t,) for t in node.tensors)
-            document.append({"keep": {node.level: ["/".join(g) for g in groups]}})
+            entry = {"keep": {node.level: ["/".join(g) for g in groups]}}
+            if node.buffers != 1:
+                entry["buffers"] = node.buffers
+            document.append(entry)
         elif isinstance(node, Branch):
             document.append({node.kind: [chain_document(child) for child in node.children]})
         elif isinstance(node, Run):

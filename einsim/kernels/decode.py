@@ -1,10 +1,12 @@
 """GPU decode schedules (one new query per sequence): FlashAttention-2, FlashDecoding and
-LeanAttention (stream-K), on the same SM execution model (DESIGN.md §9).
+LeanAttention (stream-K), as loop trees on the engine (DESIGN.md §9): ``mappings/decode-fa2``,
+``flash-decoding`` and ``lean-attention``.
 
-Decode streams the KV cache once, so a CTA's time is its share of K and V over the bandwidth
-one CTA slot can draw (HBM bandwidth / slots): SMs left idle are bandwidth left unused.  Query
-heads sharing a KV head (grouped-query attention) ride in the same CTA.  Split schedules write
-partial (max, sum, numerator) states that a merge combines — the ``decode-split`` cascade.
+Decode streams the KV cache once; a CTA draws its SM's share of the bandwidth, so SMs left
+idle are bandwidth left unused.  Query heads sharing a KV head (grouped-query attention) ride
+in the same CTA.  Split schedules write partial (max, sum, numerator) states that a second
+kernel merges — the ``decode-split-online`` cascade.  This module keeps FlashDecoding's split
+heuristic (a kernel's own choice, not an optimum) and the SM timeline.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from einsim.errors import EinsimError
-from hw_models.gpu_sm import GPU, makespan, size_argument, tile_cycles
+from hw_models.gpu_sm import GPU, size_argument
 from einsim.kernels.flash_attention import BYTES
 
 SCHEDULES = ("fa2", "flash-decoding", "lean")
@@ -88,22 +90,27 @@ def num_splits(work: int, slots: int, blocks: int, max_splits: int = 128) -> int
     return next(s for s, e in efficiency.items() if e >= 0.85 * best)
 
 
-def _cta_cycles(gpu: GPU, tokens: np.ndarray, q_rows: int, head_dim: int, dtype: str,
-                slots: int) -> np.ndarray:
-    """Cycles of CTAs each streaming ``tokens`` keys and values for ``q_rows`` query rows."""
-    per_slot_bandwidth = gpu.hbm_bandwidth_bytes_per_s / slots / gpu.clock_hz  # bytes/cycle
-    memory = 2 * tokens * head_dim * BYTES[dtype] / per_slot_bandwidth
-    tile = tile_cycles(gpu, dtype, max(q_rows, 16), kv_block(head_dim), head_dim, True)
-    compute = tokens / kv_block(head_dim) * tile["total"] * (slots / gpu.sms)
-    return np.maximum(memory, compute)
+MAPPINGS = {"fa2": "decode-fa2", "flash-decoding": "flash-decoding", "lean": "lean-attention"}
+"""The loop tree of each schedule (``mappings/``)."""
+
+
+MAPPINGS = {"fa2": "decode-fa2", "flash-decoding": "flash-decoding", "lean": "lean-attention"}
+"""The loop tree of each schedule (``mappings/``)."""
 
 
 def estimate(gpu: GPU, schedule: str, *, batch: int, heads: int, head_dim: int, context: int,
              kv_heads: int | None = None, dtype: str = "fp16") -> DecodeEstimate:
-    """Predicted decode attention time of one step for ``batch`` sequences of ``context``.
+    """Predicted decode attention time of one step for ``batch`` sequences of ``context``,
+    from the schedule's loop tree on the engine.  The query heads of a KV head (grouped-query
+    attention) are the query rows of one CTA: P = heads / kv_heads, copies = batch × kv_heads.
 
-    Time and memory are O(distinct CTA shapes): equal CTAs are counted, never listed.
+    Time and memory are O(1) in the batch: the grid is counted, never listed.
     """
+    from einsim.cost.engine import Problem, compiled
+    from einsim.cost.gpu_hierarchy import gpu_hierarchy
+    from einsim.cost.tree import load_mapping_tree
+    from einsim import library
+
     if not isinstance(gpu, GPU):
         raise EinsimError(f"gpu {gpu!r:.60}: expected a GPU (see hw_models.gpu_sm.load_gpu)")
     if not isinstance(dtype, str) or dtype not in BYTES:
@@ -115,44 +122,54 @@ def estimate(gpu: GPU, schedule: str, *, batch: int, heads: int, head_dim: int, 
     kv_heads = heads if kv_heads is None else size_argument("kv_heads", kv_heads)
     if heads % kv_heads:
         raise EinsimError(f"kv_heads {kv_heads}: must divide heads {heads}")
-    rows = heads // kv_heads
-    work = batch * kv_heads
-    slots = gpu.sms * gpu.decode_ctas_per_sm
     block = kv_block(head_dim)
     blocks = math.ceil(context / block)
-    merge_s = 0.0
-    if schedule == "lean":  # stream-K: all tiles end to end, an equal share per CTA
-        total = work * blocks
-        ctas = min(slots, total)
-        share, rest = divmod(total, ctas)  # the first `rest` CTAs take one tile more
-        tiles = np.array([share + 1, share], dtype=float)
+    work = batch * kv_heads
+    parameters = {"M0": block}
+    splits, mapping = 1, MAPPINGS[schedule]
+    if schedule == "flash-decoding":
+        splits = num_splits(work, 2 * gpu.sms, blocks)
+        parameters["M1"] = math.ceil(blocks / splits)
+        splits = math.ceil(blocks / parameters["M1"])
+        if splits == 1:  # FlashDecoding then launches the unsplit kernel, with no merge
+            mapping, parameters = MAPPINGS["fa2"], {"M0": block}
+    elif schedule == "lean":
+        parameters["M1"] = 1
+    tree = load_mapping_tree(mapping)
+    engine = compiled(library.load(tree.cascade), tree, gpu_hierarchy(gpu, dtype),
+                      gpu.model_dump_json() + dtype)
+    problem = Problem("decode", {"P": heads // kv_heads, "M": context, "E": head_dim,
+                                 "F": head_dim}, work, context)
+    values = engine.values(problem, parameters)
+    metrics = engine.metrics(values, problem.copies)
+    raw = metrics["raw"]
+    kernels = sorted({k[1] for k in raw if k[0] == "kernel"})
+    first = {k[2]: float(v) for k, v in raw.items() if k[0] == "kernel" and k[1] == kernels[0]}
+    merge_s = sum(float(v) for k, v in raw.items() if k[0] == "kernel" and k[1] != kernels[0]
+                  and k[2] == "cycles") / gpu.clock_hz
+    ctas, per_cta = int(first["ctas"]), first["cta_cycles"]
+    waves = math.ceil(ctas / (int(first["slots"]) * gpu.sms))
+    utilization = min(1.0, ctas * per_cta / (gpu.sms * first["cycles"]))
+    if schedule == "lean":  # heads whose tiles a CTA boundary cuts: their partial states merge
+        splits = int(_lean_splits(work * blocks, ctas, blocks))
+    cycles, counts = np.array([per_cta]), np.array([ctas], dtype=np.int64)
+    if schedule == "lean":  # equal shares to one chunk: the first `rest` CTAs take one more
+        share, rest = divmod(int(first["chunks"]), ctas)
+        overhead = per_cta - first["chunks"] / ctas * first["chunk_cycles"]
+        cycles = np.array([share + 1, share]) * first["chunk_cycles"] + overhead
         counts = np.array([rest, ctas - rest], dtype=np.int64)
-        bounds = np.cumsum(np.full(ctas, share, dtype=object) + (np.arange(ctas) < rest))
-        inside = [b // blocks for b in bounds.tolist() if b % blocks]  # boundaries in a head
-        splits = 1 + (max(np.unique(inside, return_counts=True)[1]) if inside else 0)
-        tokens = tiles * block
-    else:
-        splits = 1 if schedule == "fa2" else num_splits(work, 2 * gpu.sms, blocks)
-        chunk = math.ceil(blocks / splits) * block
-        per_split = np.minimum(chunk, context - chunk * np.arange(splits))
-        per_split = per_split[per_split > 0].astype(float)
-        if per_split.size == 1 or np.all(per_split == per_split[0]):
-            tokens = per_split[:1]
-            counts = np.array([work * per_split.size], dtype=np.int64)
-        else:  # splits > 1 only when the grid is small (under 0.8 x two waves)
-            tokens = np.tile(per_split, work)
-            counts = np.ones(tokens.size, dtype=np.int64)
-    cycles = _cta_cycles(gpu, tokens, rows, head_dim, dtype, slots)
-    persistent = schedule == "lean"
-    span, waves = makespan(cycles, slots, persistent=persistent, counts=counts)
-    if splits > 1:  # merging partial states: one more pass over (max, sum, numerator)
-        partial_bytes = batch * heads * splits * (head_dim + 2) * 4
-        merge_s = 2 * partial_bytes / gpu.hbm_bandwidth_bytes_per_s
-    latency = float(span / gpu.clock_hz + merge_s)
-    busy = float(np.dot(cycles, counts.astype(float)))
-    utilization = float(busy / (slots * span)) if span else 0.0
-    return DecodeEstimate(latency, int(counts.sum()), waves, int(splits), utilization, merge_s,
-                          cycles, counts, slots, gpu.clock_hz, persistent)
+    # the timeline has a row per SM: co-resident CTAs share it, so they run one after another
+    return DecodeEstimate(float(metrics["latency_s"]), ctas, waves, splits, utilization,
+                          merge_s if splits > 1 else 0.0, cycles, counts, gpu.sms, gpu.clock_hz,
+                          schedule == "lean")
+
+
+def _lean_splits(total: int, ctas: int, blocks: int) -> int:
+    """Most CTAs one head's tiles span under stream-K's equal shares."""
+    share, rest = divmod(total, ctas)
+    bounds = np.cumsum(np.full(ctas, share, dtype=object) + (np.arange(ctas) < rest))
+    inside = [b // blocks for b in bounds.tolist() if b % blocks]
+    return 1 + (max(np.unique(inside, return_counts=True)[1]) if inside else 0)
 
 
 def _timeline(cycles: np.ndarray, slots: int, clock_hz: float, persistent: bool) -> list[dict]:

@@ -101,6 +101,10 @@ _ENTRIES = [
            "merged associatively (FlashDecoding, LeanAttention)", "Dao et al., Flash-Decoding "
            "for long-context inference, 2023; Sanovar et al., Lean Attention, 2024",
            references.attention, {"P": 4, "M": 1000, "M0": 96}),
+    _entry("decode-split-online", "Split-KV decode as FlashDecoding's kernel runs it: online "
+           "softmax over the KV tiles of each split, then an associative merge of the splits' "
+           "states", "Dao et al., Flash-Decoding for long-context inference, 2023",
+           references.attention, {"P": 4, "M": 1000, "M1": 3, "M0": 32}),
     _entry("linear-attention", "Causal kernelized linear attention, phi = elu + 1, computed as "
            "intra-block masked products plus an inter-block running state (Lightning "
            "Attention-2)", "Qin et al., Lightning Attention-2, 2024; Katharopoulos et al., "

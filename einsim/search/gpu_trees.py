@@ -121,7 +121,8 @@ def gpu_tree_document(cascade: ir.Cascade, who, hierarchy: Hierarchy, cascade_na
     per_tile = [e.name for e in keyed if e.name not in state]
     leaves = [[{"run": e.name, "on": _unit_of(e, hierarchy, split_exp)}] for e in keyed]
     body = _overlapped(leaves) if overlap else {"sequence": leaves}
-    walk = [{"loop": who.outer}, {"keep": {"shared_memory": key_views or key_inputs}}]
+    walk = [{"loop": who.outer},  # the next key tile loads while one is used
+            {"keep": {"shared_memory": key_views or key_inputs}, "buffers": 2}]
     if warpgroups and hierarchy.grid is not None and \
             "warpgroups" in hierarchy.units["tensor_core"].axes:
         walk.append({"spatial": {"warpgroups": q}})
