@@ -18,7 +18,7 @@ from pathlib import Path
 _LIBRARY = Path(__file__).resolve().parent.parent / "library"
 
 # BEGIN GENERATED (python -m einsim.cli.cascade_listing --write)
-LISTING: dict = {'digest': 'bef923377470f1a0450e',
+LISTING: dict = {'digest': '9a607a83ace36d41cf2a',
  'rows': [{'name': 'attention-3pass',
            'description': 'Numerically stable softmax attention: global max, exp, sum, divide, '
                           'AV — three passes over M (unfused and FLAT)',
@@ -114,6 +114,13 @@ LISTING: dict = {'digest': 'bef923377470f1a0450e',
            'sequence_rank': 'm',
            'citation': 'Dao et al., Flash-Decoding for long-context inference, 2023; Sanovar '
                        'et al., Lean Attention, 2024'},
+          {'name': 'decode-split-online',
+           'description': "Split-KV decode as FlashDecoding's kernel runs it: online softmax "
+                          'over the KV tiles of each split, then an associative merge of the '
+                          "splits' states",
+           'passes_over_m': 1,
+           'sequence_rank': 'm',
+           'citation': 'Dao et al., Flash-Decoding for long-context inference, 2023'},
           {'name': 'linear-attention',
            'description': 'Causal kernelized linear attention, phi = elu + 1, computed as '
                           'intra-block masked products plus an inter-block running state '
