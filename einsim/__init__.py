@@ -8,6 +8,7 @@ The core API::
     einsim.validate(cascade)                    # against plain NumPy attention
     einsim.evaluate("fusemax", workload="bert", seq_len="64K")   # cost report on an array
     einsim.gna((256, 256), (80, 80), (16, 8), (16, 8))           # sparse-attention bounds
+    einsim.rewrite(einsim.library.get("attention-3pass"), passes=1)  # derive FuseMax's form
 
 Every name is loaded on first use (module ``__getattr__``), so ``import einsim`` and the
 command line's start-up do not pay for sympy, networkx, lark or pydantic until they are needed.
@@ -44,10 +45,11 @@ _EXPORTS = {
     "evaluate": ("einsim.cost.front_door", "evaluate"),
     "traffic_bound": ("einsim.bounds", "traffic_bound"),
     "sweep": ("einsim.search.sweeps", "sweep"),
+    "rewrite": ("einsim.rewriting.front_door", "rewrite"),
 }
 
 __all__ = ["parse", "load_yaml", "to_yaml", "execute", "validate", "passes", "footprint",
-           "evaluate", "sweep", "gna",
+           "evaluate", "sweep", "gna", "rewrite",
            "buffer_growth", "op_counts", "dependency_graph", "library", "Cascade",
            "ValidationResult", "EinsimError", "CascadeError", "CascadeSyntaxError",
            "__version__"]
@@ -64,6 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover  (static checkers see the real names)
     from einsim.language.parser import parse
     from einsim.analysis.passes import passes
     from einsim.search.sweeps import sweep
+    from einsim.rewriting.front_door import rewrite
     from einsim.execution.validate import ValidationResult, validate
     from einsim.language.yaml_form import load_yaml, to_yaml
 

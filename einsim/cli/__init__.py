@@ -34,7 +34,8 @@ _COMMAND_MODULES = {"evaluate": "einsim.cli.cost", "sweep": "einsim.cli.cost",
                     "sparse": "einsim.cli.sparse",
                     "bound": "einsim.cli.bound",
                     "map": "einsim.cli.cost", "gna": "einsim.cli.gpu", "decode": "einsim.cli.gpu",
-                    "offload": "einsim.cli.offload", "report": "einsim.cli.report"}
+                    "offload": "einsim.cli.offload", "report": "einsim.cli.report",
+                    "rewrite": "einsim.cli.rewrite"}
 """Subcommands defined outside this module → the module that registers them on :data:`app`."""
 
 _OWN_COMMANDS = {"cascades", "show", "passes", "validate"}
