@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -128,5 +129,7 @@ def rewrite(cascade_or_text: Union[ir.Cascade, str], passes: int, rank: str = "m
 def _text(cascade: ir.Cascade, name: str, passes: int, ranks: RankView, steps) -> str:
     """The cascade as text, headed by comments saying which rules made it."""
     lines = [f"# {name} rewritten by einsim to {_plural(passes)} over {ranks.text}:"]
-    lines += [f"# - {step}" for step in steps]
+    for step in steps:
+        lines += textwrap.wrap(step, 96, initial_indent="# - ", subsequent_indent="#   ",
+                               break_long_words=False, break_on_hyphens=False)
     return "\n".join(lines) + "\n" + str(cascade)
