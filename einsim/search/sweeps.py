@@ -22,13 +22,13 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
-from einsim.cost import Report
-from einsim.errors import EinsimError, SpecError
-from einsim.cost.front_door import evaluate
-from einsim.errors import MappingError
+from einsim.errors import EinsimError, MappingError, SpecError
 from einsim.search.pareto import METRICS, pareto  # noqa: F401  (part of this module's API)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from einsim.cost import Report
 
 CHUNK = 1 << 14  # design points a block: what is held in memory at once
 
@@ -77,6 +77,16 @@ def design_points(seq_lens: Iterable[int], parameters: dict[str, list] | None = 
             yield seq_len, dict(zip(names, values))
 
 
+def __getattr__(name: str):
+    """``evaluate`` (the point path) is imported on first use: it imports sympy, which a
+    vectorized sweep of a cached tree does without."""
+    if name == "evaluate":
+        from einsim.cost.front_door import evaluate
+
+        return evaluate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class SweepPointError(EinsimError):
     """The cost model failed on one design point (an overflow, a division by zero)."""
 
@@ -85,6 +95,7 @@ def evaluate_point(mapping: str, workload: str, seq_len: int, swept: dict,
                    hardware: str | None = None, objective: str = "latency",
                    cascade: str | None = None) -> dict:
     """The row of one design point (an infeasible point is kept, with the reason)."""
+    evaluate = globals().get("evaluate") or __getattr__("evaluate")
     try:
         report = evaluate(mapping, hardware, workload, seq_len, swept, objective,
                           cascade=cascade)
@@ -113,14 +124,23 @@ def distinct(seq_lens: Iterable[int], parameters: dict[str, list] | None = None
     return once("seq_len", seq_lens), {k: once(k, v) for k, v in (parameters or {}).items()}
 
 
-def _check_names(mapping: str, hardware: str | None, parameters: dict[str, list]) -> None:
+def _check_names(mapping: str, hardware: str | None, parameters: dict[str, list],
+                 cached=None) -> None:
     """Fail before the first point on a misspelt parameter or a mapping parameter that is not
-    a positive integer (not as N infeasible points or a crash)."""
-    from einsim.cost.front_door import load_hardware
-    from einsim.search.manifest import mapping_facts
+    a positive integer (not as N infeasible points or a crash).  ``cached`` is the sweep's
+    compiled plan, if cached (:func:`_cached`): its facts replace loading the tree."""
     from hw_models.spatial_array import SHORT_NAMES
 
-    name, native, own, _ = mapping_facts(mapping)
+    if cached is not None and cached[0].hardware_kind == "spatial_array":
+        from hw_models.spatial_array import load_spatial_array as load_hardware
+
+        plan = cached[0]
+        name, native, own = plan.name, plan.native, tuple(plan.parameters)
+    else:
+        from einsim.cost.front_door import load_hardware
+        from einsim.search.manifest import mapping_facts
+
+        name, native, own, _ = mapping_facts(mapping)
     for key, values in parameters.items():
         if key not in own and key not in SHORT_NAMES and "." not in key:
             raise SpecError(f"unknown parameter {key!r}: not a parameter of mapping {name} "
@@ -136,6 +156,38 @@ def _check_names(mapping: str, hardware: str | None, parameters: dict[str, list]
                                 f"{name} and must be a positive integer")
         if key not in own and values:  # a hardware field: checked against the hardware
             load_hardware(hardware or native, {key: values[0]})
+
+
+def _cached(mapping, hardware: str | None, cascade: str | None):
+    """``(plan, sources)`` of the sweep's compiled tree when it is cached, else None (then
+    the tree is loaded and compiled as usual)."""
+    from einsim.cost.compiled_cache import cached_plan
+
+    plan, found = cached_plan(mapping, cascade, hardware)
+    return (plan, found) if plan is not None else None
+
+
+def _experiment(mapping: str, workload: str, hardware: str | None, objective: str,
+                parameters, cascade: str | None, cached):
+    """:func:`einsim.search.manifest.experiment`, from the cached plan's facts when there is
+    one (the same names and digests: tested)."""
+    from einsim.search.manifest import Experiment, _digest, experiment
+
+    if cached is None:
+        return experiment(mapping, workload, hardware, objective, parameters, cascade)
+    from einsim.workloads import load_workload
+
+    plan, found = cached
+    name, digest = plan.name, _digest(found.document)
+    if cascade is not None:
+        name = f"{name} on {plan.cascade_name or cascade}"
+        digest = _digest([digest, plan.cascade_text])
+    machine = found.machine
+    problem = load_workload(workload, 1024)
+    shape = {k: v for k, v in problem.model_dump(mode="json").items()
+             if k not in ("seq_len", "kv_len")}
+    return Experiment(name, machine.name, problem.name, objective, tuple(parameters),
+                      (digest, _digest(machine), _digest(shape)))
 
 
 def sweep(mapping: str, workload: str, seq_lens: Iterable[int],
@@ -234,6 +286,18 @@ class _Sink:
             self.progress(self.done, self.total)
         return point
 
+    def add_all(self, keys: list, points: list[dict]) -> list[dict]:
+        """:meth:`add` of a whole vectorized block, then :meth:`chunk_done`."""
+        stamp = self.stamp
+        for point in points:
+            point.update(stamp)
+        self.done += len(points)
+        if self.store is not None:
+            self.pending += [{"point_key": key, **flat_row(point)}
+                             for key, point in zip(keys, points)]
+        self.chunk_done()
+        return points
+
     def chunk_done(self) -> None:
         self.flush()
         if self.progress is not None:
@@ -322,9 +386,9 @@ class _Blocks:
                 raise RuntimeError(f"vectorized sweep returned {len(rows)} points, "
                                    f"expected {len(design)}")
             self.engines.add("vectorized")
-            for j in missing:
-                found[j] = add(keys[j], rows[j], single=False)
-            self.sink.chunk_done()
+            for j, point in zip(missing, self.sink.add_all([keys[j] for j in missing],
+                                                          [rows[j] for j in missing])):
+                found[j] = point
         elif self.scheduler:
             from einsim.search.dask_sweep import DaskSession
 
@@ -378,12 +442,12 @@ def run_sweep(mapping: str, workload: str, seq_lens: Iterable[int],
     Cartesian order (those stored before included); without, only the Pareto front and
     the count, in memory bounded by the block size and the front.
     """
-    from einsim.search.manifest import experiment
     from einsim.search.store import open_store, point_keys
 
     seq_lens, parameters = distinct(seq_lens, parameters)
-    _check_names(mapping, hardware, parameters)
-    exp = experiment(mapping, workload, hardware, objective, parameters, cascade)
+    cached = _cached(mapping, hardware, cascade)
+    _check_names(mapping, hardware, parameters, cached)
+    exp = _experiment(mapping, workload, hardware, objective, parameters, cascade, cached)
     stamp = {"mapping": exp.mapping, "hardware": exp.hardware, "workload": exp.workload,
              "objective": objective}
     names, axes = list(parameters), [seq_lens] + list(parameters.values())

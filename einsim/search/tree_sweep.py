@@ -1,13 +1,18 @@
 """Vectorized sweeps of any loop-tree mapping: the engine's own expressions over arrays.
 
 A block of design points (sequence lengths × swept parameters) is evaluated in one call of
-the compiled function, together with every candidate of the free parameters the sweep does
-not fix: per point, the mapper's choice is the best feasible candidate for the objective,
-ties to less energy, then less latency (as :func:`einsim.search.parameters.search`).  Points
-are grouped by their candidate sets (a domain such as ``divisors_of: ceil(P / P0)`` depends
-on a few values only).  :func:`vectorized_columns` returns NumPy columns; rows equal the
-point-by-point path's (tested).  Sweeps of fields baked into the compiled expressions (a
-dotted hardware path) raise :class:`NotVectorizable`.
+the compiled summary, together with every candidate of the free parameters the sweep does not
+fix: per point, the mapper's choice is the best feasible candidate for the objective, ties to
+less energy, then less latency (as :func:`einsim.search.parameters.search`).  Candidate sets
+depend on a few values only (a domain such as ``divisors_of: ceil(P / P0)``), so points are
+grouped by them, and all groups go through one evaluation.
+
+The compiled tree comes from :mod:`einsim.cost.compiled_cache` when it is cached on disk: then
+neither sympy nor the cascade parser is imported.  Otherwise the tree is compiled (and the
+plan stored); a tree whose cascade has masks is evaluated through the engine itself.
+:func:`vectorized_columns` returns NumPy columns; rows equal the point-by-point path's
+(tested).  Sweeps of fields baked into the compiled expressions (a dotted hardware path) raise
+:class:`NotVectorizable`.
 """
 
 from __future__ import annotations
@@ -17,101 +22,237 @@ from typing import Iterable
 
 import numpy as np
 
-from einsim.errors import EinsimError
-from einsim.errors import MappingError
+from einsim.errors import EinsimError, MappingError, SpecError
 
 SPECIALIZE = 200_000  # block size from which folding the scalars into the expressions pays
 METRICS = ("latency_s", "energy_j", "area_mm2", "compute_latency_s", "memory_latency_s",
            "traffic_bytes", "buffer_bytes")
+OBJECTIVES = ("latency", "energy", "edp")
 
 
 class NotVectorizable(EinsimError):
     """A sweep this engine does not cover (the caller falls back to the point path)."""
 
 
-def vectorized_columns(mapping: str, workload: str, seq_len: int, parameters=None,
+class _Prepared:
+    """A sweep's compiled tree (a plan, or the engine itself) and how it was asked for."""
+
+    def __init__(self, plan, mapping, hardware, cascade):
+        self.plan, self.mapping, self.hardware, self.cascade = plan, mapping, hardware, cascade
+        self.checked: set = set()  # swept hardware values already validated
+
+
+def prepare(mapping, parameters=None, hardware: str | None = None, objective: str = "latency",
+            cascade: str | None = None, workload: str | None = None,
+            seq_len: int | None = None) -> _Prepared:
+    """The compiled tree of a sweep (cached, else compiled), after the checks that the sweep
+    is vectorizable; ``workload`` and ``seq_len`` let a new plan be checked on that problem."""
+    from einsim.cost import compiled_cache
+
+    names = list(dict(parameters or {}))
+    plan, found = compiled_cache.cached_plan(mapping, cascade, hardware)
+    if plan is not None:
+        _check_sweep(objective, names, plan.parameters, plan.structural, plan.symbolic_fields)
+        return _Prepared(plan, mapping, hardware, cascade)
+    from einsim.cost.evaluate import SYMBOLIC_FIELDS
+    from einsim.cost.tree import is_tree_file, load_mapping_tree
+
+    if isinstance(mapping, str) and not is_tree_file(mapping):
+        raise NotVectorizable(f"mapping {mapping} is not a loop tree")
+    tree = load_mapping_tree(mapping) if isinstance(mapping, str) else mapping
+    _check_sweep(objective, names, list(tree.parameters), list(tree.structural),
+                 SYMBOLIC_FIELDS)
+    problem = None
+    if workload is not None:
+        from einsim.workloads import load_workload
+
+        problem = compiled_cache.problem_of(load_workload(workload, seq_len))
+    try:
+        plan = compiled_cache.build_plan(tree, cascade, hardware, found, problem)
+    except compiled_cache.NotPlannable:
+        plan = _EnginePlan(tree, cascade, hardware)
+    return _Prepared(plan, mapping, hardware, cascade)
+
+
+def _check_sweep(objective, names, parameters, structural, symbolic) -> None:
+    if objective not in OBJECTIVES:
+        raise EinsimError(f"unknown objective {objective!r}; expected one of "
+                          f"{', '.join(OBJECTIVES)}")
+    if any(name in structural for name in names):
+        raise NotVectorizable("sweeping a level parameter is done point by point")
+    for name in names:
+        if name not in parameters and name not in symbolic:
+            raise NotVectorizable(f"parameter {name!r} is not vectorized")
+
+
+class _EnginePlan:
+    """A tree the plan format cannot hold (masks), served by the compiled engine itself."""
+
+    def __init__(self, tree, cascade, hardware):
+        from einsim.cost.evaluate import SYMBOLIC_FIELDS, compile_for, concrete_trees
+
+        self.name, self.parameters = tree.name, list(tree.parameters)
+        self.structural, self.symbolic_fields = list(tree.structural), dict(SYMBOLIC_FIELDS)
+        self.variants = []
+        for choice, concrete in concrete_trees(tree, {})[0]:
+            engine, self.machine = compile_for(concrete, cascade, hardware)
+            self.variants.append(_EngineVariant(engine, concrete, choice))
+
+
+class _EngineVariant:
+    """A :class:`~einsim.cost.engine.CompiledMapping` with a plan variant's interface."""
+
+    def __init__(self, engine, tree, choice):
+        self.engine, self.tree, self.choice = engine, tree, {k: str(v) for k, v in
+                                                             choice.items()}
+        self.name, self.parameters = tree.name, list(tree.parameters)
+        self.domains = {n: p.domain for n, p in tree.parameters.items() if p.domain is not None}
+
+    def values(self, problem, parameters=None, overrides=None):
+        return self.engine.values(problem, parameters, overrides)
+
+    def summary(self, values, copies, specialize: bool = False):
+        return self.engine.summary(values, copies, specialize=specialize)
+
+    def reasons(self, values, copies):
+        return self.engine.reasons(self.engine.raw(values, copies))
+
+    def has_number(self, name: str) -> bool:
+        domain = self.domains[name]
+        return domain.divisors_of is not None or domain.powers_of_two_up_to is not None
+
+    def domain_number(self, name: str, values):
+        from einsim.search.parameters import domain_number
+
+        return domain_number(self.engine, name, values)
+
+    def candidates(self, name: str, number, values=None):
+        from einsim.search.parameters import candidates
+
+        return candidates(self.tree.parameters[name], number, f"parameters.{name}.domain",
+                          values)
+
+
+def vectorized_columns(mapping, workload: str, seq_len: int, parameters=None,
                        hardware: str | None = None, objective: str = "latency",
                        cascade: str | None = None) -> dict[str, np.ndarray]:
     """One sequence length's design points (the Cartesian product of ``parameters``) as
     columns: swept values, metrics, ``utilization:<unit>``, the chosen free parameters and
     ``feasible``."""
-    from einsim.cost.evaluate import SYMBOLIC_FIELDS, _check_symbolic, compile_for, problem_of
-    from einsim.cost.tree import is_tree_file, load_mapping_tree
-    from einsim.search.parameters import OBJECTIVES, candidates, domain_number
+    prepared = prepare(mapping, parameters, hardware, objective, cascade, workload, seq_len)
+    return columns_of(prepared, workload, seq_len, parameters, objective)
+
+
+def columns_of(prepared: _Prepared, workload: str, seq_len: int, parameters=None,
+               objective: str = "latency") -> dict[str, np.ndarray]:
+    """:func:`vectorized_columns` of an already prepared sweep."""
+    from einsim.cost.compiled_cache import problem_of
     from einsim.workloads import load_workload
 
-    if isinstance(mapping, str) and not is_tree_file(mapping):
-        raise NotVectorizable(f"mapping {mapping} is not a loop tree")
-    if objective not in OBJECTIVES:
-        raise EinsimError(f"unknown objective {objective!r}; expected one of "
-                          f"{', '.join(OBJECTIVES)}")
-    tree = load_mapping_tree(mapping) if isinstance(mapping, str) else mapping
+    plan = prepared.plan
     parameters = {k: list(v) for k, v in dict(parameters or {}).items()}
-    if tree.structural:
-        return _over_level_choices(tree, workload, seq_len, parameters, hardware, objective,
-                                   cascade)
-    for name in parameters:
-        if name not in tree.parameters and name not in SYMBOLIC_FIELDS:
-            raise NotVectorizable(f"parameter {name!r} is not vectorized")
-    engine, machine = compile_for(tree, cascade, hardware)
-    for name in SYMBOLIC_FIELDS:
+    for name in plan.symbolic_fields:
         for value in sorted(set(parameters.get(name, ()))):
-            _check_symbolic(machine, {name: value})
+            if (name, value) not in prepared.checked:
+                _check_symbolic(plan.machine, plan.symbolic_fields, {name: value})
+                prepared.checked.add((name, value))
     problem = problem_of(load_workload(workload, seq_len))
+    best, best_score = None, None
+    for variant in plan.variants:
+        columns = _variant_columns(variant, plan, problem, parameters, objective)
+        if not plan.structural:
+            best = columns
+            break
+        score = _score(columns, objective)
+        if best is None:
+            best, best_score = columns, score
+            for name, value in variant.choice.items():
+                best[f"parameter:{name}"] = np.full(len(score), value, dtype=object)
+            continue
+        better = score < best_score
+        for key, column in columns.items():
+            if key in best:
+                best[key] = np.where(better, column, best[key])
+        for name, value in variant.choice.items():
+            best[f"parameter:{name}"] = np.where(better, value, best[f"parameter:{name}"])
+        best_score = np.where(better, score, best_score)
+    best["_meta"] = {"mapping": plan.name, "hardware": plan.machine.name,
+                     "workload": problem.name, "seq_len": problem.seq_len,
+                     "parameters": plan.parameters, "problem": problem, "prepared": prepared}
+    return best
+
+
+def _variant_columns(variant, plan, problem, parameters: dict, objective: str) -> dict:
+    """The columns of one concrete tree: every group of candidates in one evaluation."""
     names = list(parameters)
     axes = np.meshgrid(*(np.asarray(v, dtype=float) for v in parameters.values()),
                        indexing="ij") if names else []
     count = int(np.prod([len(v) for v in parameters.values()])) if names else 1
     columns = {n: a.reshape(-1) for n, a in zip(names, axes)}
-    mapping_fixed = {n: c for n, c in columns.items() if n in tree.parameters}
-    hardware_values = {n: c for n, c in columns.items() if n in SYMBOLIC_FIELDS}
-    free = [n for n, p in tree.parameters.items()
-            if n not in mapping_fixed and p.domain is not None]
-    everything = engine.values(problem, dict(mapping_fixed), dict(hardware_values))
-    numbers = [np.broadcast_to(np.asarray(domain_number(engine, n, everything), dtype=float)
-                               if domain_number(engine, n, everything) is not None
-                               else np.zeros(1), (count,)) for n in free]
+    mapping_fixed = {n: c for n, c in columns.items() if n in variant.parameters}
+    hardware_values = {n: c for n, c in columns.items() if n in plan.symbolic_fields}
+    free = [n for n in variant.parameters if n not in mapping_fixed and n in variant.domains]
+    everything = variant.values(problem, dict(mapping_fixed), dict(hardware_values))
+    numbers = []
+    for name in free:
+        number = variant.domain_number(name, everything)
+        numbers.append(np.broadcast_to(np.asarray(number if number is not None else 0.0,
+                                                  dtype=float), (count,)))
     keys = np.stack(numbers, axis=1) if free else np.zeros((count, 0))
     unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    result = {n: c for n, c in columns.items()}
-    metrics_out = {m: np.full(count, np.nan) for m in METRICS}
-    chosen = {n: np.full(count, np.nan) for n in tree.parameters}
-    utilization: dict[str, np.ndarray] = {}
-    feasible = np.zeros(count, dtype=bool)
-    errors = np.full(count, "", dtype=object)
+    inverse = inverse.reshape(-1)
+    groups, pieces, combos_all = [], [], []
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
+    offset = 0
     for group, key in enumerate(unique):
-        members = np.nonzero(inverse.reshape(-1) == group)[0]
-        choices = [candidates(tree.parameters[n], None if key[k] == 0 and
-                              tree.parameters[n].domain.divisors_of is None and
-                              tree.parameters[n].domain.powers_of_two_up_to is None
-                              else key[k], f"parameters.{n}.domain", everything)
-                   for k, n in enumerate(free)]
+        members = order[bounds[group]:bounds[group + 1]]
+        choices = [variant.candidates(n, None if key[k] == 0 and not variant.has_number(n)
+                                      else key[k], everything) for k, n in enumerate(free)]
         combos = np.array(list(itertools.product(*choices)), dtype=float) if free \
             else np.zeros((1, 0))
         width = len(combos)
-        rows = np.repeat(members, width)
+        groups.append((members, width, offset))
+        pieces.append(np.repeat(members, width))
+        combos_all.append(np.tile(combos, (len(members), 1)))
+        offset += len(members) * width
+    result = dict(columns)
+    metrics_out = {m: np.full(count, np.nan) for m in METRICS}
+    chosen = {n: np.full(count, np.nan) for n in variant.parameters}
+    utilization: dict[str, np.ndarray] = {}
+    feasible = np.zeros(count, dtype=bool)
+    errors = np.full(count, "", dtype=object)
+    if groups:
+        rows = np.concatenate(pieces)
+        combos = np.concatenate(combos_all) if free else np.zeros((len(rows), 0))
         given = {n: c[rows] for n, c in mapping_fixed.items()}
         for k, name in enumerate(free):
-            given[name] = np.tile(combos[:, k], len(members))
-        values = engine.values(problem, given, {n: c[rows] for n, c in hardware_values.items()})
-        metrics = engine.summary(values, problem.copies, specialize=len(rows) >= SPECIALIZE)
-        take = _best(metrics, objective, (len(members), width))
-        ok = take >= 0
-        flat = np.arange(len(members)) * width + np.where(ok, take, 0)
-        feasible[members] = ok
-        if not ok.all():  # why, at the first candidate (as the point path's search says)
-            first = np.arange(len(members))[~ok] * width
-            sliced = {k: (v[first] if np.ndim(v) else v) for k, v in values.items()}
-            for member, reason in zip(members[~ok], engine.reasons(engine.raw(sliced))):
+            given[name] = combos[:, k]
+        values = variant.values(problem, given, {n: c[rows] for n, c in hardware_values.items()})
+        metrics = variant.summary(values, problem.copies, specialize=len(rows) >= SPECIALIZE)
+        flat, failing, failing_members = np.zeros(count, dtype=np.int64), [], []
+        for members, width, start in groups:
+            sliced = {k: _slice(metrics[k], start, len(members) * width, len(rows))
+                      for k in ("feasible", "latency_s", "energy_j")}
+            take = _best(sliced, objective, (len(members), width))
+            ok = take >= 0
+            feasible[members] = ok
+            flat[members] = start + np.arange(len(members)) * width + np.where(ok, take, 0)
+            failing.append(start + np.nonzero(~ok)[0] * width)  # the first candidate
+            failing_members.append(members[~ok])
+        failing, failing_members = np.concatenate(failing), np.concatenate(failing_members)
+        if len(failing):  # why, at the first candidate (as the point path's search says)
+            sliced = {k: (v[failing] if np.ndim(v) else v) for k, v in values.items()}
+            for member, reason in zip(failing_members, variant.reasons(sliced,
+                                                                        problem.copies)):
                 errors[member] = reason
         for m in METRICS:
             if metrics.get(m) is not None:
-                metrics_out[m][members] = _pick(metrics[m], flat, len(rows))
+                metrics_out[m] = _pick(metrics[m], flat, len(rows))
         for unit, share in metrics["utilization"].items():
-            utilization.setdefault(unit, np.full(count, np.nan))[members] = \
-                _pick(share, flat, len(rows))
-        for name in tree.parameters:
-            chosen[name][members] = _pick(values[name], flat, len(rows))
+            utilization[unit] = _pick(share, flat, len(rows))
+        for name in variant.parameters:
+            chosen[name] = _pick(values[name], flat, len(rows))
     for m in METRICS:
         metrics_out[m][~feasible] = np.nan
     result.update(metrics_out)
@@ -119,37 +260,34 @@ def vectorized_columns(mapping: str, workload: str, seq_len: int, parameters=Non
     result.update({f"parameter:{n}": v for n, v in chosen.items()})
     result["feasible"] = feasible
     result["error"] = errors
-    result["_meta"] = {"mapping": tree.name, "hardware": machine.name, "workload": problem.name,
-                       "seq_len": problem.seq_len, "engine": engine, "problem": problem,
-                       "tree": tree}
     return result
 
 
-def _over_level_choices(tree, workload, seq_len, parameters, hardware, objective, cascade):
-    """Columns of each concrete tree (one per level choice), the best per point."""
-    from einsim.cost.evaluate import concrete_trees
+def _slice(value, start: int, length: int, size: int):
+    if np.ndim(value) == 0:
+        return value
+    return np.broadcast_to(np.asarray(value), (size,))[start:start + length]
 
-    if any(name in tree.structural for name in parameters):
-        raise NotVectorizable("sweeping a level parameter is done point by point")
-    best = None
-    for choice, concrete in concrete_trees(tree, {})[0]:
-        columns = vectorized_columns(concrete, workload, seq_len, parameters, hardware,
-                                     objective, cascade)
-        score = _score(columns, objective)
-        if best is None:
-            best, best_score = columns, score
-            for name, value in choice.items():
-                best[f"parameter:{name}"] = np.full(len(score), value, dtype=object)
-            continue
-        better = score < best_score
-        for key, column in columns.items():
-            if key != "_meta" and key in best:
-                best[key] = np.where(better, column, best[key])
-        for name, value in choice.items():
-            best[f"parameter:{name}"] = np.where(better, value, best[f"parameter:{name}"])
-        best_score = np.where(better, score, best_score)
-    best["_meta"] = {**best["_meta"], "tree": tree}
-    return best
+
+def _check_symbolic(machine, fields: dict, symbolic: dict) -> dict:
+    """Validate swept hardware values through the hardware schema (finite, positive...), as
+    :func:`einsim.cost.evaluate._check_symbolic`."""
+    from pydantic import ValidationError
+
+    from einsim.specfile import describe_validation_error
+
+    document = machine.model_dump()
+    for key, value in symbolic.items():
+        *parents, last = fields[key].split(".")
+        node = document
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    try:
+        type(machine).model_validate(document)
+    except ValidationError as error:
+        raise SpecError(f"hardware {machine.name}: {describe_validation_error(error)}") from None
+    return dict(symbolic)
 
 
 def _score(columns, objective: str) -> np.ndarray:
@@ -159,7 +297,7 @@ def _score(columns, objective: str) -> np.ndarray:
 
 
 def _pick(value, flat: np.ndarray, size: int) -> np.ndarray:
-    return np.broadcast_to(np.asarray(value, dtype=float), (size,))[flat]
+    return np.array(np.broadcast_to(np.asarray(value, dtype=float), (size,))[flat])
 
 
 def _best(metrics, objective: str, shape) -> np.ndarray:
@@ -178,52 +316,83 @@ def _best(metrics, objective: str, shape) -> np.ndarray:
     return np.where(ok, best, -1)
 
 
-def vectorized_points(mapping: str, workload: str, seq_lens: Iterable[int], parameters=None,
+def vectorized_points(mapping, workload: str, seq_lens: Iterable[int], parameters=None,
                       hardware: str | None = None, objective: str = "latency",
                       cascade: str | None = None) -> list[dict]:
     """Every design point's row (as the point path writes it), from the columns."""
-    from einsim.cost.evaluate import SYMBOLIC_FIELDS
-
     parameters = {k: list(v) for k, v in dict(parameters or {}).items()}
     names = list(parameters)
+    seq_lens = list(seq_lens)
+    if not seq_lens:
+        return []
+    prepared = prepare(mapping, parameters, hardware, objective, cascade, workload,
+                       seq_lens[0])
+    grid = list(itertools.product(*parameters.values())) if names else [()]
+    swept = list(zip(*grid)) if names else []
     rows: list[dict] = []
     for seq_len in seq_lens:
-        columns = vectorized_columns(mapping, workload, seq_len, parameters, hardware,
-                                     objective, cascade)
-        meta = columns["_meta"]
-        units = [k.split(":", 1)[1] for k in columns if k.startswith("utilization:")]
-        grid = itertools.product(*parameters.values()) if names else [()]
-        lists = {k: v.tolist() for k, v in columns.items() if k != "_meta"}
-        for index, swept_values in enumerate(grid):
-            swept = dict(zip(names, swept_values))
-            base = {"mapping": meta["mapping"], "hardware": meta["hardware"],
-                    "workload": meta["workload"], "seq_len": meta["seq_len"]}
-            if not lists["feasible"][index]:
-                rows.append({**swept, **base, "feasible": False,
-                             "error": lists["error"][index]
-                             or _reason(meta, swept, SYMBOLIC_FIELDS)})
-                continue
-            row = {**swept, **base, "feasible": True, "error": ""}
-            for m in METRICS:
-                row[m] = lists[m][index]
-            row["utilization"] = {u: lists[f"utilization:{u}"][index] for u in units}
-            for name in meta["tree"].parameters:
-                value = lists[f"parameter:{name}"][index]
-                if not isinstance(value, str):
-                    value = int(value) if float(value).is_integer() else value
-                row.setdefault(name, value)
-            rows.append(row)
+        columns = columns_of(prepared, workload, seq_len, parameters, objective)
+        rows += _rows(columns, names, swept, grid)
     return rows
 
 
-def _reason(meta, swept, symbolic_fields) -> str:
+def _rows(columns: dict, names: list[str], swept: list, grid: list) -> list[dict]:
+    """The rows of one length's columns (built column-wise: one ``dict(zip())`` a row)."""
+    meta = columns["_meta"]
+    base = {"mapping": meta["mapping"], "hardware": meta["hardware"],
+            "workload": meta["workload"], "seq_len": meta["seq_len"]}
+    count = len(grid)
+    feasible = columns["feasible"]
+    keys = names + list(base) + ["feasible", "error"] + list(METRICS) + ["utilization"]
+    values = [list(column) for column in swept]
+    values += [itertools.repeat(value, count) for value in base.values()]
+    values += [itertools.repeat(True, count), itertools.repeat("", count)]
+    values += [columns[m].tolist() for m in METRICS]
+    units = [(k.split(":", 1)[1], columns[k].tolist()) for k in columns
+             if k.startswith("utilization:")]
+    values.append([dict(zip([u for u, _ in units], shares))
+                   for shares in zip(*(c for _, c in units))] if units else [{}] * count)
+    for name in meta["parameters"]:  # the mapper's choices (a swept one stays as given)
+        if name not in keys:
+            keys.append(name)
+            values.append(_plain_column(columns[f"parameter:{name}"], feasible))
+    rows = [dict(zip(keys, row)) for row in zip(*values)]
+    errors = columns["error"]
+    for index in np.nonzero(~feasible)[0].tolist():
+        row = dict(zip(names, grid[index]))
+        row.update(base)
+        row["feasible"] = False
+        row["error"] = errors[index] or _reason(meta, row, names)
+        rows[index] = row
+    return rows
+
+
+def _plain_column(column: np.ndarray, feasible: np.ndarray) -> list:
+    """A chosen parameter's values: whole numbers as int, others as float or text."""
+    if column.dtype != object:
+        finite = np.where(feasible & np.isfinite(column), column, 0.0)
+        if np.all(finite == np.floor(finite)) and np.all(np.abs(finite) < 2 ** 53):
+            return finite.astype(np.int64).tolist()
+    return [v if isinstance(v, str) else int(v) if float(v).is_integer() else v
+            for v in column.tolist()]
+
+
+def _reason(meta, row: dict, names: list[str]) -> str:
+    """Why an infeasible point without a capacity reason fails: the point path's search."""
+    from einsim.cost.evaluate import compile_for, concrete_trees
+    from einsim.cost.tree import load_mapping_tree
     from einsim.search.parameters import search
 
-    tree = meta["tree"]
-    fixed = {k: v for k, v in swept.items() if k in tree.parameters}
-    overrides = {k: v for k, v in swept.items() if k in symbolic_fields}
+    prepared, plan = meta["prepared"], meta["prepared"].plan
+    swept = {k: row[k] for k in names}
+    tree = load_mapping_tree(prepared.mapping) if isinstance(prepared.mapping, str) \
+        else prepared.mapping
+    concrete = concrete_trees(tree, {})[0][0][1]
+    engine, _ = compile_for(concrete, prepared.cascade, prepared.hardware)
+    fixed = {k: v for k, v in swept.items() if k in plan.parameters}
+    overrides = {k: v for k, v in swept.items() if k in plan.symbolic_fields}
     try:
-        search(meta["engine"], meta["problem"], "latency", fixed, overrides)
+        search(engine, meta["problem"], "latency", fixed, overrides)
     except MappingError as error:
         return str(error)
     return "infeasible"
