@@ -141,6 +141,39 @@ def test_causal_mask_counts_pairs_per_query():
     assert causal[0] < dense[0]
 
 
+def _brute_mask(condition, keys: int, queries: int):
+    """(pairs, lmin, lmax, keys used, queries used) of a mask, materialized by the cost
+    engine's own mask evaluator."""
+    from einsim.cost.masks import _mask
+
+    cascade = einsim.parse("input Q[E, P], K[E, M]\n"
+                           f"S[m, p] = Q[e, p] * K[e, m] where {condition}\n"
+                           "C[p] = S[m, p]\n")
+    grids = {"m": np.arange(keys)[:, None], "p": np.arange(queries)[None, :]}
+    truth = np.broadcast_to(_mask(cascade.producers["S"].condition, grids,
+                                  {"M": keys, "P": queries}), (keys, queries))
+    counts = truth.sum(axis=0)
+    if not truth.any():
+        return cascade, (0.0,) * 5
+    return cascade, tuple(float(x) for x in (truth.sum(), counts.min(), counts.max(),
+                                             truth.any(axis=1).sum(),
+                                             np.count_nonzero(counts)))
+
+
+@pytest.mark.parametrize("condition", [
+    "m <= p", "m < p - 2", "m >= p", "m == p", "m != p", "p - m < 3 and m <= p",
+    "M - 1 - m <= p", "p + m >= 7", "2 - p > 0 and m < 5", "m != p or m < 3",
+    "not (m > p)", "within(m, p, 2)", "within(p, m + 1, 3) and m <= p", "m + 1 == 0",
+    "neighborhood(p, m, 11, 5)", "neighborhood(p, m, 11, 4, 2, 2, 1)",
+    "neighborhood(p, m, 11, 3, 1, 3) and m <= p"])
+def test_mask_profile_equals_the_materialized_mask(condition):
+    cascade, expected = _brute_mask(condition, 11, 11)
+    contraction = analyse(cascade).contraction
+    mask = profile(cascade, contraction.condition, contraction.key_ranks,
+                   contraction.query_ranks, {"M": 11, "P": 11})
+    assert (mask.pairs, mask.lmin, mask.lmax, mask.keys_used, mask.queries_used) == expected
+
+
 def test_cascades_outside_the_patterns_fall_back_to_compulsory_and_say_so():
     curve = traffic_bound("linear-attention", "bert", 4096)
     assert all(p.regime.startswith("compulsory (fallback:") for p in curve.points)

@@ -23,7 +23,9 @@ alpha = 1 gives the closed forms stated in the docs)."""
 
 
 def _as_array(capacity) -> np.ndarray:
-    return np.asarray(capacity, dtype=float)
+    """Capacities in words, at least 1 (the bound at one word is valid for none: it only
+    grows as capacity shrinks)."""
+    return np.maximum(np.asarray(capacity, dtype=float), 1.0)
 
 
 def contraction_large(pairs: float, d: float, capacity) -> np.ndarray:

@@ -2,11 +2,13 @@
 
 The bounds need five numbers: the unmasked pairs, the fewest and most keys one query attends,
 and how many keys and queries are attended at all (the input rows a mapping must read).  A
-mask is an ``and`` of atoms, each tying one key rank to one query rank: comparisons
-(``m1*M0 + m0 <= p``), ``within`` bands and ``neighborhood`` windows.  Per query an atom is an
-interval of keys (a residue class of one under dilation); atoms on the same ranks intersect;
-atoms on different ranks multiply.  Anything else is counted by brute force on small sizes,
-or reported as not analysable (the bound then falls back).
+mask that is an ``and`` of atoms on whole ranks has closed forms: each atom ties one key rank
+to one query rank — comparisons (``m1*M0 + m0 <= p``, ``p - m < W``), ``within`` bands,
+``neighborhood`` windows — and is, per query, an interval of keys (a residue class of one under
+dilation); atoms on the same ranks intersect, atoms on different ranks multiply.  Any other
+mask (``or``, ``not``, partition parts such as ``md == pd``) is counted by brute force over
+(key, query) points in chunks, up to :data:`BRUTE_FORCE_LIMIT` of them; beyond that it is
+reported as not analysable (the bound then falls back).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from typing import Mapping
 import numpy as np
 
 from einsim.language import ir
-from einsim.language.affine import Affine
+from einsim.language.affine import Affine, Term
 from einsim.language.functions import COMPARISONS, PREDICATES, window_bounds
 from einsim.language.sizes import axis_rank
 from einsim.analysis.passes import partition_root
 
-BRUTE_FORCE_LIMIT = 1 << 24
+BRUTE_FORCE_LIMIT = 1 << 26
+_CHUNK = 1 << 22
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 
@@ -40,14 +43,16 @@ class MaskProfile:
 
 @dataclass(frozen=True)
 class _Atom:
-    """One mask atom on (key value a, query value b): ``kind`` compare/within/neighborhood."""
+    """One atom on (key value a, query value b).  ``compare``: ``a OP qsign*b + shift`` (no
+    key: ``qsign*b + shift OP 0``); ``within``: ``|a - b - shift| <= r``; ``neighborhood``."""
 
     kind: str
     key: str
     query: str
     op: str = ""
-    shift: int = 0                  # compare: a OP b + shift; within: |a - b - shift| <= r
-    args: tuple[int, ...] = ()      # within: (r,); neighborhood: (L, W, S, D, C)
+    shift: int = 0
+    qsign: int = 1
+    args: tuple[int, ...] = ()
 
 
 class MaskNotAnalysed(Exception):
@@ -58,16 +63,46 @@ def dense(keys: float, queries: float) -> MaskProfile:
     return MaskProfile(keys * queries, keys, keys, keys, queries)
 
 
-def _side(cascade: ir.Cascade, index: Affine, sizes) -> tuple[str | None, int]:
-    """(root rank, constant offset) of ``index`` = a rank walk plus a constant (no rank: a
-    constant)."""
-    variable_part = Affine(tuple(t for t in index.terms if t.variable is not None))
-    if not variable_part.terms:
-        return None, int(index.offset(sizes))
-    rank = axis_rank(variable_part, cascade)
-    if rank is None:
-        raise MaskNotAnalysed(f"mask index {index} is not a rank plus a constant")
-    return partition_root(cascade, rank), int(index.offset(sizes))
+# ---------------------------------------------------------------------- closed forms
+
+
+def _negated(index: Affine) -> Affine:
+    return Affine(tuple(Term(-t.coefficient, t.sizes, t.variable) for t in index.terms))
+
+
+def _walk(cascade: ir.Cascade, terms: list[Term]) -> tuple[str, int] | None:
+    """(root rank, sign) when ``terms`` walk a whole rank (plain root variable or its full
+    partition reconstruction), possibly negated; None for a partition part or anything else."""
+    for sign, part in ((1, Affine(tuple(terms))), (-1, _negated(Affine(tuple(terms))))):
+        rank = axis_rank(part, cascade)
+        if rank is not None and partition_root(cascade, rank) == rank:
+            return rank, sign
+    return None
+
+
+def _linear(cascade, index: Affine, keys: set, queries: set, sizes):
+    """``index`` as ``ks*a + qs*b + c``: (key rank, ks, query rank, qs, c)."""
+    groups: dict[str, list[Term]] = {"key": [], "query": []}
+    for term in index.terms:
+        if term.variable is None:
+            continue
+        root = partition_root(cascade, ir.rank_of(term.variable))
+        side = "key" if root in keys else "query" if root in queries else None
+        if side is None:
+            raise MaskNotAnalysed(f"mask index {index} uses {term.variable}, neither a key "
+                                  "nor a query rank")
+        groups[side].append(term)
+    found = {}
+    for side, terms in groups.items():
+        if not terms:
+            found[side] = ("", 0)
+            continue
+        walk = _walk(cascade, terms)
+        if walk is None:
+            raise MaskNotAnalysed(f"mask index {index} is not a whole rank plus a constant")
+        found[side] = walk
+    (key, ks), (query, qs) = found["key"], found["query"]
+    return key, ks, query, qs, int(index.offset(sizes))
 
 
 def _constant(index: Affine, sizes) -> int:
@@ -78,37 +113,34 @@ def _constant(index: Affine, sizes) -> int:
 
 def _atom(cascade, part, keys: set, queries: set, sizes) -> _Atom:
     if isinstance(part, ir.IndexComparison):
-        (left, lo), (right, ro) = _side(cascade, part.left, sizes), \
-            _side(cascade, part.right, sizes)
-        if left in keys and right in queries:
-            return _Atom("compare", left, right, part.op, ro - lo)
-        if right in keys and left in queries:
-            return _Atom("compare", right, left, _FLIP[part.op], lo - ro)
-        if left is None or right is None:  # one rank against a constant
-            rank, op, value = (right, _FLIP[part.op], lo - ro) if left is None \
-                else (left, part.op, ro - lo)
-            if rank in keys:
-                return _Atom("compare", rank, "", op, value)
-            if rank in queries:
-                return _Atom("queries", "", rank, op, value)
-        raise MaskNotAnalysed(f"comparison {part} does not relate a key rank to a query rank")
-    if isinstance(part, ir.Predicate) and part.name == "within":
-        (a, ao), (b, bo) = _side(cascade, part.args[0], sizes), _side(cascade, part.args[1],
-                                                                       sizes)
-        radius = _constant(part.args[2], sizes)
-        if a in keys and b in queries:
-            return _Atom("within", a, b, shift=bo - ao, args=(radius,))
-        if b in keys and a in queries:
-            return _Atom("within", b, a, shift=ao - bo, args=(radius,))
-        raise MaskNotAnalysed(f"{part} does not relate a key rank to a query rank")
-    if isinstance(part, ir.Predicate) and part.name == "neighborhood":
-        (q, qo), (k, ko) = _side(cascade, part.args[0], sizes), _side(cascade, part.args[1],
-                                                                       sizes)
-        if q not in queries or k not in keys or qo or ko:
+        difference = Affine.of(list(part.left.terms) + list(_negated(part.right).terms))
+        key, ks, query, qs, constant = _linear(cascade, difference, keys, queries, sizes)
+        if not key and not query:
+            raise MaskNotAnalysed(f"comparison {part} has no rank")
+        if not key:  # a query rank against a constant: qs*b + c OP 0
+            return _Atom("queries", "", query, part.op, constant, qs)
+        # ks*a + qs*b + c OP 0  ->  a OP' (-qs*ks) b - c*ks
+        op = part.op if ks > 0 else _FLIP[part.op]
+        return _Atom("compare", key, query, op, -constant * ks, -qs * ks)
+    if isinstance(part, ir.Predicate) and part.name in ("within", "neighborhood"):
+        sides = [_linear(cascade, a, keys, queries, sizes) for a in part.args[:2]]
+        if any(s[1] not in (0, 1) or s[3] not in (0, 1) or (s[0] and s[2]) for s in sides):
+            raise MaskNotAnalysed(f"{part}: its first two arguments are not rank walks")
+        if part.name == "within":
+            (k0, _, q0, _, c0), (k1, _, q1, _, c1) = sides
+            radius = _constant(part.args[2], sizes)
+            if k0 and q1:
+                return _Atom("within", k0, q1, shift=c1 - c0, args=(radius,))
+            if k1 and q0:
+                return _Atom("within", k1, q0, shift=c0 - c1, args=(radius,))
+            raise MaskNotAnalysed(f"{part} does not relate a key rank to a query rank")
+        (_, _, query, _, qo), (key, _, _, _, ko) = sides
+        if not query or not key or qo or ko:
             raise MaskNotAnalysed(f"{part}: expected neighborhood(query, key, ...)")
         rest = [_constant(a, sizes) for a in part.args[2:]]
         length, window, stride, dilation, causal = (rest + [1, 1, 0][len(rest) - 2:])[:5]
-        return _Atom("neighborhood", k, q, args=(length, window, stride, dilation, causal))
+        return _Atom("neighborhood", key, query, args=(length, window, stride, dilation,
+                                                       causal))
     raise MaskNotAnalysed(f"mask part {part} is not a comparison, within() or neighborhood()")
 
 
@@ -124,10 +156,10 @@ def _conjuncts(condition) -> list | None:
 def _interval(atom: _Atom, b: np.ndarray, keys: int):
     """Keys [lo, hi) of each query ``b`` (dilation 1), or None for a non-interval atom."""
     if atom.kind == "queries":
-        keep = COMPARISONS[atom.op](b, atom.shift)
+        keep = COMPARISONS[atom.op](atom.qsign * b + atom.shift, 0)
         return np.zeros_like(b), np.where(keep, keys, 0)
     if atom.kind == "compare":
-        t = b + atom.shift if atom.query else np.full_like(b, atom.shift)
+        t = atom.qsign * b + atom.shift if atom.query else np.full_like(b, atom.shift)
         table = {"<=": (0, t + 1), "<": (0, t), ">=": (t, keys), ">": (t + 1, keys),
                  "==": (t, t + 1)}
         if atom.op not in table:
@@ -170,84 +202,44 @@ def _dilated_counts(atom: _Atom, b: np.ndarray, keys: int) -> tuple[np.ndarray, 
     return counts, used
 
 
-def _grid(atom: _Atom, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if atom.kind == "queries":
-        return COMPARISONS[atom.op](b, atom.shift)
-    if atom.kind == "compare":
-        return COMPARISONS[atom.op](a, (b if atom.query else 0) + atom.shift)
-    if atom.kind == "within":
-        return np.abs(a - b - atom.shift) <= atom.args[0]
-    return PREDICATES["neighborhood"].numpy(b, a, *atom.args)
+def _group_counts(members, b, keys):
+    atoms = [atom for _, atom in members]
+    if len(atoms) == 1 and atoms[0].kind == "neighborhood" and atoms[0].args[3] != 1:
+        return _dilated_counts(atoms[0], b, keys)
+    intervals = [_interval(atom, b, keys) for atom in atoms]
+    if any(i is None for i in intervals):
+        raise MaskNotAnalysed("a mask atom is not an interval of keys")
+    lo = np.max([np.asarray(i[0]) for i in intervals], axis=0)
+    hi = np.min([np.asarray(i[1]) for i in intervals], axis=0)
+    return _interval_counts(lo.astype(np.int64), hi.astype(np.int64), keys)
 
 
-def _brute(cascade, condition, key: str, query: str, keys: int, queries: int, sizes):
-    if keys * queries > BRUTE_FORCE_LIMIT:
-        raise MaskNotAnalysed(f"mask '{condition}' has no closed form here and "
-                              f"{keys * queries:.3g} (key, query) points are too many to count")
-    a = np.arange(keys)[:, None]
-    b = np.arange(queries)[None, :]
-
-    def value(node):
-        if isinstance(node, ir.BoolOp):
-            left, right = value(node.left), value(node.right)
-            return (left & right) if node.op == "and" else (left | right)
-        if isinstance(node, ir.Not):
-            return ~value(node.operand)
-        atom = _atom(cascade, node, {key}, {query}, sizes)
-        return np.broadcast_to(_grid(atom, a, b), (keys, queries))
-
-    grid = value(condition)
-    return grid.sum(axis=0), int(np.count_nonzero(grid.any(axis=1)))
-
-
-def profile(cascade: ir.Cascade, condition, key_ranks, query_ranks,
-            sizes: Mapping[str, float]) -> MaskProfile:
-    """The mask profile of ``condition`` (None: dense) over the given key and query ranks."""
-    size = {r: int(sizes[r]) for r in (*key_ranks, *query_ranks)}
-    total_keys = math.prod(size[r] for r in key_ranks)
-    total_queries = math.prod(size[r] for r in query_ranks)
-    if condition is None:
-        return dense(total_keys, total_queries)
-    keys, queries = set(key_ranks), set(query_ranks)
-    groups: dict[tuple[str, str], list] = {}
+def _closed_form(cascade, condition, key_ranks, query_ranks, size, sizes) -> MaskProfile:
     parts = _conjuncts(condition)
     if parts is None:
-        found = {(_side(cascade, i, sizes)[0]) for part in ir.condition_parts(condition)
-                 for i in ((part.left, part.right) if isinstance(part, ir.IndexComparison)
-                           else part.args[:2])}
-        pair = [r for r in found if r in keys], [r for r in found if r in queries]
-        if len(pair[0]) > 1 or len(pair[1]) > 1 or not pair[0] and len(key_ranks) > 1 \
-                or not pair[1] and len(query_ranks) > 1:
-            raise MaskNotAnalysed(f"mask '{condition}' mixes several rank pairs under or/not")
-        groups[((pair[0] or list(key_ranks))[0], (pair[1] or list(query_ranks))[0])] = \
-            [condition]
-        whole = True
-    else:
-        whole = False
-        lone = []
-        for part in parts:
-            atom = _atom(cascade, part, keys, queries, sizes)
-            if atom.key and atom.query:
-                groups.setdefault((atom.key, atom.query), []).append((part, atom))
-            else:
-                lone.append((part, atom))
-        for part, atom in lone:  # one rank against a constant joins its rank's group
-            home = [g for g in groups if atom.key in g or atom.query in g]
-            if not home and len(key_ranks) == 1 and len(query_ranks) == 1:
-                home = [(key_ranks[0], query_ranks[0])]
-            if not home:
-                raise MaskNotAnalysed(f"mask part {part} limits one rank alone")
-            groups.setdefault(home[0], []).append((part, atom))
+        raise MaskNotAnalysed(f"mask '{condition}' is not an 'and' of comparisons and windows")
+    keys, queries = set(key_ranks), set(query_ranks)
+    groups: dict[tuple[str, str], list] = {}
+    lone = []
+    for part in parts:
+        atom = _atom(cascade, part, keys, queries, sizes)
+        if atom.key and atom.query:
+            groups.setdefault((atom.key, atom.query), []).append((part, atom))
+        else:
+            lone.append((part, atom))
+    for part, atom in lone:  # one rank against a constant joins its rank's group
+        home = [g for g in groups if atom.key in g or atom.query in g]
+        if not home and len(key_ranks) == 1 and len(query_ranks) == 1:
+            home = [(key_ranks[0], query_ranks[0])]
+        if not home:
+            raise MaskNotAnalysed(f"mask part {part} limits one rank alone")
+        groups.setdefault(home[0], []).append((part, atom))
     if len({k for k, _ in groups}) < len(groups) or len({q for _, q in groups}) < len(groups):
         raise MaskNotAnalysed(f"mask '{condition}' ties one rank to several others")
     pairs, lmin, lmax, keys_used, queries_used = 1.0, 1.0, 1.0, 1.0, 1.0
     for (key, query), members in groups.items():
         b = np.arange(size[query], dtype=np.int64)
-        if whole:
-            counts, used = _brute(cascade, members[0], key, query, size[key], size[query],
-                                  sizes)
-        else:
-            counts, used = _group_counts(cascade, members, b, key, query, size, sizes)
+        counts, used = _group_counts(members, b, size[key])
         pairs *= float(counts.sum())
         lmin *= float(counts.min())
         lmax *= float(counts.max())
@@ -258,22 +250,97 @@ def profile(cascade: ir.Cascade, condition, key_ranks, query_ranks,
                                         lmax * size[rank], keys_used * size[rank])
     for rank in queries - {q for _, q in groups}:
         pairs, queries_used = pairs * size[rank], queries_used * size[rank]
-    if pairs == 0:
-        keys_used = queries_used = 0.0
     return MaskProfile(pairs, lmin, lmax, keys_used, queries_used)
 
 
-def _group_counts(cascade, members, b, key, query, size, sizes):
-    keys = size[key]
-    atoms = [atom for _, atom in members]
-    if len(atoms) == 1 and atoms[0].kind == "neighborhood" and atoms[0].args[3] != 1:
-        return _dilated_counts(atoms[0], b, keys)
-    intervals = [_interval(atom, b, keys) for atom in atoms]
-    if any(i is None for i in intervals):
-        condition = members[0][0]
-        for part, _ in members[1:]:
-            condition = ir.BoolOp("and", condition, part)
-        return _brute(cascade, condition, key, query, keys, size[query], sizes)
-    lo = np.max([np.asarray(i[0]) for i in intervals], axis=0)
-    hi = np.min([np.asarray(i[1]) for i in intervals], axis=0)
-    return _interval_counts(lo.astype(np.int64), hi.astype(np.int64), keys)
+# ------------------------------------------------------------------------- brute force
+
+
+def _part_size(cascade: ir.Cascade, part: str, sizes) -> int:
+    for partition in cascade.partitions:
+        if part in partition.parts[1:]:
+            given = partition.sizes[partition.parts.index(part) - 1]
+            value = given if isinstance(given, int) else sizes.get(str(given))
+            if value is None:
+                raise MaskNotAnalysed(f"the mask reads partition part {part.lower()}, whose "
+                                      "size is the mapping's choice")
+            return int(value)
+    raise MaskNotAnalysed(f"{part} is not a partition part")
+
+
+def _coordinate(cascade: ir.Cascade, rank: str, root_values: dict, sizes):
+    """The value of ``rank`` (a root or a partition part) from its root's coordinate."""
+    if rank in root_values:
+        return root_values[rank]
+    for partition in cascade.partitions:
+        if rank in partition.parts:
+            parent = _coordinate(cascade, partition.rank, root_values, sizes)
+            position = partition.parts.index(rank)
+            inner = math.prod(_part_size(cascade, p, sizes)
+                              for p in partition.parts[position + 1:])
+            value = parent // inner
+            return value if position == 0 else value % _part_size(cascade, rank, sizes)
+    raise MaskNotAnalysed(f"the mask uses rank {rank}, neither a key nor a query rank")
+
+
+def _truth(cascade, node, env: dict, sizes):
+    if isinstance(node, ir.BoolOp):
+        left, right = _truth(cascade, node.left, env, sizes), \
+            _truth(cascade, node.right, env, sizes)
+        return (left & right) if node.op == "and" else (left | right)
+    if isinstance(node, ir.Not):
+        return ~_truth(cascade, node.operand, env, sizes)
+    if isinstance(node, ir.IndexComparison):
+        return COMPARISONS[node.op](node.left.evaluate(sizes, env),
+                                    node.right.evaluate(sizes, env))
+    return PREDICATES[node.name].numpy(*(a.evaluate(sizes, env) for a in node.args))
+
+
+def _brute_force(cascade, condition, key_ranks, query_ranks, size, sizes) -> MaskProfile:
+    keys = math.prod(size[r] for r in key_ranks)
+    queries = math.prod(size[r] for r in query_ranks)
+    if keys * queries > BRUTE_FORCE_LIMIT:
+        raise MaskNotAnalysed(f"{keys * queries:.3g} (key, query) points are too many to "
+                              "count one by one")
+    key_coordinates = np.unravel_index(np.arange(keys), [size[r] for r in key_ranks])
+    variables = ir.condition_variables(condition)
+    sizes = dict(sizes)
+    for partition in cascade.partitions:  # part sizes for index expressions (mg*MR + mr)
+        for part, given in zip(partition.parts[1:], partition.sizes):
+            if part not in sizes:
+                value = given if isinstance(given, int) else sizes.get(str(given))
+                if value is not None:
+                    sizes[part] = value
+    counts = np.zeros(queries, dtype=np.int64)
+    used = np.zeros(keys, dtype=bool)
+    step = max(1, _CHUNK // max(keys, 1))
+    for first in range(0, queries, step):
+        b = np.arange(first, min(first + step, queries))
+        query_coordinates = np.unravel_index(b, [size[r] for r in query_ranks])
+        roots = {r: c[:, None] for r, c in zip(key_ranks, key_coordinates)}
+        roots |= {r: c[None, :] for r, c in zip(query_ranks, query_coordinates)}
+        env = {v: _coordinate(cascade, ir.rank_of(v), roots, sizes) for v in variables}
+        grid = np.broadcast_to(_truth(cascade, condition, env, sizes), (keys, len(b)))
+        counts[first:first + len(b)] = grid.sum(axis=0)
+        used |= grid.any(axis=1)
+    return MaskProfile(float(counts.sum()), float(counts.min()), float(counts.max()),
+                       float(np.count_nonzero(used)), float(np.count_nonzero(counts)))
+
+
+def profile(cascade: ir.Cascade, condition, key_ranks, query_ranks,
+            sizes: Mapping[str, float]) -> MaskProfile:
+    """The mask profile of ``condition`` (None: dense) over the given key and query ranks."""
+    size = {r: int(sizes[r]) for r in (*key_ranks, *query_ranks)}
+    if condition is None:
+        return dense(math.prod(size[r] for r in key_ranks),
+                     math.prod(size[r] for r in query_ranks))
+    try:
+        found = _closed_form(cascade, condition, key_ranks, query_ranks, size, sizes)
+    except MaskNotAnalysed as why:
+        try:
+            found = _brute_force(cascade, condition, key_ranks, query_ranks, size, sizes)
+        except MaskNotAnalysed as brute:
+            raise MaskNotAnalysed(f"mask '{condition}': {why}, and {brute}") from None
+    if found.pairs == 0:
+        return MaskProfile(0.0, 0.0, 0.0, 0.0, 0.0)
+    return found
