@@ -293,3 +293,17 @@ def test_cli_evaluates_any_cascade_on_a_gpu(capsys):
     data = json.loads(capsys.readouterr().out)
     assert status == 0 and data["hardware"] == "h100" and data["latency_s"] > 0
     assert "spatial: {sms: p}" in data["mapping_yaml"] or "sms: p" in data["mapping_yaml"]
+
+
+def test_a_workloads_model_width_does_not_override_a_cascade_parameter():
+    """The workload's D (model width, 768 for BERT) is not GNA's dilation D."""
+    from einsim.search.mapper import map_cascade
+
+    found = map_cascade(None, "gna", "h100", "bert", "4K")
+    assert found.result.best.latency_s > 0
+    from einsim.cost.masks import density
+    from einsim import library
+
+    sizes = {"M": 4096, "P": 4096, "M0": 128, "M1": 32, "E": 64, "F": 64}
+    assert density(library.load("gna"), "BQK", {**sizes, "W": 7, "S": 1, "D": 1, "C": 0}) \
+        == pytest.approx(7 * 4096 / 4096 ** 2)

@@ -150,6 +150,36 @@ def test_random_masks_over_partition_parts_match_brute_force(text, P, M, t0, t1,
                          {"T0": t0, "T1": t1})
 
 
+@st.composite
+def separable_comparison(draw):
+    """A comparison whose key side is monotone (m or m1) or periodic (m0) only."""
+    key = draw(st.sampled_from(["m1*M0 + m0", "m1", "m0", ""]))
+    query = draw(index(["p1", "p0", "p1*P0 + p0"]))
+    coefficient = draw(st.integers(-3, 3))
+    op = draw(st.sampled_from(["<", "<=", ">", ">=", "==", "!="]))
+    left = f"{coefficient}*{key}" if key and coefficient else "0"
+    if key == "m1*M0 + m0" and coefficient:
+        left = f"{coefficient}*m1*M0 + {coefficient}*m0".replace("+ -", "- ")
+    return f"{left} {op} {query}"
+
+
+SEPARABLE = st.recursive(separable_comparison(), lambda inner: st.one_of(
+    st.builds(lambda a, b: f"({a}) and ({b})", inner, inner),
+    st.builds(lambda a, b: f"({a}) or ({b})", inner, inner),
+    st.builds(lambda a: f"not ({a})", inner)), max_leaves=5)
+
+
+@FAST
+@given(SEPARABLE, st.integers(1, 40), st.integers(1, 40), st.integers(1, 6), st.integers(1, 9),
+       st.integers(1, 12), st.integers(0, 8))
+def test_random_separable_periodic_masks_match_brute_force(text, P, M, t0, t1, q_tile,
+                                                           extra):
+    """Comparisons on m (or m1) and on m0 = m mod T0 alone, KV tile at least T0: the
+    separable sweep (m-pieces x x-pieces)."""
+    check_against_oracle(einsim.parse(PARTS.format(text)), P, M, q_tile, t0 + extra,
+                         {"T0": t0, "T1": t1})
+
+
 # ------------------------------------------------------------------- example and library masks
 
 

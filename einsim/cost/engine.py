@@ -76,8 +76,9 @@ class CompiledMapping:
                 entries.append((("capacity", level.name), level.capacity_words))
         if hierarchy.area_mm2 is not None:
             entries.append((("area_mm2",), hierarchy.area_mm2))
-        for level, expr in counts.messages.items():  # one message carries every copy's tile
-            entries.append((("messages", level), expr))
+        for level in hierarchy.levels.values():  # one message carries every copy's tiles
+            if level.message_latency_s:
+                entries.append((("messages", level.name), _messages(counts, level.name)))
         self.summary_keys, summary = self._summary_expressions(counts, hierarchy)
         self.keys = [key for key, _ in entries]
         expressions = [sympy.sympify(expr) for _, expr in entries]
@@ -107,7 +108,7 @@ class CompiledMapping:
             energy += (reads * level.read_pj + writes * level.write_pj) / level.width_words
             if level.bandwidth_bytes_per_s is not None:
                 memory.append((reads + writes) * word * COPIES / level.bandwidth_bytes_per_s
-                              + counts.messages.get(level.name, 0) * level.message_latency_s)
+                              + _messages(counts, level.name) * level.message_latency_s)
                 traffic += (reads + writes) * word * COPIES
         for (unit, action), count in counts.actions.items():
             energy += count * hierarchy.units[unit].action_energy_pj[action]
@@ -207,7 +208,8 @@ class CompiledMapping:
         """Numbers (or arrays) for every symbol: hardware, sizes, parameters, densities."""
         values: dict[str, object] = dict(self.hardware.values)
         values.update(overrides or {})
-        values.update(problem.sizes)
+        own = {param.name for param in self.cascade.params}  # a workload's D (model width)
+        values.update({k: v for k, v in problem.sizes.items() if k not in own})  # is not GNA's
         given = dict(parameters or {})
         for name, default in self.mapping.parameter_defaults().items():
             values[name] = given.pop(name) if name in given else \
@@ -360,6 +362,11 @@ class CompiledMapping:
     @staticmethod
     def _ops_of(raw, name: str, copies) -> dict[str, float]:
         return {k[2]: float(v) * copies for k, v in raw.items() if k[0] == "ops" and k[1] == name}
+
+
+def _messages(counts, level: str) -> sympy.Expr:
+    """Moves of tiles from or to ``level`` per instance, over every keep node."""
+    return sympy.Add(*(n for (_, name), n in counts.messages.items() if name == level))
 
 
 def _check_size(where: str, value) -> None:

@@ -129,14 +129,14 @@ def _count_pair(kind, left: Affine, right: Affine, how, extents, sizes) -> float
                      .clip(0).sum())
     length, window, *rest = [int(x) for x in args]
     stride, dilation, causal = (rest + [1, 1, 0][len(rest):])[:3]
-    if len(b) > length or len(a) > length:
+    query, keys = a, b  # neighborhood(query, key, ...): the first argument is the query
+    if len(query) > length or keys[0] != 0:
         return None
-    query = b  # neighborhood(query, key, ...): the first argument is the query
     group = query % dilation
     group_length = -(-(length - group) // dilation)
     start, end = window_bounds(query // dilation, group_length, window, stride, bool(causal))
-    keys_in_range = len(a)
-    # keys of the query's group with in-group coordinate in [start, end), below len(a)
+    keys_in_range = min(len(keys), length)  # keys past the axis (a ragged tile) never attend
+    # keys of the query's group with in-group coordinate in [start, end), below keys_in_range
     last = np.minimum(end, -(-(keys_in_range - group) // dilation))
     return float(np.clip(last - start, 0, None).sum())
 

@@ -21,7 +21,7 @@ import numpy as np
 from einsim.sparsity.mask import KEY, And, Atom, Feature, Mask, Node, Not
 from einsim.sparsity.pieces import _ceil, _QuerySide, breaks, key_values
 
-ROW_CHUNK = 1 << 21
+ROW_CHUNK = 1 << 17
 """Pieces (rows x pieces per row) handled at once."""
 
 
