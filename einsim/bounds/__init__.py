@@ -2,8 +2,10 @@
 
 >>> import einsim
 >>> curve = einsim.traffic_bound("attention-3pass", workload="bert", seq_len=4096)
->>> curve.points[0].regime
-'pass spill'
+>>> curve.passes, curve.compulsory_bytes / 2**30
+(3, 1.5)
+>>> bool(curve.at(2**15)[0] > 30 * curve.compulsory_bytes)    # 32 KiB on chip
+True
 
 Modules: :mod:`~einsim.bounds.structure` reads the score contraction and the pass crossings
 from the IR, :mod:`~einsim.bounds.masks` counts masked pairs per query,
