@@ -1,0 +1,65 @@
+"""GPU trees on the engine: time per evaluation (compiled once, then one point) and per mapper
+search, for the FlashAttention trees, the decode schedules and the GPU tree mapper.
+
+Run ``python benchmarks/gpu_trees.py [--json]`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def _median(function, rounds: int = 5) -> float:
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def run() -> list[dict]:
+    from einsim.cost.evaluate import evaluate_tree
+    from einsim.kernels.decode import estimate
+    from einsim.search.mapper import map_cascade
+    from hw_models.gpu_sm import load_gpu
+
+    rows = []
+    for mapping, hardware in (("flash-attention-2", "a100"), ("flash-attention-3", "h100"),
+                              ("flash-attention-4", "b200")):
+        started = time.perf_counter()
+        evaluate_tree(mapping, hardware, "xlm", "16K", pareto=False)
+        first = time.perf_counter() - started
+        fixed = {"TQ": 128, "M0": 128}
+        point = _median(lambda: evaluate_tree(mapping, hardware, "xlm", "16K", fixed,
+                                              pareto=False))
+        search = _median(lambda: evaluate_tree(mapping, hardware, "xlm", "16K", pareto=False))
+        rows.append({"what": f"{mapping} on {hardware}", "first_s": first,
+                     "evaluation_ms": point * 1e3, "parameter_search_ms": search * 1e3})
+    h100 = load_gpu("h100")
+    for schedule in ("fa2", "flash-decoding", "lean"):
+        rows.append({"what": f"decode {schedule} on h100", "evaluation_ms": 1e3 * _median(
+            lambda: estimate(h100, schedule, batch=8, heads=32, head_dim=128, context=32768))})
+    for cascade in ("attention-1pass", "examples/sigmoid_attention.einsum",
+                    "causal-attention-1pass"):
+        started = time.perf_counter()
+        map_cascade(None, cascade, "h100", "xlm", "16K")
+        rows.append({"what": f"GPU tree mapper: {cascade}",
+                     "mapper_s": time.perf_counter() - started})
+    return rows
+
+
+if __name__ == "__main__":
+    results = run()
+    if "--json" in sys.argv:
+        print(json.dumps(results, indent=1))
+    else:
+        for row in results:
+            print(row["what"].ljust(44), "  ".join(f"{k} {v:.3g}" for k, v in row.items()
+                                                   if k != "what"))
