@@ -442,13 +442,24 @@ def analyse(cascade: ir.Cascade) -> BoundStructure:
         except EinsimError:
             continue
     if candidates:
-        count, rank = max(candidates, key=lambda c: (c[0], any(
-            p.rank == c[1] for p in cascade.partitions)))
-        count, crossings, why = find_crossings(cascade, contraction, rank, values)
-        if why:
-            notes.append(why)
-        elif count >= 2 and not crossings:
-            notes.append(f"{count} passes over {rank} but no per-pair tensor crosses a pass "
-                         "boundary (what crosses is smaller than a fiber); pass terms left out")
+        # the streamed rank: the one the cascade partitions (as the engine reports), else
+        # the first key rank; another key rank with more passes is used when it crosses
+        partitioned = [c for c in candidates if any(p.rank == c[1] for p in cascade.partitions)]
+        count, rank = (partitioned or candidates)[0]
+        reasons = []
+        for other_count, other in sorted(candidates, key=lambda c: -c[0]):
+            if other_count < 2:
+                break
+            found_count, found, why = find_crossings(cascade, contraction, other, values)
+            if found:
+                count, rank, crossings = found_count, other, found
+                break
+            reasons.append((other, other_count, why))
+        if not crossings:
+            for other, other_count, why in reasons:
+                if other == rank:
+                    notes.append(why or f"{other_count} passes over {other} but no per-pair "
+                                 "tensor crosses a pass boundary (what crosses is smaller "
+                                 "than a fiber); pass terms left out")
     return BoundStructure(tuple(inputs), outputs, contraction, values, rank, count, crossings,
                           tuple(notes))

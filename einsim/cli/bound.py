@@ -75,8 +75,7 @@ def bound(name: Optional[str] = typer.Argument(None, help="Library cascade name.
                                               "(3-, 2- and 1-pass bounds and the library "
                                               "mappings) as HTML."),
           as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
-    """Minimum DRAM traffic of a cascade against on-chip capacity (a lower bound no mapping
-    beats)."""
+    """Minimum DRAM traffic of a cascade against on-chip capacity (no mapping beats it)."""
     from einsim import library
     from einsim.bounds import traffic_bound
     from einsim.workloads import parse_seq_len
