@@ -148,3 +148,70 @@ def load_link(name: str = "roce-400g") -> Link:
         return Link.model_validate(document)
     except ValidationError as error:
         raise SpecError(f"link {source}: {describe_validation_error(error)}") from None
+
+
+# ------------------------------------------------------------------ device groups as hardware
+
+NVLINK = "nvlink"
+"""The GPUs' own link (its bandwidth per device from the GPU preset's ``nvlink_bytes_per_s``)."""
+
+
+def device_link(gpu: GPU, name: str = NVLINK) -> Link:
+    """The link joining a group of ``gpu``: ``nvlink`` (the preset's bandwidth per device, no
+    latency figure) or a link preset (``roce-400g``: bandwidth per device and round trip)."""
+    if not isinstance(name, str) or not name.strip():
+        raise SpecError(f"link {name!r}: expected {NVLINK} or a link preset "
+                        f"({', '.join(link_names())})")
+    if name.strip().lower() == NVLINK:
+        return Link(name=NVLINK, bandwidth_bytes_per_s=gpu.nvlink_bytes_per_s, round_trip_s=0.0)
+    return load_link(name.strip())
+
+
+def link_names() -> list[str]:
+    folder = resources.files("hw_models").joinpath("presets")
+    return [n for n in preset_names(folder)
+            if load_yaml_text(folder.joinpath(f"{n}.yaml").read_text()).get("kind") == "link"]
+
+
+@dataclass(frozen=True)
+class LinkedGroup:
+    """``devices`` GPUs joined by ``link``, as one piece of hardware (kind ``device_group``):
+    named ``GPU:COUNT`` or ``GPU:COUNT@LINK`` (``h100:8``, ``h20:4@roce-400g``)."""
+
+    gpu: GPU
+    devices: int
+    link: Link
+    kind: str = "device_group"
+
+    def __post_init__(self):
+        if not isinstance(self.gpu, GPU):
+            raise SpecError(f"gpu {self.gpu!r}: expected a GPU (hw_models.gpu_sm.load_gpu)")
+        if not isinstance(self.link, Link):
+            raise SpecError(f"link {self.link!r}: expected a Link (hw_models.offload.device_link)")
+        object.__setattr__(self, "devices", size_argument("devices", self.devices, MAX_DEVICES,
+                                                          SpecError))
+
+    @property
+    def name(self) -> str:
+        suffix = "" if self.link.name == NVLINK else f"@{self.link.name}"
+        return f"{self.gpu.name}:{self.devices}{suffix}"
+
+    def model_dump_json(self) -> str:
+        """Identifies the numbers the group's hierarchy bakes in (a compilation cache key)."""
+        return (f'{{"group": {self.gpu.model_dump_json()}, "devices": {self.devices}, '
+                f'"link": {self.link.model_dump_json()}}}')
+
+
+def is_device_group(name) -> bool:
+    """Whether a hardware name means a device group (``GPU:COUNT[@LINK]``)."""
+    return isinstance(name, str) and ":" in name and not name.strip().endswith((".yaml", ".yml"))
+
+
+def load_device_group(name: str) -> LinkedGroup:
+    """``h100:8`` (NVLink) or ``h100:8@roce-400g`` → a :class:`LinkedGroup`."""
+    if not is_device_group(name):
+        raise SpecError(f"device group {name!r}: expected GPU:COUNT or GPU:COUNT@LINK, e.g. "
+                        "h100:8 or h100:8@roce-400g")
+    group, _, link = name.strip().partition("@")
+    devices = parse_group(group, "hw")
+    return LinkedGroup(devices.gpu, devices.count, device_link(devices.gpu, link or NVLINK))

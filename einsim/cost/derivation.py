@@ -84,7 +84,7 @@ class Counts:
     shares: dict[str, dict[str, sympy.Expr]] = field(default_factory=dict)  # split leaves
     stages: dict[str, int] = field(default_factory=dict)
     owned: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)  # (node, level)
-    messages: dict[str, sympy.Expr] = field(default_factory=dict)  # level -> fills per instance
+    messages: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)  # (keep, level)
     compute_cycles: sympy.Expr = sympy.Integer(0)
     latency_s: sympy.Expr = sympy.Integer(0)
     densities: tuple[str, ...] = ()
@@ -526,8 +526,9 @@ class Derivation:
             changed = self.relevant(info.tensor, self.view.einsums[info.tensor].write.variables) \
                 if info.producing else relevant
             per_instance = [replace(l, fanout=sympy.Integer(1)) for l in info.loops]
-            self.counts.add(self.counts.messages, parent.level.name,
-                            self._changes(per_instance, changed) * parent.level.remote_fraction)
+            moves = self._changes(per_instance, changed) * parent.level.remote_fraction
+            key = (info.path, parent.level.name)  # the tiles of one keep node move together
+            self.counts.messages[key] = _max(self.counts.messages.get(key, 0), moves)
         if info.producing:
             einsum = self.view.einsums[info.tensor]
             output = self.relevant(info.tensor, einsum.write.variables)

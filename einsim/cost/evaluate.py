@@ -67,14 +67,30 @@ def compile_for(mapping: MappingTree, cascade_name: str | None = None,
     """(compiled mapping, hardware model) for a tree, a cascade override and a hardware."""
     from einsim.cost.front_door import load_hardware
 
+    from hw_models.offload import is_device_group, load_device_group
+
+    def load(text: str, overrides=None):  # a device group (GPU:COUNT[@LINK]) or one machine
+        if not is_device_group(text):
+            return load_hardware(text, overrides)
+        if overrides:
+            raise SpecError(f"device group {text}: parameters {', '.join(overrides)} cannot "
+                            "be overridden")
+        return load_device_group(text)
+
     cascade = library.load(cascade_name or mapping.cascade)
     name = hardware or mapping.hardware
-    native = load_hardware(mapping.hardware).kind
-    machine = load_hardware(name, dict(baked or {}))
+    native = load(mapping.hardware).kind
+    machine = load(name, dict(baked or {}))
     if machine.kind != native:
-        kinds = {"spatial_array": "a spatial array", "gpu_sm": "a GPU"}
+        kinds = {"spatial_array": "a spatial array", "gpu_sm": "a GPU",
+                 "device_group": "a device group (GPU:COUNT[@LINK])"}
         raise MappingError(f"mapping {mapping.name} runs on {kinds[native]} (like "
                            f"{mapping.hardware}); {machine.name} is {kinds[machine.kind]}")
+    if machine.kind == "device_group":
+        from einsim.cost.device_hierarchy import device_hierarchy
+
+        return compiled(cascade, mapping, device_hierarchy(machine),
+                        machine.model_dump_json()), machine
     if machine.kind == "gpu_sm":
         from einsim.cost.gpu_hierarchy import gpu_hierarchy
 

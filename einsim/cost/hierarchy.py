@@ -49,6 +49,10 @@ class Level:
     per_unit: str | None = None  # register files belong to one unit
     per_instance: bool = False   # capacity per PE (per SM on a GPU), not in all
     word_bytes: int | None = None  # bytes per word held here, if not the hierarchy's
+    # a level spread evenly over G devices (their memories seen across the link): an access
+    # finds 1/G of its data at home, so only ``remote_fraction`` = (G - 1) / G moves
+    remote_fraction: sympy.Expr | float = 1
+    message_latency_s: float = 0.0  # per fill of a tile from this level (a link's latency)
 
     @property
     def instanced(self) -> bool:
