@@ -124,6 +124,30 @@ def test_two_level_normaliser_runs_over_the_outer_part():
     assert "SD_RUN[m1 + 1, p] = SD_RUN[m1, p] * GM_CORR[m1, p] + SPD[m1, p]" in result.text
 
 
+HEADS = """rank M = 40
+param SCALE = 0.35
+partition M -> M1, M0 by 8
+input Q[E, H, P], K[E, H, M], V[F, H, M]
+S[h, m1, m0, p] = Q[e, h, p] * K[e, h, m1*M0 + m0] * SCALE
+MX[h, p] = max[m1, m0] S[h, m1, m0, p]
+EX[h, m1, m0, p] = exp(S[h, m1, m0, p] - MX[h, p]) where m1*M0 + m0 <= p
+SUMX[h, p] = EX[h, m1, m0, p]
+PR[h, m1, m0, p] = EX[h, m1, m0, p] / SUMX[h, p]
+O[f, h, p] = PR[h, m1, m0, p] * V[f, h, m1*M0 + m0]
+"""
+
+
+@pytest.mark.parametrize("text", [HEADS, HEADS.replace("rank M = 40\n", "").replace("by 8",
+                                                                                       "by 5")])
+@pytest.mark.parametrize("passes", [2, 1])
+def test_heads_declared_sizes_and_numeric_tiles(text, passes):
+    result = einsim.rewrite(text, passes)
+    assert result.validated.ok and einsim.passes(result.cascade, "m") == passes
+    assert "O[f, h, p] = " in result.text
+    if passes == 1:
+        assert "MX_RUN[m1 + 1, h, p] = max(MX_RUN[m1, h, p], MX_LOCAL[m1, h, p])" in result.text
+
+
 # -------------------------------------------------------------------- generated variants
 
 NAME = st.from_regex(r"[A-Z][A-Z]{1,3}", fullmatch=True).filter(lambda n: n not in {"MX"})

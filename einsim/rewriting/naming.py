@@ -19,8 +19,7 @@ def taken_names(cascade: ir.Cascade) -> set[str]:
     for einsum in cascade.einsums:
         for node in ir.walk(einsum.expression):
             if isinstance(node, ir.Symbol) and node.name[0].isupper():
-                node_name = node.name
-                names.add(node_name)
+                names.add(node.name)
             if isinstance(node, ir.Access):
                 for index in node.indices:
                     names |= set(index.size_symbols)

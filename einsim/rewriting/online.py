@@ -44,17 +44,13 @@ class Online:
 
 @dataclass(frozen=True)
 class _Running:
-    """The new tensors standing for the normaliser: running value and correction factor."""
+    """The new tensors standing for the normaliser: running value and correction factor (the
+    running value is the maximum of the negated values when ``negated``)."""
 
     running: str
     correction: str
     variable: str
     negated: bool
-
-    def value(self, rows: tuple[Affine, ...], index: Affine) -> ir.Expression:
-        """The normaliser's value after step ``index`` (``RUN[m1 + 1, p]``, negated for min)."""
-        access = ir.Access(self.running, insert(rows, 0, index))
-        return ir.Call("neg", (access,)) if self.negated else access
 
     def factor(self, rows: tuple[Affine, ...]) -> ir.Access:
         return ir.Access(self.correction, insert(rows, 0, Affine.variable(self.variable)))

@@ -227,7 +227,7 @@ def _normalised(exponential: ir.Einsum, cascade: ir.Cascade, ranks: RankView,
         producer = cascade.producers[tensor]
         op = producer.reduce_op
         reduced = ", ".join(ranks.variables(producer.reduced))
-        if ranks.variables(producer.output.variables):
+        if ranks.variables(producer.output.variables) or not ranks.covers(producer.reduced):
             issues.append(f"{tensor} is a {op} over {reduced} only, not over all of {ranks.text}; "
                           "the rules need one max or min over the whole rank")
             continue

@@ -59,7 +59,7 @@ def plain_variables(access: ir.Access) -> Optional[tuple[str, ...]]:
 
 
 def renaming_between(written: ir.Access, read: ir.Access) -> Optional[dict[str, Affine]]:
-    """Variables of a tensor's output (``A[m, p]``) → the indices one reader uses (``A[m, q]``)."""
+    """Variables of a tensor's output (``A[m, p]``) → the indices a reader uses (``A[m, q]``)."""
     names = plain_variables(written)
     if names is None or len(read.indices) != len(names):
         return None
@@ -130,14 +130,10 @@ def canonical(node: ir.Expression) -> str:
     return str(transform(node, leaf))
 
 
-def tensors_read(node: ir.Expression) -> set[str]:
-    return {a.tensor for a in ir.accesses(node)}
-
-
 # ------------------------------------------------------------------------------------ products
 
 def factors(node: ir.Expression, numerator: bool = True) -> list[tuple[ir.Expression, bool]]:
-    """The factors of a product or quotient: ``a * b / c`` → [(a, True), (b, True), (c, False)]."""
+    """Factors of a product or quotient: ``a * b / c`` → [(a, True), (b, True), (c, False)]."""
     if isinstance(node, ir.BinaryOp) and node.op in ("*", "/"):
         right = numerator if node.op == "*" else not numerator
         return factors(node.left, numerator) + factors(node.right, right)

@@ -50,7 +50,9 @@ def validation_sizes(cascade: ir.Cascade, rank: str) -> dict[str, int]:
     every partitioned rank ragged against its tiles (13 = 3 * 4 + 1)."""
     fixed = {r.name for r in cascade.ranks if r.size is not None} | \
         {p.name for p in cascade.params}
-    derived = {p.parts[0] for p in cascade.partitions}
+    derived = {p.parts[0] for p in cascade.partitions}  # and parts sized by a number or name:
+    derived |= {part for p in cascade.partitions for part, size in zip(p.parts[1:], p.sizes)
+                if part != size}
     tiles = {s for p in cascade.partitions for s in p.sizes if isinstance(s, str)}
     sizes: dict[str, int] = {}
     for name in sorted(size_names(cascade) - fixed - derived):
