@@ -6,14 +6,17 @@ The pattern, over a rank R (``m``, or its partition ``m1, m0``):
 * a *normaliser* ``N = max[R] y`` (or ``min``) that reduces all of R, read by the exponent
   linearly and with the opposite coefficient of ``y``: ``x = c * (y - N) + rest`` (softmax
   ``exp(y - N)``, softmin ``exp(N - y)``, scaled ``exp((y - N) * s)``, biased, masked...);
-* *accumulators*: sums over all of R of a product with ``E`` (the denominator ``sum E``, the
-  numerator ``sum E * V``);
+* the *family* of ``E``: ``E`` and the Einsums multiplying a member element-wise by values not
+  computed from ``N`` (``SPD = SLD * PRM``);
+* *accumulators*: sums over all of R of a product with one member (the denominator ``sum E``,
+  the numerator ``sum E * V``);
 * optionally *divisions* ``A = E / D`` by an accumulator ``D``, each consumed only by sums over
-  R of a product with ``A`` (the 3-pass form).
+  R of a product with ``A`` (the 3-pass form), or sums dividing inside (``sum E * V / D``).
 
 Only the structure is matched: which Einsum reduces with max/min over R, which applies exp to
 what, which sums, which divides.  Anything else reading these tensors is refused with the
-reason.
+reason.  When no single max or min covers a partitioned R, the outer part (``m1``) is tried:
+a two-level normaliser ``max[m1]`` of tile maxima is then a normaliser of the tiles' values.
 """
 
 from __future__ import annotations
