@@ -58,6 +58,8 @@ class BoundProblem:
     def words(self, capacity) -> tuple[np.ndarray, list[str]]:
         """Lower bound (words) and binding regime at each capacity (words)."""
         s = np.atleast_1d(np.asarray(capacity, dtype=float))
+        if self.contraction and (self.pairs <= 0 or self.d <= 0):  # no products to make
+            return np.full(s.shape, self.compulsory), [COMPULSORY] * s.size
         if not self.contraction:
             label = f"{COMPULSORY} (fallback: {self.fallback})" if self.fallback else COMPULSORY
             return np.full(s.shape, self.compulsory), [label] * s.size

@@ -26,6 +26,8 @@ from einsim.language.sizes import axis_rank
 from einsim.analysis.passes import partition_root
 
 BRUTE_FORCE_LIMIT = 1 << 26
+PER_QUERY_LIMIT = 1 << 26
+"""Longest rank counted key by key or query by query (arrays of this length)."""
 _CHUNK = 1 << 22
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
@@ -238,6 +240,9 @@ def _closed_form(cascade, condition, key_ranks, query_ranks, size, sizes) -> Mas
         raise MaskNotAnalysed(f"mask '{condition}' ties one rank to several others")
     pairs, lmin, lmax, keys_used, queries_used = 1.0, 1.0, 1.0, 1.0, 1.0
     for (key, query), members in groups.items():
+        if max(size[key], size[query]) > PER_QUERY_LIMIT:
+            raise MaskNotAnalysed(f"ranks {key}, {query} are longer than "
+                                  f"{PER_QUERY_LIMIT:,} to count query by query")
         b = np.arange(size[query], dtype=np.int64)
         counts, used = _group_counts(members, b, size[key])
         pairs *= float(counts.sum())
@@ -331,6 +336,8 @@ def profile(cascade: ir.Cascade, condition, key_ranks, query_ranks,
             sizes: Mapping[str, float]) -> MaskProfile:
     """The mask profile of ``condition`` (None: dense) over the given key and query ranks."""
     size = {r: int(sizes[r]) for r in (*key_ranks, *query_ranks)}
+    if condition is not None and 0 in size.values():
+        return MaskProfile(0.0, 0.0, 0.0, 0.0, 0.0)
     if condition is None:
         return dense(math.prod(size[r] for r in key_ranks),
                      math.prod(size[r] for r in query_ranks))
