@@ -223,14 +223,17 @@ def test_no_library_mapping_beats_the_bound(mapping):
 def test_no_tree_the_mapper_finds_beats_the_bound(name):
     from einsim.search.mapper import map_cascade
 
-    curve = traffic_bound(name, "bert", 512)
-    registers = register_bytes("fusemax-cloud", 16)
-    for capacity in (2 ** 14, 2 ** 20):
-        found = map_cascade(None, name, None, "bert", 512,
-                            parameters={"global_buffer_bytes": capacity, "pe_dim": 16})
+    cases = [(512, 16, 2 ** 14), (512, 16, 2 ** 20)]
+    if not name.startswith(("causal", "gna", "attention-naive")):
+        cases += [(256, 4, 2 ** 13), (256, 4, 2 ** 17)]
+    for seq_len, pe_dim, capacity in cases:
+        curve = traffic_bound(name, "bert", seq_len)
+        registers = register_bytes("fusemax-cloud", pe_dim)
+        found = map_cascade(None, name, None, "bert", seq_len,
+                            parameters={"global_buffer_bytes": capacity, "pe_dim": pe_dim})
         for report in [found.result.best] + list(found.result.pareto):
             bound = _at(curve, report.buffer_bytes + registers)
-            assert report.traffic_bytes >= bound * (1 - 1e-9), (name, capacity)
+            assert report.traffic_bytes >= bound * (1 - 1e-9), (name, seq_len, capacity)
 
 
 def test_plotted_mapping_points_sit_on_or_above_their_curves():
@@ -381,6 +384,17 @@ def test_cli_bad_input_exits_2_with_one_line(args, capsys):
     code, _, err = _run(args, capsys)
     assert code == 2, err
     assert err.startswith("einsim: error:") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args,regime", [
+    (["causal-fusemax", "--size", "M=1000000000000", "--size", "P=1000000000000"],
+     "compulsory (fallback:"),
+    (["fusemax", "--size", "P=0"], "compulsory"),
+    (["attention-3pass", "--size", "E=0"], "compulsory")])
+def test_cli_extreme_sizes_answer_without_crashing(args, regime, capsys):
+    code, out, err = _run(["bound", *args, "--points", "3", "--json"], capsys)
+    assert code == 0, err
+    assert all(p["regime"].startswith(regime) for p in json.loads(out)["points"])
 
 
 def test_python_api_is_exported_lazily():
