@@ -174,6 +174,14 @@ def test_mask_profile_equals_the_materialized_mask(condition):
     assert (mask.pairs, mask.lmin, mask.lmax, mask.keys_used, mask.queries_used) == expected
 
 
+def test_cascade_parameters_win_over_workload_sizes():
+    """GNA's dilation D is its own parameter, not the workload's model width D."""
+    curve = traffic_bound("gna", "bert", 4096)
+    assert (curve.problem.pairs, curve.problem.lmin, curve.problem.lmax) == (7 * 4096, 7, 7)
+    wider = traffic_bound("gna", "bert", 4096, sizes={"W": 33, "D": 2})
+    assert wider.problem.lmax == 33
+
+
 def test_cascades_outside_the_patterns_fall_back_to_compulsory_and_say_so():
     curve = traffic_bound("linear-attention", "bert", 4096)
     assert all(p.regime.startswith("compulsory (fallback:") for p in curve.points)

@@ -216,9 +216,11 @@ def problem_of(cascade: ir.Cascade, sizes: Mapping[str, float],
 
 
 def _sizes(cascade: ir.Cascade, workload, extra: Mapping[str, float] | None) -> dict:
-    sizes: dict[str, float] = {k: float(v) for k, v in workload.sizes().items()}
+    params = {param.name for param in cascade.params}
+    sizes: dict[str, float] = {k: float(v) for k, v in workload.sizes().items()
+                               if k not in params}  # a workload's D is not GNA's dilation D
     for param in cascade.params:
-        sizes.setdefault(param.name, param.value)
+        sizes[param.name] = param.value
     for rank in cascade.ranks:
         if rank.size is not None:
             sizes.setdefault(rank.name, rank.size)
