@@ -155,15 +155,24 @@ def load_link(name: str = "roce-400g") -> Link:
 NVLINK = "nvlink"
 """The GPUs' own link (its bandwidth per device from the GPU preset's ``nvlink_bytes_per_s``)."""
 
+IDEAL = "ideal"
+"""A link that costs nothing (what a step would take if communication were free)."""
+
 
 def device_link(gpu: GPU, name: str = NVLINK) -> Link:
     """The link joining a group of ``gpu``: ``nvlink`` (the preset's bandwidth per device, no
-    latency figure) or a link preset (``roce-400g``: bandwidth per device and round trip)."""
+    latency figure), a link preset (``roce-400g``: bandwidth per device and round trip) or
+    ``ideal`` (free)."""
     if not isinstance(name, str) or not name.strip():
-        raise SpecError(f"link {name!r}: expected {NVLINK} or a link preset "
+        raise SpecError(f"link {name!r}: expected {NVLINK}, {IDEAL} or a link preset "
                         f"({', '.join(link_names())})")
     if name.strip().lower() == NVLINK:
         return Link(name=NVLINK, bandwidth_bytes_per_s=gpu.nvlink_bytes_per_s, round_trip_s=0.0)
+    if name.strip().lower() == IDEAL:
+        return Link(name=IDEAL, bandwidth_bytes_per_s=1e30, round_trip_s=0.0)
+    if name.strip().lower() not in link_names() and not name.strip().endswith((".yaml", ".yml")):
+        raise SpecError(f"link {name!r}: unknown; expected {NVLINK}, {IDEAL}, a link preset "
+                        f"({', '.join(link_names())}) or a link YAML file")
     return load_link(name.strip())
 
 
@@ -204,7 +213,10 @@ class LinkedGroup:
 
 def is_device_group(name) -> bool:
     """Whether a hardware name means a device group (``GPU:COUNT[@LINK]``)."""
-    return isinstance(name, str) and ":" in name and not name.strip().endswith((".yaml", ".yml"))
+    if not isinstance(name, str):
+        return False
+    head = name.strip().partition("@")[0]
+    return ":" in head and not head.endswith((".yaml", ".yml"))
 
 
 def load_device_group(name: str) -> LinkedGroup:

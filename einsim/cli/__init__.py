@@ -35,7 +35,8 @@ _COMMAND_MODULES = {"evaluate": "einsim.cli.cost", "sweep": "einsim.cli.cost",
                     "bound": "einsim.cli.bound",
                     "map": "einsim.cli.cost", "gna": "einsim.cli.gpu", "decode": "einsim.cli.gpu",
                     "offload": "einsim.cli.offload", "report": "einsim.cli.report",
-                    "rewrite": "einsim.cli.rewrite"}
+                    "rewrite": "einsim.cli.rewrite",
+                    "seqpar": "einsim.cli.seqpar"}
 """Subcommands defined outside this module → the module that registers them on :data:`app`."""
 
 _OWN_COMMANDS = {"cascades", "show", "passes", "validate"}

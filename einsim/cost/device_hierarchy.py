@@ -24,10 +24,14 @@ Energy is the boards at their rated power (no per-action energies are published)
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import sympy
 
 from einsim.cost.expressions import symbol
 from einsim.cost.hierarchy import Hierarchy, Level, Unit
+from einsim.errors import MappingError, SpecError
+from hw_models.gpu_sm import size_argument
 
 WORD_BYTES = 2  # FP16/BF16 operands
 AXIS = "devices"
@@ -78,7 +82,121 @@ def device_hierarchy(group, dtype: str = "fp16") -> Hierarchy:
                      float(gpu.power_w) * devices, "hbm", None, multicast=False)
 
 
-def group_key(group) -> str:
-    """What a group's compiled trees depend on: its GPU and link, not its size (``devices``
-    is a symbol of the expressions; give it as an override)."""
-    return f'{{"device": {group.gpu.model_dump_json()}, "link": {group.link.model_dump_json()}}}'
+# ------------------------------------------------- a tree on a group: step, compute, communication
+
+STRATEGIES = {"ring": "seqpar-ring", "lasp2": "seqpar-lasp2", "lasp2h": "seqpar-lasp2h"}
+"""Sequence-parallel strategies → their loop trees in ``mappings/``."""
+
+
+@dataclass(frozen=True)
+class GroupStep:
+    """One evaluation of a tree on a device group, with what the link costs.
+
+    ``communication_s`` is the link level's time (its bytes over the group's bandwidth plus
+    its message latencies), ``overlap`` the fraction of it hidden behind the rest of the step
+    (1 − (step − step with a free link) / communication_s; None without communication) and
+    ``scaling_efficiency`` the same tree's time on one device ÷ (G × step time)."""
+
+    strategy: str
+    cascade: str
+    hardware: str
+    devices: int
+    seq_len: int
+    workload: str
+    step_time_s: float
+    compute_s: float
+    communication_s: float
+    communication_bytes_per_device: float
+    overlap: float | None
+    scaling_efficiency: float
+    single_device_s: float
+    parameters: dict
+    report: object = field(repr=False, compare=False, default=None)
+
+    def summary(self) -> dict:
+        return {"step_time_s": self.step_time_s, "compute_s": self.compute_s,
+                "communication_s": self.communication_s,
+                "communication_bytes_per_device": self.communication_bytes_per_device,
+                "overlap": self.overlap, "scaling_efficiency": self.scaling_efficiency,
+                "single_device_s": self.single_device_s, "strategy": self.strategy,
+                "cascade": self.cascade, "hardware": self.hardware, "devices": self.devices,
+                "seq_len": self.seq_len, "workload": self.workload,
+                "parameters": dict(self.parameters)}
+
+
+def strategy_tree(strategy: str):
+    """The loop tree of a strategy name (``ring``, ``lasp2``, ``lasp2h``) or a mapping file,
+    checked to run on a device group."""
+    from einsim.cost.tree import load_mapping_tree, mapping_names
+    from hw_models.offload import is_device_group
+
+    if not isinstance(strategy, str) or not strategy.strip():
+        raise SpecError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGIES)} or a "
+                        "mapping file")
+    name = strategy.strip()
+    if name not in STRATEGIES and not name.endswith((".yaml", ".yml")):
+        raise SpecError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGIES)} or a "
+                        "mapping file (.yaml)")
+    if name in STRATEGIES and STRATEGIES[name] not in mapping_names():
+        raise SpecError(f"strategy {name}: its tree mappings/{STRATEGIES[name]}.yaml is not "
+                        "installed (LASP-2 maps the chunked form of linear attention, "
+                        "linear-attention-lasp2, which the cascade library does not have yet); "
+                        "give the tree and the cascade as files: --strategy FILE --cascade FILE")
+    tree = load_mapping_tree(STRATEGIES.get(name, name))
+    if not is_device_group(tree.hardware):
+        raise SpecError(f"strategy {strategy}: mapping {tree.name} runs on {tree.hardware}, not "
+                        "on a device group (hardware: GPU:COUNT[@LINK], e.g. h100:8)")
+    return tree
+
+
+def group_step(strategy: str, gpu: str = "h100", devices: int = 8, seq_len: int | str = 65536,
+               link: str = "nvlink", workload: str = "bert", cascade: str | None = None,
+               objective: str = "latency") -> GroupStep:
+    """Evaluate a strategy's tree on ``devices`` GPUs joined by ``link`` (the mapper chooses
+    the tree's free parameters), and on one device for the scaling efficiency."""
+    from einsim.cost.evaluate import best_concrete, compile_for, problem_of
+    from einsim.workloads import load_workload
+    from hw_models.gpu_sm import gpu_presets, load_gpu
+    from hw_models.offload import IDEAL, MAX_DEVICES, LinkedGroup, device_link
+
+    tree = strategy_tree(strategy)
+    if not isinstance(gpu, str) or gpu.strip().lower() not in gpu_presets():
+        raise SpecError(f"hw {gpu!r}: expected a GPU preset ({', '.join(gpu_presets())})")
+    device = load_gpu(gpu.strip().lower())
+    count = size_argument("devices", devices, MAX_DEVICES, SpecError)
+    chosen = device_link(device, link)
+    load = load_workload(workload, seq_len)
+    problem = problem_of(load)
+    name = cascade or tree.cascade
+
+    def run(group: LinkedGroup, fixed=None):
+        try:
+            found, concrete = best_concrete(tree, problem, group.name, fixed or {}, objective,
+                                            cascade, pareto=False)
+        except MappingError as error:
+            raise MappingError(f"strategy {strategy} ({tree.name}) on {name}, {group.name}: "
+                               f"{error}") from None
+        return found.best, concrete
+
+    group = LinkedGroup(device, count, chosen)
+    report, concrete = run(group)
+    fixed = {k: v for k, v in report.parameters.items() if k in concrete.parameters}
+    engine, _ = compile_for(concrete, cascade, group.name)
+    raw = engine.raw(engine.values(problem, fixed), problem.copies)
+    words = sum(float(v) for k, v in raw.items() if k[0] in ("reads", "writes")
+                and k[1] == "link")
+    link_bytes = words * problem.copies * WORD_BYTES
+    messages = float(raw.get(("messages", "link"), 0.0))
+    communication = link_bytes / (chosen.bandwidth_bytes_per_s * count) \
+        + messages * chosen.round_trip_s
+    overlap = None
+    if communication > 0:
+        free = LinkedGroup(device, count, device_link(device, IDEAL))
+        ideal, _ = run(free, fixed)
+        exposed = max(report.latency_s - ideal.latency_s, 0.0)
+        overlap = min(max(1.0 - exposed / communication, 0.0), 1.0)
+    single = run(LinkedGroup(device, 1, chosen))[0] if count > 1 else report
+    return GroupStep(strategy, name, group.name, count, load.seq_len, load.name,
+                     report.latency_s, report.compute_latency_s, communication,
+                     link_bytes / count, overlap, single.latency_s / (count * report.latency_s),
+                     single.latency_s, report.parameters, report)
