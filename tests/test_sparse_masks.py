@@ -349,6 +349,19 @@ def test_unsupported_masks_say_why(text, message):
         sparse_bounds(einsim.parse(text), q_tile=4, kv_tile=4, seq_len=16)
 
 
+def test_sizes_are_checked_where_the_mask_uses_them():
+    scaled = einsim.parse("param SCALE = 0.125\nparam W = 4\ninput Q[E, P], K[E, M]\n"
+                          "QK[m, p] = Q[e, p] * K[e, m] * SCALE where p - m < W and m <= p\n")
+    assert sparse_bounds(scaled, q_tile=4, kv_tile=4, seq_len=16).attended_pairs == \
+        sum(min(p + 1, 4) for p in range(16))  # a fractional parameter outside the mask is fine
+    with pytest.raises(SparseMaskError, match="size W = 2.5"):
+        sparse_bounds(scaled, q_tile=4, kv_tile=4, seq_len=16, sizes={"W": 2.5})
+    with pytest.raises(SparseMaskError, match="no parameter or tile size X"):
+        sparse_bounds(scaled, q_tile=4, kv_tile=4, seq_len=16, sizes={"X": 2})
+    with pytest.raises(SparseMaskError, match="workload"):
+        sparse_bounds(scaled, q_tile=4, kv_tile=4, seq_len=16, sizes={"M": 2})
+
+
 def test_an_atom_may_hold_one_monotone_key_feature():
     with pytest.raises(SparseMaskError, match="several key terms"):
         atom([(1, Feature("m")), (1, Feature("m", 4))], 0, "<=", 100, 100, "test")
@@ -394,6 +407,7 @@ def test_cli_table_hw_and_plot(capsys, tmp_path):
     (["gna", "--kv-tile", "x"], "--kv-tile"),
     (["gna", "--size", "W"], "--size"),
     (["gna", "--size", "W=0"], "window"),
+    (["gna", "--size", "NOPE=3"], "NOPE"),
     (["gna-2d"], "key index"),
     (["gna", "--hw", "no-such-gpu"], "no-such-gpu"),
     (["gna", "--seq-len", "-3"], "seq_len"),

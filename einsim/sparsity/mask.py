@@ -215,20 +215,28 @@ def atom(terms: list[tuple[int, Feature]], const: int, op: str, key_len: int,
 
 
 def resolve_sizes(cascade: ir.Cascade, key_len: int, query_len: int, q_tile: int,
-                  kv_tile: int, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
-    """Integer sizes the mask may use: ``M``, ``P``, ``param`` and ``rank`` declarations (the
+                  kv_tile: int, overrides: Mapping[str, int] | None = None) -> dict[str, float]:
+    """Sizes the mask may use: ``M``, ``P``, ``param`` and ``rank`` declarations (the
     ``overrides`` win), and the parts of the partitions of M and P.  A tile size named after its
-    own part (``partition M -> M1, M0 by M0``) defaults to the KV tile (Q tile for P)."""
-    sizes: dict[str, int] = {}
+    own part (``partition M -> M1, M0 by M0``) defaults to the KV tile (Q tile for P).  Values
+    are checked to be integers where the mask uses them."""
+    sizes: dict[str, float] = {}
     for decl in cascade.ranks:
         if decl.size is not None:
             sizes[decl.name] = decl.size
     for param in cascade.params:
         sizes[param.name] = param.value
+    known = set(sizes) | {s for p in cascade.partitions for s in (*p.parts, *p.sizes)
+                          if isinstance(s, str)}
     for name, value in (overrides or {}).items():
         if name in ("M", "P"):
             raise SparseMaskError(f"size {name}: the key and query lengths come from the "
                                   "workload (--seq-len, --kv-len), not a size override")
+        if name not in known:
+            raise SparseMaskError(f"size {name}: {cascade.name or 'the cascade'} has no "
+                                  f"parameter or tile size {name}"
+                                  + (f"; expected one of {', '.join(sorted(known))}"
+                                     if known else ""))
         sizes[name] = value
     sizes["M"], sizes["P"] = key_len, query_len
     for partition in cascade.partitions:
@@ -243,18 +251,22 @@ def resolve_sizes(cascade: ir.Cascade, key_len: int, query_len: int, q_tile: int
             if value is None:
                 raise SparseMaskError(f"partition '{partition}': size {size} has no value; "
                                       f"give it, e.g. --size {size}=64")
+            value = integer(part, value)
+            if value < 1:
+                raise SparseMaskError(f"partition '{partition}': tile size {part} = {value}; "
+                                      "expected a positive integer")
             sizes[part] = value
             inner.append(value)
         sizes[partition.parts[0]] = -(-sizes[partition.rank] // math.prod(inner))
-    for name, value in list(sizes.items()):
-        sizes[name] = _integer(name, value)
     return sizes
 
 
-def _integer(name: str, value) -> int:
+def integer(name: str, value) -> int:
+    """``value`` of size ``name`` as an int, else :class:`SparseMaskError` naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value) or value != int(value):
-        raise SparseMaskError(f"size {name} = {value!r}: expected an integer")
+        raise SparseMaskError(f"size {name} = {value!r:.40}: the mask uses it, so it must be "
+                              "an integer")
     return int(value)
 
 
@@ -346,7 +358,7 @@ class _Converter:
                 if size not in self.sizes:
                     raise SparseMaskError(f"mask '{self.text}': size {size} has no value; give "
                                           f"it, e.g. --size {size}=64")
-                scale *= self.sizes[size]
+                scale *= integer(size, self.sizes[size])
             if term.variable is None:
                 const += scale
             else:

@@ -184,8 +184,10 @@ def breaks(atoms, sides: dict, residues: np.ndarray, period: int, key_len: int,
     for atom in atoms:
         if atom.monotone is None:
             continue
-        divisor, t1, t2 = _thresholds(atom, sides[id(atom)], residues, key_len)
-        for t in (t1, t2):  # first q with floor((period*q + r)/divisor) >= t
+        side = sides[id(atom)]
+        divisor, t1, t2 = _thresholds(atom, side, residues, key_len)
+        single = side.low is side.high and atom.op == "<="  # one row: t1 == t2
+        for t in (t1,) if single else (t1, t2):  # first q with floor((period*q + r)/A) >= t
             found.append(_ceil(divisor * t - residues[None, :], period))
     stacked = np.stack(np.broadcast_arrays(*found), axis=-1)
     stacked = np.minimum(np.maximum(stacked, q_lo[..., None]), q_hi[..., None])
@@ -206,3 +208,14 @@ def pieces(mask: Mask, lo: np.ndarray, hi: np.ndarray, period: int, residues: np
     ends = np.concatenate([starts[..., 1:], q_hi[..., None]], axis=-1)
     keys = period * starts + residues[None, :, None]
     return starts, ends, evaluate(mask.tree, sides, keys)
+
+
+_RANK = np.array([0, 2, 1])  # has_* value -> join rank: NO < MAYBE < YES
+_VALUE = np.array([NO, MAYBE, YES])
+
+
+def join(codes: np.ndarray, live: np.ndarray, axes) -> tuple[np.ndarray, np.ndarray]:
+    """(has_true, has_false) of the union of the live sets along ``axes``."""
+    true = np.where(live, _RANK[codes // 3], 0).max(axis=axes)
+    false = np.where(live, _RANK[codes % 3], 0).max(axis=axes)
+    return _VALUE[true], _VALUE[false]

@@ -14,8 +14,6 @@ pieces.  Two ways to split:
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
 from einsim.sparsity.mask import KEY, And, Atom, Feature, Mask, Node, Not
@@ -55,8 +53,8 @@ def count_rows(mask: Mask, rows, lo, hi) -> np.ndarray:
     rows, lo, hi = (np.asarray(x, dtype=np.int64) for x in (rows, lo, hi))
     separable, feature = shared_period(mask)
     count = _separable if separable else _by_residue
-    per_row = 2 * len(mask.atoms) + 1
-    width = per_row * (per_row if separable else mask.period)
+    per_row = sum(2 if a.op != "<=" else 1 for a in mask.atoms) + 1
+    width = (per_row // 2 + 1) ** 2 if separable else per_row * mask.period
     out = np.zeros(rows.shape, dtype=np.int64)
     step = max(1, ROW_CHUNK // width)
     for first in range(0, rows.size, step):
@@ -111,18 +109,3 @@ def _by_residue(mask: Mask, rows, lo, hi, feature) -> np.ndarray:
     keys = period * starts + residues[None, :, None]
     truth = _truth(mask.tree, sides, lambda atom: keys, {})
     return ((ends - starts) * truth).sum(axis=(1, 2))
-
-
-def count_boxes(mask: Mask, q_first: Sequence[int], q_last: Sequence[int],
-                k_first: Sequence[int], k_last: Sequence[int]) -> np.ndarray:
-    """Exact number of true points in each box ``q_first..q_last x k_first..k_last``
-    (inclusive), by counting each of its rows."""
-    q_first, q_last, k_first, k_last = (np.asarray(x, dtype=np.int64)
-                                        for x in (q_first, q_last, k_first, k_last))
-    heights = q_last - q_first + 1
-    box = np.repeat(np.arange(q_first.size), heights)
-    offsets = np.arange(box.size) - np.repeat(np.cumsum(heights) - heights, heights)
-    counts = count_rows(mask, q_first[box] + offsets, k_first[box], k_last[box] + 1)
-    if not counts.size:
-        return np.zeros(q_first.size, dtype=np.int64)
-    return np.add.reduceat(counts, np.cumsum(heights) - heights)

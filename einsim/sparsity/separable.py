@@ -17,19 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from einsim.sparsity.mask import KEY, Atom, Feature, Mask
-from einsim.sparsity.pieces import MAYBE, NO, YES, _QuerySide, breaks, evaluate
+from einsim.sparsity.pieces import _QuerySide, breaks, evaluate, join
 from einsim.sparsity.rows import shared_period
-
-_RANK = np.array([0, 2, 1])  # has_* value -> join rank: NO < MAYBE < YES
-_VALUE = np.array([NO, MAYBE, YES])
-
-
-def join(codes: np.ndarray, live: np.ndarray, axes) -> tuple[np.ndarray, np.ndarray]:
-    """(has_true, has_false) of the union of the live sets along ``axes``."""
-    true = np.where(live, _RANK[codes // 3], 0).max(axis=axes)
-    false = np.where(live, _RANK[codes % 3], 0).max(axis=axes)
-    return _VALUE[true], _VALUE[false]
-
 
 class SeparableSweep:
     """Runs of every Q tile for a separable mask whose period fits in a KV tile."""

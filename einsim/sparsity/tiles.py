@@ -12,9 +12,10 @@ few *runs* of equal status.  Two sweeps produce the runs:
 * separable masks with the KV tile at least the period: :mod:`einsim.sparsity.separable`,
   O(Q tiles x pieces²), whatever the period.
 
-Tiles left ``MAYBE`` (an ``and`` of two mixed comparisons, an ``==`` with gaps) are counted
-exactly, row by row (:func:`einsim.sparsity.rows.count_boxes`); they lie where two mask
-boundaries cross the same tile, a few per Q tile.
+Tiles left ``MAYBE`` (an ``and`` of two mixed comparisons, an ``==`` with gaps) are decided
+exactly by :func:`decide`: their rows are split in halves, and halves again, until every part
+is decided (one row always is); they lie where two mask boundaries cross the same tile, a few
+per Q tile, and a split or two settles most.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from einsim.sparsity.mask import Mask, SparseMaskError
-from einsim.sparsity.pieces import MAYBE, NO, YES, pieces
-from einsim.sparsity.rows import count_boxes, shared_period
+from einsim.sparsity.pieces import MAYBE, NO, YES, join, pieces
+from einsim.sparsity.rows import shared_period
 
 SKIPPED, PARTIAL, FULL = 0, 1, 2
 """Values of :attr:`TileCounts.grid`."""
@@ -162,20 +163,17 @@ class Tally:
         return blocks[run], (starts[run] + offset) * self.slots + slots[run]
 
     def resolve(self) -> int:
-        """Count the undecided tiles exactly; returns how many there were."""
+        """Decide the undecided tiles exactly; returns how many there were."""
         if not self.unsure:
             return 0
         rows = np.concatenate([u[0] for u in self.unsure])
         columns = np.concatenate([u[1] for u in self.unsure])
-        step = max(1, (1 << 21) // self.TQ)
+        step = max(1, (1 << 18) // self.TQ)
         for first in range(0, rows.size, step):
             i, j = rows[first:first + step], columns[first:first + step]
-            q_first, k_first = i * self.TQ, j * self.TK
-            q_last = np.minimum(q_first + self.TQ, self.P) - 1
-            k_last = np.minimum(k_first + self.TK, self.M) - 1
-            count = count_boxes(self.mask, q_first, q_last, k_first, k_last)
-            area = (q_last - q_first + 1) * (k_last - k_first + 1)
-            has_true, has_false = count > 0, count < area
+            has_true, has_false = decide(self.mask, i * self.TQ,
+                                         np.minimum(i * self.TQ + self.TQ, self.P) - 1,
+                                         j * self.TK, np.minimum(j * self.TK + self.TK, self.M) - 1)
             np.add.at(self.visited, i, has_true.astype(np.int64))
             np.add.at(self.partial, i, (has_true & has_false).astype(np.int64))
             at_end = j == self.kv_tiles - 1
@@ -184,6 +182,47 @@ class Tally:
                 self.cells[i, j] = np.where(~has_true, SKIPPED,
                                             np.where(has_false, PARTIAL, FULL))
         return int(rows.size)
+
+
+def _box_status(mask: Mask, q_first, q_last, k_first, k_last):
+    """(has_true, has_false) of each box, three-valued, from pieces over its keys."""
+    period = mask.period
+    residues = np.arange(period, dtype=np.int64)
+    q_lo = -((residues[None, :] - k_first[:, None]) // period)
+    q_hi = np.maximum(-((residues[None, :] - k_last[:, None] - 1) // period), q_lo)
+    starts, ends, codes = pieces(mask, q_first, q_last, period, residues, q_lo, q_hi)
+    return join(codes, ends > starts, axes=(1, 2))
+
+
+def decide(mask: Mask, q_first, q_last, k_first, k_last) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (has_true, has_false) of boxes ``q_first..q_last x k_first..k_last``.
+
+    Undecided boxes are split into halves of their rows until every part is decided: one row
+    is always exact, and a half usually settles a tile (the rows away from a crossing of two
+    mask boundaries see one boundary at a time).
+    """
+    n = q_first.size
+    true, false = np.full(n, MAYBE), np.full(n, MAYBE)
+    owner = np.arange(n)
+    lo, hi, k_lo, k_hi = q_first, q_last, k_first, k_last
+    while owner.size:
+        part_true, part_false = _box_status(mask, lo, hi, k_lo, k_hi)
+        for mine, theirs in ((true, part_true), (false, part_false)):
+            yes = np.zeros(n, dtype=bool)
+            yes[owner[theirs == YES]] = True
+            maybe = np.zeros(n, dtype=bool)
+            maybe[owner[theirs == MAYBE]] = True
+            mine[yes] = YES
+            mine[(mine == MAYBE) & ~yes & ~maybe] = NO  # every part said no
+        open_ = ((true[owner] == MAYBE) & (part_true == MAYBE)) \
+            | ((false[owner] == MAYBE) & (part_false == MAYBE))
+        owner, lo, hi, k_lo, k_hi = (x[open_] for x in (owner, lo, hi, k_lo, k_hi))
+        if np.any(lo == hi):  # pragma: no cover - one row is always exact
+            raise AssertionError("a single query row gave an inexact status")
+        middle = (lo + hi) // 2
+        owner, k_lo, k_hi = (np.concatenate([x, x]) for x in (owner, k_lo, k_hi))
+        lo, hi = np.concatenate([lo, middle + 1]), np.concatenate([middle, hi])
+    return true == YES, false == YES
 
 
 class ResidueSweep:
