@@ -271,7 +271,8 @@ def test_every_library_cascade_is_covered():
         "attention-3pass", "attention-2pass", "attention-2pass-tiled", "attention-1pass",
         "fusemax", "causal-attention-3pass", "causal-attention-2pass",
         "causal-attention-1pass", "causal-fusemax", "attention-naive", "gna", "gna-2d", "gna-3d",
-        "decode-split", "linear-attention", "attention-scan"}
+        "decode-split", "decode-split-online", "gqa-attention-1pass", "linear-attention",
+        "attention-scan"}
 
 
 @pytest.mark.parametrize("name", ["attention-3pass", "attention-2pass", "decode-split"])

@@ -307,3 +307,31 @@ def test_a_workloads_model_width_does_not_override_a_cascade_parameter():
     sizes = {"M": 4096, "P": 4096, "M0": 128, "M1": 32, "E": 64, "F": 64}
     assert density(library.load("gna"), "BQK", {**sizes, "W": 7, "S": 1, "D": 1, "C": 0}) \
         == pytest.approx(7 * 4096 / 4096 ** 2)
+
+
+@pytest.mark.parametrize("kv_heads", [32, 8, 1])
+def test_grouped_query_attention_reads_each_key_value_head_once(tmp_path, kv_heads):
+    """gqa-attention-1pass: the G = heads / kv_heads query heads of a group share K and V, so
+    HBM reads K once per (batch, KV head) — hand count: batch x kv_heads x M x E words — while
+    the work (and, tensor-bound, the time) stays that of 32 heads."""
+    document = {"name": "llama", "batch": 2, "heads": 32, "kv_heads": kv_heads,
+                "head_dim": 128, "model_dim": 4096, "ffn_dim": 14336, "seq_len": 8192}
+    path = tmp_path / "gqa.yaml"
+    path.write_text(yaml.safe_dump(document))
+    report = evaluate_tree("flash-attention-3", None, str(path), None, {}, pareto=False,
+                           cascade="gqa-attention-1pass").best
+    assert report.traffic_by_level["hbm"]["K"]["reads"] == 2 * kv_heads * 8192 * 128
+    macs = sum(e.ops.get("mac", 0) for e in report.einsums if e.name == "S")
+    assert macs == 2 * 32 * 8192 * 8192 * 128
+
+
+def test_kv_heads_must_divide_heads(tmp_path):
+    from einsim.errors import SpecError
+    from einsim.workloads import load_workload
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"name": "x", "batch": 1, "heads": 32, "kv_heads": 5,
+                                    "head_dim": 64, "model_dim": 2048, "ffn_dim": 8192,
+                                    "seq_len": 1024}))
+    with pytest.raises(SpecError, match="kv_heads 5 must divide heads 32"):
+        load_workload(str(path))

@@ -18,7 +18,7 @@ from pathlib import Path
 _LIBRARY = Path(__file__).resolve().parent.parent / "library"
 
 # BEGIN GENERATED (python -m einsim.cli.cascade_listing --write)
-LISTING: dict = {'digest': '9a607a83ace36d41cf2a',
+LISTING: dict = {'digest': 'e3f9e36c1b6bf3431e4c',
  'rows': [{'name': 'attention-3pass',
            'description': 'Numerically stable softmax attention: global max, exp, sum, divide, '
                           'AV — three passes over M (unfused and FLAT)',
@@ -55,6 +55,12 @@ LISTING: dict = {'digest': '9a607a83ace36d41cf2a',
            'sequence_rank': 'm',
            'citation': 'Nayak et al., FuseMax: Leveraging Extended Einsums to Optimize '
                        'Attention Accelerator Design, MICRO 2024'},
+          {'name': 'gqa-attention-1pass',
+           'description': 'attention-1pass for grouped-query attention: the G query heads of a '
+                          'group share one K and V head',
+           'passes_over_m': 1,
+           'sequence_rank': 'm',
+           'citation': 'Ainslie et al., GQA, EMNLP 2023'},
           {'name': 'causal-attention-3pass',
            'description': 'attention-3pass with a causal filter m <= p',
            'passes_over_m': 3,

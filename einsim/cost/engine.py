@@ -136,6 +136,11 @@ class CompiledMapping:
             expressions.append(hierarchy.area_mm2)
         return keys, expressions
 
+    def copies(self, values: Mapping[str, object], copies):
+        """Independent copies of the cascade: batch × heads, or batch × key/value heads for a
+        cascade whose rank G holds the query heads sharing one (grouped-query attention)."""
+        return copies / values["G"] if "G" in self.symbol_names else copies
+
     def summary(self, values: Mapping[str, object], copies, specialize: bool = False
                 ) -> dict[str, object]:
         """Latency, energy, traffic, buffer, utilization per unit and feasibility.
@@ -144,6 +149,7 @@ class CompiledMapping:
         inputs stay scalars.  Only when they had to be lambdified instead, ``specialize``
         folds every scalar value into them first and compiles them for the arrays alone:
         worth it for large blocks (equal to the general path to ~1e-12 relative)."""
+        copies = self.copies(values, copies)
         function = self._summary or self._summary_function()
         if specialize and self._summary_program is None:
             results = self._specialized_function(values, copies)
@@ -242,7 +248,8 @@ class CompiledMapping:
         if self._compiled_raw is None:
             self._compiled_raw = sympy.lambdify(self.symbols + [COPIES], self._expressions,
                                                 modules="numpy", cse=self._cse)
-        results = self._compiled_raw(*(values[n] for n in self.symbol_names), copies)
+        results = self._compiled_raw(*(values[n] for n in self.symbol_names),
+                                     self.copies(values, copies))
         return dict(zip(self.keys, results))
 
     # ---------------------------------------------------------------------------- outputs
@@ -251,6 +258,7 @@ class CompiledMapping:
         """The summary plus, for a report, the breakdowns by component and level."""
         table = self.summary(values, copies)
         raw = self.raw(values, copies)
+        copies = self.copies(values, copies)
         hardware = self.hardware
         energy: dict[str, object] = {}
         accesses: dict[str, dict[str, object]] = {}
@@ -317,7 +325,7 @@ class CompiledMapping:
         result = self.metrics(values, problem.copies)
         if not bool(result["feasible"]):
             raise MappingError(result["reason"])
-        raw, copies = result["raw"], problem.copies
+        raw, copies = result["raw"], self.copies(values, problem.copies)
         einsums = [EinsumCost(name=name, unit=unit, ops=self._ops_of(raw, name, copies),
                               cycles=float(raw[("cycles", name)]) * copies, stage=stage)
                    for stage, (name, unit) in enumerate(self.counts.units.items())]

@@ -75,6 +75,9 @@ _ENTRIES = [
     _entry("fusemax", "The FuseMax 1-pass cascade: BK, BV, BQK, LM, RM, SLN, SLD, SLNV, PRM, SPD, "
            "RD, SPNV, RNV, AV — one pass over M, two over the tile rank M0", _FUSEMAX,
            references.attention),
+    _entry("gqa-attention-1pass", "attention-1pass for grouped-query attention: the G query "
+           "heads of a group share one K and V head", "Ainslie et al., GQA, EMNLP 2023",
+           references.grouped_attention, {"G": 3}),
     _entry("causal-attention-3pass", "attention-3pass with a causal filter m <= p", _FUSEMAX,
            references.causal_attention),
     _entry("causal-attention-2pass", "attention-2pass with a causal filter m <= p", _FUSEMAX,

@@ -25,6 +25,7 @@ import numpy as np
 __all__ = [
     "attention",
     "causal_attention",
+    "grouped_attention",
     "masked_attention",
     "neighborhood_window",
     "neighborhood_mask_1d",
@@ -122,6 +123,16 @@ def attention(inputs: dict[str, np.ndarray], sizes: dict[str, float]) -> dict[st
     query, key, value = _query_key_value(inputs)
     mask = np.ones((key.shape[1], query.shape[1]), dtype=bool)
     return {"AV": masked_attention(query, key, value, mask)}
+
+
+def grouped_attention(inputs: dict[str, np.ndarray], sizes: dict[str, float]
+                      ) -> dict[str, np.ndarray]:
+    """Grouped-query attention: ``Q`` is (E, G, P); each of the G query heads attends the
+    shared K and V; ``AV`` is (F, G, P)."""
+    query, key, value = _query_key_value(inputs)
+    mask = np.ones((key.shape[1], query.shape[2]), dtype=bool)
+    return {"AV": np.stack([masked_attention(query[:, g, :], key, value, mask)
+                            for g in range(query.shape[1])], axis=1)}
 
 
 def causal_attention(

@@ -28,7 +28,7 @@ from einsim.language import ir
 from einsim.search.parameters import SearchResult, search
 from einsim.search.trees import TreeSearch, _ancestors, _indexed_by, roles
 
-Q_TILES = [64, 128, 192, 256]
+Q_TILES = [1, 2, 4, 8, 16, 32, 64, 128, 192, 256]
 KV_TILES = [32, 64, 96, 128, 176, 256]
 
 

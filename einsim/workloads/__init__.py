@@ -38,7 +38,9 @@ _SEQ_FORMS = ("expected a positive integer or one with suffix K (x1024) or M (x1
 class Workload(pydantic.BaseModel):
     """Rank sizes of one attention layer (immutable).
 
-    ``value_dim`` (F) defaults to ``head_dim`` (E) and ``kv_len`` (M) to ``seq_len`` (P).
+    ``value_dim`` (F) defaults to ``head_dim`` (E) and ``kv_len`` (M) to ``seq_len`` (P);
+    ``kv_heads`` (grouped-query attention) gives ``G = heads / kv_heads`` query heads per
+    key/value head, which a cascade with a rank G (``gqa-attention-1pass``) iterates.
     Every size is a positive integer, checked where it is declared (``1.5``, ``inf``, ``True``
     and ``2**63`` are refused naming the field).
     """
@@ -48,6 +50,7 @@ class Workload(pydantic.BaseModel):
     name: str
     batch: count(high=2 ** 32) = 64
     heads: count(high=2 ** 20)
+    kv_heads: count(high=2 ** 20) | None = None
     head_dim: count(high=2 ** 20)
     value_dim: count(high=2 ** 20) | None = None
     model_dim: count(high=2 ** 24)
@@ -65,6 +68,17 @@ class Workload(pydantic.BaseModel):
     def H(self) -> int:
         """Number of heads."""
         return self.heads
+
+    @property
+    def G(self) -> int:
+        """Query heads per key/value head (grouped-query attention; 1 unless ``kv_heads``)."""
+        return self.heads // (self.kv_heads or self.heads)
+
+    @pydantic.model_validator(mode="after")
+    def _groups_divide(self):
+        if self.kv_heads is not None and self.heads % self.kv_heads:
+            raise ValueError(f"kv_heads {self.kv_heads} must divide heads {self.heads}")
+        return self
 
     @property
     def E(self) -> int:
@@ -92,8 +106,8 @@ class Workload(pydantic.BaseModel):
         return self.model_dim
 
     def sizes(self) -> dict[str, int]:
-        """Return the rank sizes ``{"B", "H", "M", "P", "E", "F", "D"}``."""
-        return {"B": self.B, "H": self.H, "M": self.M, "P": self.P,
+        """Return the rank sizes ``{"B", "H", "G", "M", "P", "E", "F", "D"}``."""
+        return {"B": self.B, "H": self.H, "G": self.G, "M": self.M, "P": self.P,
                 "E": self.E, "F": self.F, "D": self.D}
 
     def with_seq_len(self, n: int | str, kv_len: int | str | None = None) -> Workload:
