@@ -1,5 +1,7 @@
-"""``python -m einsim.cli``: the einsim command line."""
+"""``python -m einsim.cli``: the einsim command line (its exit status included)."""
+
+import sys
 
 from einsim.cli import main
 
-main()
+sys.exit(main())
