@@ -4,8 +4,8 @@ Run ``python benchmarks/run.py [--quick] [--json]`` from the repository root (wi
 installed, or ``PYTHONPATH=.``).  ``--quick`` keeps the whole run under about a minute: a
 300-point point-by-point sweep instead of 10,000, the executor at M = P = 4096 instead of 8192
 with three alternating rounds instead of seven, three start-up runs per command instead of
-seven, one GNA repetition instead of five.  The vectorized sweep always times at least
-100,000 points.  CLI start-up is measured as whole processes (``python -m einsim ...``).  Targets and how they were chosen: ``benchmarks/README.md``.
+seven, one GNA repetition instead of five, three whole-process sweep rounds instead of
+five.  The vectorized sweep always times at least 100,000 points.  CLI start-up is measured as whole processes (``python -m einsim ...``).  Targets and how they were chosen: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ for _path in (_HERE.parent, _HERE):  # the benchmark modules, then einsim / mapp
 import evaluate as evaluate_bench  # noqa: E402  (benchmarks/evaluate.py)
 import executor as executor_bench  # noqa: E402
 import gna as gna_bench  # noqa: E402
+import sweep_process as sweep_process_bench  # noqa: E402
 import tree_engine as tree_bench  # noqa: E402
 import zigzag_compare  # noqa: E402
 
@@ -36,7 +37,8 @@ VECTOR_GRID = {"pe_dim": [16, 32, 64, 128, 256, 512, 1024],
 VECTOR_CHECKS = 12  # points re-evaluated one by one to check the vectorized rows
 
 TARGETS = {"evaluation_ms": 5.0, "mapper_s": 1.0, "executor_ratio": 1.2, "gna_ms": 100.0,
-           "vector_points": 100_000, "startup_s": 0.25}
+           "vector_points": 100_000, "startup_s": 0.25,
+           "sweep_process_s": sweep_process_bench.TARGET_S}
 
 STARTUP_COMMANDS = (["--version"], ["cascades"], ["cascades", "--json"])
 
@@ -133,6 +135,7 @@ def collect(quick: bool) -> dict:
     results["startup"] = timed("startup", startup, 3 if quick else 7)
     results["evaluate"] = timed("evaluate", evaluate_bench.run, 300 if quick else 10_000)
     results["vectorized"] = timed("vectorized", vectorized, quick)
+    results["sweep_process"] = timed("sweep_process", sweep_process_bench.run, 3 if quick else 5)
     results["tree_engine"] = timed("tree_engine", tree_bench.run, quick)
     size = 4096 if quick else 8192
     results["executor"] = timed("executor", executor_bench.run, [size], 256, 3 if quick else 7)
@@ -172,6 +175,17 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
                     _status(agree)))
     else:
         out.append(("sweep", "vectorized", f"n/a ({vec['reason']})", "", ""))
+    if "sweep_process" in results:
+        sp = results["sweep_process"]
+        bare = sp["python -c pass"]["wall_s"]
+        for label in ("cold cache", "warm cache"):
+            row = sp[label]
+            target = f"< {TARGETS['sweep_process_s']:g} s" if label == "warm cache" else ""
+            out.append(("sweep", f"CLI {sp['points']:,}-point sweep --json, whole process, "
+                        f"{label}", f"{row['wall_s']:.3f} s (CPU {row['cpu_s']:.3f} s; "
+                        f"python -c pass {bare:.3f} s)", target,
+                        _status(row["wall_s"] < TARGETS["sweep_process_s"]
+                                and sp["same_output"]) if target else ""))
     if "tree_engine" in results:
         col = results["tree_engine"]["columns"]
         out.append(("sweep", f"vectorized columns, warm ({col['points']:,} points, P1 fixed)",

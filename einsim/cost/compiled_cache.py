@@ -23,7 +23,6 @@ import json
 import math
 import os
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,6 +229,8 @@ def _checksum(body) -> str:
 
 def write_entry(key: str, body: dict) -> bool:
     """Store ``body`` under ``key`` atomically; False when the cache cannot be written."""
+    import tempfile
+
     path = _path(key)
     if path is None:
         return False

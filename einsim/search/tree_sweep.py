@@ -183,76 +183,121 @@ def columns_of(prepared: _Prepared, workload: str, seq_len: int, parameters=None
 
 
 def _variant_columns(variant, plan, problem, parameters: dict, objective: str) -> dict:
-    """The columns of one concrete tree: every group of candidates in one evaluation."""
+    """The columns of one concrete tree: every candidate of every point in one evaluation.
+
+    The swept axes the candidate sets do not depend on (``dram_bandwidth``, ``clock_hz``...)
+    stay a separate array axis, so NumPy broadcasting evaluates each subexpression only over
+    the axes it depends on; the results equal a flat evaluation bit for bit."""
     names = list(parameters)
-    axes = np.meshgrid(*(np.asarray(v, dtype=float) for v in parameters.values()),
-                       indexing="ij") if names else []
-    count = int(np.prod([len(v) for v in parameters.values()])) if names else 1
-    columns = {n: a.reshape(-1) for n, a in zip(names, axes)}
-    mapping_fixed = {n: c for n, c in columns.items() if n in variant.parameters}
-    hardware_values = {n: c for n, c in columns.items() if n in plan.symbolic_fields}
-    free = [n for n in variant.parameters if n not in mapping_fixed and n in variant.domains]
-    everything = variant.values(problem, dict(mapping_fixed), dict(hardware_values))
-    numbers = []
-    for name in free:
-        number = variant.domain_number(name, everything)
-        numbers.append(np.broadcast_to(np.asarray(number if number is not None else 0.0,
-                                                  dtype=float), (count,)))
-    keys = np.stack(numbers, axis=1) if free else np.zeros((count, 0))
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    groups, pieces, combos_all = [], [], []
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
-    offset = 0
-    for group, key in enumerate(unique):
-        members = order[bounds[group]:bounds[group + 1]]
-        choices = [variant.candidates(n, None if key[k] == 0 and not variant.has_number(n)
-                                      else key[k], everything) for k, n in enumerate(free)]
-        combos = np.array(list(itertools.product(*choices)), dtype=float) if free \
-            else np.zeros((1, 0))
-        width = len(combos)
-        groups.append((members, width, offset))
-        pieces.append(np.repeat(members, width))
-        combos_all.append(np.tile(combos, (len(members), 1)))
-        offset += len(members) * width
+    shape = tuple(len(v) for v in parameters.values())
+    count = int(np.prod(shape)) if names else 1
+    axes = [np.asarray(v, dtype=float) for v in parameters.values()]
+    grid = np.meshgrid(*axes, indexing="ij") if names else []
+    columns = {n: a.reshape(-1) for n, a in zip(names, grid)}
+    fixed = [n for n in names if n in variant.parameters]
+    hardware = [n for n in names if n in plan.symbolic_fields]
+    free = [n for n in variant.parameters if n not in fixed and n in variant.domains]
     result = dict(columns)
     metrics_out = {m: np.full(count, np.nan) for m in METRICS}
     chosen = {n: np.full(count, np.nan) for n in variant.parameters}
-    utilization: dict[str, np.ndarray] = {}
     feasible = np.zeros(count, dtype=bool)
     errors = np.full(count, "", dtype=object)
-    if groups:
-        rows = np.concatenate(pieces)
-        combos = np.concatenate(combos_all) if free else np.zeros((len(rows), 0))
-        given = {n: c[rows] for n, c in mapping_fixed.items()}
+    utilization: dict[str, np.ndarray] = {}
+    if count:
+        everything = variant.values(problem, {n: columns[n] for n in fixed},
+                                    {n: columns[n] for n in hardware})
+        numbers = []
+        for name in free:
+            number = variant.domain_number(name, everything)
+            numbers.append(np.broadcast_to(np.asarray(number if number is not None else 0.0,
+                                                      dtype=float), (count,)))
+        keys = np.stack(numbers, axis=-1).reshape(shape + (len(free),)) if free \
+            else np.zeros(shape + (0,))
+        key_axes = [a for a in range(len(shape)) if not np.array_equal(
+            keys, np.broadcast_to(keys.take([0], axis=a), keys.shape))]
+        other = [a for a in range(len(shape)) if a not in key_axes]
+        k_shape, f_shape = [shape[a] for a in key_axes], [shape[a] for a in other]
+        n_k, n_f = int(np.prod(k_shape)), int(np.prod(f_shape))
+        k_coords = np.unravel_index(np.arange(n_k), k_shape) if key_axes else ()
+        f_coords = np.unravel_index(np.arange(n_f), f_shape) if other else ()
+        coords = [None] * len(shape)
+        for a, c in zip(key_axes, k_coords):
+            coords[a] = c[:, None]
+        for a, c in zip(other, f_coords):
+            coords[a] = c[None, :]
+        point = np.ravel_multi_index(coords, shape) if names else np.zeros((1, 1), int)
+        point = np.broadcast_to(point, (n_k, n_f))
+        k_keys = keys.reshape(count, len(free))[point[:, 0]]
+        unique, inverse = np.unique(k_keys, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
+        groups, rows, combos, offset = [], [], [], 0
+        for group, key in enumerate(unique):
+            members = order[bounds[group]:bounds[group + 1]]  # K combinations, in order
+            choices = [variant.candidates(n, None if key[k] == 0 and not variant.has_number(n)
+                                          else key[k], everything) for k, n in enumerate(free)]
+            options = np.array(list(itertools.product(*choices)), dtype=float) if free \
+                else np.zeros((1, 0))
+            groups.append((members, len(options), offset))
+            rows.append(np.repeat(members, len(options)))
+            combos.append(np.tile(options, (len(members), 1)))
+            offset += len(members) * len(options)
+        rows, combos = np.concatenate(rows), np.concatenate(combos)
+
+        def axis_column(name):  # a swept value per row (K axis) or per column (other axis)
+            a = names.index(name)
+            if a in key_axes:
+                return axes[a][coords[a][rows, 0]][:, None]
+            return axes[a][coords[a][0, :]][None, :]
+
+        given = {n: axis_column(n) for n in fixed}
         for k, name in enumerate(free):
-            given[name] = combos[:, k]
-        values = variant.values(problem, given, {n: c[rows] for n, c in hardware_values.items()})
-        metrics = variant.summary(values, problem.copies, specialize=len(rows) >= SPECIALIZE)
-        flat, failing, failing_members = np.zeros(count, dtype=np.int64), [], []
+            given[name] = combos[:, k][:, None]
+        values = variant.values(problem, given, {n: axis_column(n) for n in hardware})
+        metrics = variant.summary(values, problem.copies, specialize=len(rows) * n_f
+                                  >= SPECIALIZE)
+        size = (len(rows), n_f)
+
+        def full(value):
+            return np.broadcast_to(np.asarray(value, dtype=float), size)
+
+        table = {k: full(metrics[k]) for k in ("latency_s", "energy_j")}
+        table["feasible"] = np.broadcast_to(np.asarray(metrics["feasible"]), size)
+        best_row = np.zeros((n_k, n_f), dtype=np.int64)
+        ok_all = np.zeros((n_k, n_f), dtype=bool)
         for members, width, start in groups:
-            sliced = {k: _slice(metrics[k], start, len(members) * width, len(rows))
-                      for k in ("feasible", "latency_s", "energy_j")}
-            take = _best(sliced, objective, (len(members), width))
+            block = {k: np.moveaxis(v[start:start + len(members) * width].reshape(
+                (len(members), width, n_f)), 1, 2).reshape(-1) for k, v in table.items()}
+            take = _best(block, objective, (len(members) * n_f, width)).reshape(
+                len(members), n_f)
             ok = take >= 0
-            feasible[members] = ok
-            flat[members] = start + np.arange(len(members)) * width + np.where(ok, take, 0)
-            failing.append(start + np.nonzero(~ok)[0] * width)  # the first candidate
-            failing_members.append(members[~ok])
-        failing, failing_members = np.concatenate(failing), np.concatenate(failing_members)
-        if len(failing):  # why, at the first candidate (as the point path's search says)
-            sliced = {k: (v[failing] if np.ndim(v) else v) for k, v in values.items()}
-            for member, reason in zip(failing_members, variant.reasons(sliced,
-                                                                        problem.copies)):
-                errors[member] = reason
+            ok_all[members] = ok
+            best_row[members] = start + np.arange(len(members))[:, None] * width \
+                + np.where(ok, take, 0)
+        flat_point, columns_index = point.reshape(-1), np.tile(np.arange(n_f), n_k)
+        picked = best_row.reshape(-1)
+        feasible[flat_point] = ok_all.reshape(-1)
+        failing = ~ok_all.reshape(-1)
+        if failing.any():  # why, at the first candidate (as the point path's search says)
+            first = np.empty_like(best_row)
+            for members, width, start in groups:
+                first[members] = (start + np.arange(len(members)) * width)[:, None]
+            r, c = first.reshape(-1)[failing], columns_index[failing]
+            sliced = {k: (np.broadcast_to(v, size)[r, c] if np.ndim(v) else v)
+                      for k, v in values.items()}
+            errors[flat_point[failing]] = variant.reasons(sliced, problem.copies)
+
+        def pick(value):
+            return full(value)[picked, columns_index]
+
         for m in METRICS:
             if metrics.get(m) is not None:
-                metrics_out[m] = _pick(metrics[m], flat, len(rows))
+                metrics_out[m][flat_point] = pick(metrics[m])
         for unit, share in metrics["utilization"].items():
-            utilization[unit] = _pick(share, flat, len(rows))
+            utilization.setdefault(unit, np.full(count, np.nan))[flat_point] = pick(share)
         for name in variant.parameters:
-            chosen[name] = _pick(values[name], flat, len(rows))
+            chosen[name][flat_point] = pick(values[name])
     for m in METRICS:
         metrics_out[m][~feasible] = np.nan
     result.update(metrics_out)
@@ -261,12 +306,6 @@ def _variant_columns(variant, plan, problem, parameters: dict, objective: str) -
     result["feasible"] = feasible
     result["error"] = errors
     return result
-
-
-def _slice(value, start: int, length: int, size: int):
-    if np.ndim(value) == 0:
-        return value
-    return np.broadcast_to(np.asarray(value), (size,))[start:start + length]
 
 
 def _check_symbolic(machine, fields: dict, symbolic: dict) -> dict:
@@ -294,10 +333,6 @@ def _score(columns, objective: str) -> np.ndarray:
     latency, energy = columns["latency_s"], columns["energy_j"]
     score = {"latency": latency, "energy": energy, "edp": latency * energy}[objective]
     return np.where(columns["feasible"], score, np.inf)
-
-
-def _pick(value, flat: np.ndarray, size: int) -> np.ndarray:
-    return np.array(np.broadcast_to(np.asarray(value, dtype=float), (size,))[flat])
 
 
 def _best(metrics, objective: str, shape) -> np.ndarray:
