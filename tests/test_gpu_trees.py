@@ -335,3 +335,14 @@ def test_kv_heads_must_divide_heads(tmp_path):
                                     "seq_len": 1024}))
     with pytest.raises(SpecError, match="kv_heads 5 must divide heads 32"):
         load_workload(str(path))
+
+
+def test_gpu_tile_masks_of_any_mask_by_interval_arithmetic():
+    """A mask that is no single comparison (prefix-LM: m <= p or m < PREFIX) is counted per
+    tile by interval arithmetic; hand count at P = M = 64, PREFIX 16, tiles 16 x 16: Q tile 0
+    attends its 16 prefix keys fully (1 full tile); Q tile i >= 1 visits KV tiles 0..i, the
+    diagonal one partial: visited 1 + 2 + 3 + 4 = 10 of 16, partial 3."""
+    cascade = einsim.parse("param PREFIX = 16\ninput Q[E, P], K[E, M]\n"
+                           "S[m, p] = Q[e, p] * K[e, m] where m <= p or m < PREFIX\n")
+    sizes = {"P": 64, "M": 64, "E": 2, "PREFIX": 16}
+    assert tile_fractions(cascade, "S", sizes, {"p"}, 16, 16) == (10 / 16, 3 / 16)

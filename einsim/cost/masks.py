@@ -69,6 +69,8 @@ def density(cascade: ir.Cascade, einsum_name: str, sizes: Mapping[str, float]) -
         counted = _count_pair(*pair, extents, sizes)
         if counted is not None:
             return counted / total
+    if (pairs := _pairs_by_intervals(cascade, sizes)) is not None:
+        return pairs / total
     if total > BRUTE_FORCE_LIMIT:
         raise MappingError(f"Einsum {einsum_name}: cannot count its mask '{condition}' at these "
                            f"sizes ({total:.3g} points; closed forms cover one comparison, "
@@ -167,7 +169,8 @@ def tile_fractions(cascade: ir.Cascade, einsum_name: str, sizes: Mapping[str, fl
     point), for Q tiles of ``q_tile`` queries and KV tiles of ``kv_tile`` keys.
 
     Closed forms per query where the attended keys form one interval (comparisons, ``within``,
-    undilated ``neighborhood``), O(queries); else a brute-force mask up to
+    undilated ``neighborhood``), O(queries); else interval arithmetic per tile on any mask over
+    (m, p) (:mod:`einsim.sparsity`), O(tiles); else a brute-force mask up to
     :data:`BRUTE_FORCE_LIMIT` points.
     """
     einsum = cascade.producers[einsum_name]
@@ -184,6 +187,9 @@ def tile_fractions(cascade: ir.Cascade, einsum_name: str, sizes: Mapping[str, fl
             bounds = _key_interval(kind, how, keys, queries, sizes)
             if bounds is not None:
                 return _tiles_of_intervals(*bounds, len(keys), q_tile, kv_tile)
+    counted = _tiles_by_intervals(cascade, sizes, q_tile, kv_tile)
+    if counted is not None:
+        return counted
     total = float(np.prod([float(e) for e in extents.values()]))
     if total > BRUTE_FORCE_LIMIT:
         raise MappingError(f"Einsum {einsum_name}: cannot count the tiles of its mask "
@@ -242,6 +248,48 @@ def _tiles_of_intervals(lo: np.ndarray, hi: np.ndarray, keys: int, q_tile: int,
     full = np.where(any_empty | (common_lo > common_hi), 0, full)
     dense = len(starts) * (last + 1)
     return float(visited.sum()) / dense, float((visited - full).sum()) / dense
+
+
+def _pairs_by_intervals(cascade: ir.Cascade, sizes: Mapping[str, float]) -> float | None:
+    """Attended (key, query) pairs of any mask over (m, p), counted exactly per row by interval
+    arithmetic (:mod:`einsim.sparsity`); None when the mask is not over the two ranks."""
+    from einsim.sparsity.bounds import _attended
+    from einsim.sparsity.mask import SparseMaskError, cascade_mask, resolve_sizes
+
+    if "M" not in sizes or "P" not in sizes:
+        return None
+    keys, queries = int(sizes["M"]), int(sizes["P"])
+    given = {p.name: int(sizes[p.name]) for p in cascade.params if p.name in sizes
+             and float(sizes[p.name]).is_integer()}
+    try:
+        mask = cascade_mask(cascade, resolve_sizes(cascade, keys, queries, 1, 1, given))
+        return None if mask is None else float(_attended(mask, queries, keys))
+    except SparseMaskError:
+        return None
+
+
+def _tiles_by_intervals(cascade: ir.Cascade, sizes: Mapping[str, float], q_tile: int,
+                        kv_tile: int) -> tuple[float, float] | None:
+    """Any mask over (m, p), by three-valued interval arithmetic per tile
+    (:mod:`einsim.sparsity`); None when the mask is not one over the key and query ranks."""
+    from einsim.sparsity.mask import SparseMaskError, cascade_mask, resolve_sizes
+    from einsim.sparsity.tiles import tile_counts
+
+    if "M" not in sizes or "P" not in sizes:
+        return None
+    keys, queries = int(sizes["M"]), int(sizes["P"])
+    given = {p.name: int(sizes[p.name]) for p in cascade.params if p.name in sizes
+             and float(sizes[p.name]).is_integer()}
+    try:
+        mask = cascade_mask(cascade, resolve_sizes(cascade, keys, queries, q_tile, kv_tile,
+                                                   given))
+        if mask is None:
+            return None
+        counts = tile_counts(mask, queries, keys, q_tile, kv_tile)
+    except SparseMaskError:
+        return None
+    dense = counts.q_tiles * counts.kv_tiles
+    return float(counts.visited.sum()) / dense, float(counts.partial.sum()) / dense
 
 
 def _tiles_by_brute_force(condition, variables, extents, sizes, query_variables, q_tile,

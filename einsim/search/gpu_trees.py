@@ -40,9 +40,10 @@ def search_gpu_trees(cascade: ir.Cascade, hierarchy: Hierarchy, hardware_key: st
     if hierarchy.grid is None:
         raise MappingError(f"{hierarchy.name} is not a GPU")
     who = roles(cascade, dict(problem.sizes))
-    if who.outer is None:
-        raise MappingError("the GPU tree mapper streams key tiles: partition the key rank "
-                           "(partition M -> M1, M0 by M0), which needs a 1-pass cascade")
+    if who.outer is None and not recurrences(cascade):
+        raise MappingError("the GPU tree mapper streams key tiles in one pass: this cascade "
+                           "has no running state over the key rank (rewrite it to 1 pass: "
+                           "einsim rewrite --passes 1)")
     results, errors, points = [], [], 0
     for overlap in (True, False):
         for warpgroups in (True, False):
@@ -121,7 +122,8 @@ def gpu_tree_document(cascade: ir.Cascade, who, hierarchy: Hierarchy, cascade_na
     per_tile = [e.name for e in keyed if e.name not in state]
     leaves = [[{"run": e.name, "on": _unit_of(e, hierarchy, split_exp)}] for e in keyed]
     body = _overlapped(leaves) if overlap else {"sequence": leaves}
-    walk = [{"loop": who.outer},  # the next key tile loads while one is used
+    # the key tiles: the partition's outer rank, or tiles of TK keys of an element-wise walk
+    walk = [{"loop": who.outer} if who.outer else {"loop": who.inner, "tile": "TK"},
             {"keep": {"shared_memory": key_views or key_inputs}, "buffers": 2}]
     if warpgroups and hierarchy.grid is not None and \
             "warpgroups" in hierarchy.units["tensor_core"].axes:
@@ -141,7 +143,7 @@ def gpu_tree_document(cascade: ir.Cascade, who, hierarchy: Hierarchy, cascade_na
         tree.append({"sequence": [walk, *tail]})
     else:
         tree += walk
-    inner = next(p.parts[-1] for p in cascade.partitions)
+    inner = next((p.parts[-1] for p in cascade.partitions), "TK")
     name = f"mapped-{cascade_name or cascade.name or 'cascade'}"
     return {"name": name,
             "description": f"found by the GPU tree mapper ({'overlapped' if overlap else 'sequential'} "
