@@ -279,7 +279,7 @@ def test_the_mapper_builds_gpu_trees_for_any_one_pass_cascade(cascade):
 def test_the_gpu_mapper_refuses_what_its_template_cannot_stream():
     from einsim.search.mapper import map_cascade
 
-    with pytest.raises(MappingError, match="partition the key rank"):
+    with pytest.raises(MappingError, match="rewrite it to 1 pass"):
         map_cascade(None, "attention-3pass", "h100", "bert", "8K")
 
 
