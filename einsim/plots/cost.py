@@ -1,6 +1,7 @@
 """Plotly figures of cost reports and sweeps (DESIGN.md §6): utilization against sequence
-length, cycles per Einsum, the pipeline "waterfall", energy breakdown, area-latency Pareto front
-and speedups.  Every function returns a :class:`plotly.graph_objects.Figure` of plain data.
+length, cycles per Einsum, the pipeline Gantt (scheduled from the loop tree by
+:mod:`einsim.plots.timelines`), energy breakdown, area-latency Pareto front and speedups.
+Every function returns a :class:`plotly.graph_objects.Figure` of plain data.
 """
 
 from __future__ import annotations
@@ -8,9 +9,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from einsim import library
 from einsim.cost import Report
-from einsim.analysis.graph import dependency_graph, einsum_order
 
 UNITS = ("array2d", "array1d")
 ENERGY_PARTS = ("array2d", "array1d", "register_files", "global_buffer", "dram")
@@ -114,96 +113,37 @@ def einsum_breakdown_figure(report: Report, log_y: bool = False) -> go.Figure:
     return fig
 
 
-def _tile_lags(report: Report) -> dict[str, int]:
-    """How many tile periods after its own tile each Einsum runs.
-
-    An Einsum reading (in the same tile, not loop-carried) a tensor made in a *later* stage
-    must belong to the previous tile: this is how the stage list encodes interleaving
-    (FuseMax's stage 0 runs RD, RNV of tile t-1 beside BQK, LM of tile t).
-    """
-    stage = {e.name: e.stage for e in report.einsums}
-    lag = {name: 0 for name in stage}
-    if report.cascade not in library.names():
-        return lag  # a cascade outside the library: draw without lags
-    cascade = library.get(report.cascade)
-    graph = dependency_graph(cascade)
-    where: dict[str, tuple[int, int]] = {}  # name -> (lag, stage), copies inherit
-    for name in einsum_order(cascade, graph, [e.name for e in cascade.einsums]):
-        here, found = stage.get(name), []
-        for producer in graph.predecessors(name):
-            edge = graph.edges[producer, name]
-            if producer != name and not edge["loop_carried"] and producer in where:
-                found.append(where[producer])
-        if here is None:
-            where[name] = max(found, default=(0, -1))
-            continue
-        lag[name] = max((l + (s > here) for l, s in found), default=0)
-        where[name] = (lag[name], here)
-    return lag
-
-
-def pipeline_gantt_figure(report: Report, tiles: int = 3) -> go.Figure:
-    """The "waterfall" of ``tiles`` consecutive tiles of the mapping's tile loop.
-
-    One tile period is the sum over stages of the busiest unit's cycles in the stage (what the
-    cost model charges per tile); 100 % on the x axis is one period.  Stages run in order
-    within a period; Einsums on one unit in one stage run one after another, different units
-    overlap.  An Einsum that reads a result of a later stage belongs to the previous tile, so
-    an interleaved mapping (``fusemax``) shows each tile spilling into the next period; extra
-    periods at the start and end are the pipeline's fill and drain.  Rows are the units; bars
-    are labelled with Einsum names and coloured by tile.
+def pipeline_gantt_figure(report: Report, tiles: int = 3, schedules=None, mapping=None,
+                          **where) -> go.Figure:
+    """The pipeline of ``tiles`` consecutive iterations of the mapping's tile loop, scheduled
+    from its loop tree (:mod:`einsim.cost.timeline`): one row per unit, bars coloured by tile;
+    a ``pipeline`` shows its later stage finishing the previous tile beside the current one,
+    a ``sequence`` its units taking turns.  On a GPU, the SM timeline of its kernels
+    (:func:`einsim.plots.timelines.sm_timeline_figure`).
 
     Parameters
     ----------
     report : Report
         From :func:`einsim.cost.front_door.evaluate`.
     tiles : int
-        Tiles to draw (colours).
+        Iterations to draw.
+    schedules : list of Schedule, optional
+        Already built; otherwise rebuilt from the report (its mapping name, workload, length
+        and chosen parameters): pass ``mapping`` (a file or tree) when it is not a library
+        mapping, and ``workload``, ``hardware``, ``parameters`` (hardware overrides) or
+        ``cascade`` as it was evaluated.  A report whose tree cannot be rebuilt draws a
+        placeholder saying why.
     """
-    stages = 1 + max((e.stage for e in report.einsums), default=0)
-    used = {(e.stage, e.unit): 0.0 for e in report.einsums}
-    for e in report.einsums:
-        used[e.stage, e.unit] += e.cycles
-    lengths = [max((c for (s, _), c in used.items() if s == k), default=0.0)
-               for k in range(stages)]
-    period = sum(lengths) or 1.0
-    starts = [100.0 * sum(lengths[:k]) / period for k in range(stages)]
-    lag = _tile_lags(report)
-    periods = tiles + max(lag.values(), default=0)
-    bars: dict[int, list[tuple]] = {t: [] for t in range(tiles)}
-    for t in range(periods):
-        offset = 100.0 * t
-        for k in range(stages):
-            cursor = {unit: offset + starts[k] for unit in UNITS}
-            for e in (e for e in report.einsums if e.stage == k):
-                length = 100.0 * e.cycles / period
-                tile = t - lag[e.name]
-                if 0 <= tile < tiles:
-                    bars[tile].append((e.unit, cursor[e.unit], length, e.name, k))
-                cursor[e.unit] += length
-    fig = go.Figure()
-    for tile, rows in bars.items():
-        fig.add_trace(go.Bar(
-            y=[r[0] for r in rows], base=[r[1] for r in rows], x=[r[2] for r in rows],
-            orientation="h", name=f"tile {tile}", marker=dict(color=_colour(tile),
-                                                              line=dict(color="white", width=1)),
-            text=[r[3] for r in rows], textposition="inside", insidetextanchor="middle",
-            hovertext=[f"{r[3]} (tile {tile}, stage {r[4]}) on {r[0]}<br>"
-                       f"{r[1]:.1f}% to {r[1] + r[2]:.1f}% of a tile" for r in rows],
-            hoverinfo="text"))
-    for t in range(periods):
-        for k in range(stages):
-            fig.add_vline(x=100.0 * t + starts[k], line_width=1.5 if k == 0 else 0.5,
-                          line_dash="solid" if k == 0 else "dot", line_color="#888")
-    fig.update_layout(
-        title=f"{report.mapping}: {tiles} tiles through {stages} stage(s) "
-              f"({report.workload}, {seq_label(report.seq_len)} tokens)",
-        barmode="overlay", height=300, legend_title_text="",
-        uniformtext=dict(minsize=8, mode="hide"),  # labels too small to read: hover instead
-        xaxis=dict(title="time (fraction of a tile, %)", range=[0, 100.0 * periods]),
-        yaxis=dict(title="", categoryorder="array", categoryarray=list(reversed(UNITS))),
-        **_LAYOUT)
-    return fig
+    from einsim.cost.timeline import schedules_of
+    from einsim.errors import EinsimError
+    from einsim.plots import timelines
+
+    if schedules is None:
+        try:
+            schedules = schedules_of(report, mapping, **where)
+        except EinsimError as error:
+            return timelines.unavailable_figure(f"{report.mapping}: no schedule", str(error))
+    return timelines.schedule_figure(schedules, tiles)
 
 
 def energy_breakdown_figure(reports: list[Report]) -> go.Figure:
