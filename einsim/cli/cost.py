@@ -98,6 +98,10 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
                                         "tiling numerically on a small problem."),
              plot: Optional[Path] = typer.Option(None, "--plot", help="Write per-Einsum, "
                                                  "pipeline and energy figures (HTML)."),
+             trace: Optional[Path] = typer.Option(None, "--trace", help="Write the schedule "
+                                                  "of each mapping (iterations of its tile "
+                                                  "loop per unit; a GPU's waves of CTAs) as a "
+                                                  "Chrome / Perfetto trace (JSON)."),
              cascade: Optional[str] = _CASCADE, as_json: bool = _JSON):
     """Cost of a mapping on a spatial array or a GPU: latency, utilization, energy, area
     (with --cascade and no --mapping, of the tree the mapper finds)."""
@@ -108,6 +112,7 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
     parameters = _pairs(param, multiple=False)
     length = parse_seq_len(seq_len) if seq_len else None
     _writable(plot, "--plot")
+    _writable(trace, "--trace")
     if cascade and not mapping:  # the mapper finds the tree (any cascade, any hardware)
         if check or scope != "attention":
             raise UsageFailure("--cascade without --mapping evaluates the mapper's tree: use "
@@ -116,6 +121,13 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
 
         found = map_cascade(None, cascade, hw, workload, length,
                             objective, parameters)
+        if trace:
+            import yaml
+
+            from einsim.cost.tree import mapping_from_document
+
+            tree = mapping_from_document(yaml.safe_load(found.mapping_yaml), "the mapper's tree")
+            _write_trace([(found.result.best, tree)], trace, workload, hw, parameters, cascade)
         if as_json:
             emit({**found.result.best.model_dump(), "mapping_yaml": found.mapping_yaml})
             return
@@ -125,9 +137,13 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
     checks = {name: execute_mapping(name, cascade=cascade) for name in names} if check else {}
     reports = [evaluate_report(name, hw, workload, length, parameters, objective, scope,
                                cascade) for name in names]
+    if plot or trace:
+        schedules = _schedules(zip(reports, names), workload, hw, parameters, cascade)
     if plot:
-        _write_figures(reports, plot)
+        _write_figures(reports, plot, schedules)
         sys.stderr.write(f"wrote {plot}\n")
+    if trace:
+        _write_trace(zip(reports, names), trace, workload, hw, parameters, cascade, schedules)
     for name, result in checks.items():
         if not result.ok:
             raise MappingError(f"mapping {name}: its tiling computes a wrong answer (max "
@@ -155,13 +171,37 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
                       f"than FLAT at {fusemax.energy_j / flat.energy_j:.0%} of its energy.")
 
 
-def _write_figures(reports: list[Report], path: Path) -> None:
+def _schedules(evaluated, workload, hw, parameters, cascade) -> list:
+    """The schedules of each (report, mapping name or tree) (:mod:`einsim.cost.timeline`)."""
+    from einsim.cost.timeline import schedules_of
+
+    return [schedules_of(report, mapping, workload=workload, hardware=hw,
+                         parameters=parameters, cascade=cascade)
+            for report, mapping in evaluated]
+
+
+def _write_trace(evaluated, path: Path, workload, hw, parameters, cascade,
+                 schedules: list | None = None) -> None:
+    from einsim.traces import chrome_trace, write_trace
+
+    evaluated = list(evaluated)
+    if schedules is None:
+        schedules = _schedules(evaluated, workload, hw, parameters, cascade)
+    document = chrome_trace([s for group in schedules for s in group], metadata={
+        "command": "einsim evaluate", "mappings": [r.mapping for r, _ in evaluated],
+        "workload": evaluated[0][0].workload, "seq_len": evaluated[0][0].seq_len,
+        "latency_s": {r.mapping: r.latency_s for r, _ in evaluated}})
+    write_trace(path, document)
+    sys.stderr.write(f"wrote {path}\n")
+
+
+def _write_figures(reports: list[Report], path: Path, schedules: list) -> None:
     from einsim.plots import cost as cost_plots
 
     figures = [cost_plots.energy_breakdown_figure(reports)]
-    for report in reports:
+    for report, chosen in zip(reports, schedules):
         figures += [cost_plots.einsum_breakdown_figure(report),
-                    cost_plots.pipeline_gantt_figure(report)]
+                    cost_plots.pipeline_gantt_figure(report, schedules=chosen)]
     parts = [f.to_html(full_html=False, include_plotlyjs=(k == 0)) for k, f in enumerate(figures)]
     path.write_text("<html><head><meta charset='utf-8'><title>einsim evaluate</title></head>"
                     "<body>" + "\n".join(parts) + "</body></html>")

@@ -190,11 +190,16 @@ def decode(hw: str = DECODE_HW,
            context: str = DECODE_CONTEXT,
            dtype: str = DECODE_DTYPE,
            plot: Optional[Path] = typer.Option(None, "--plot", help="SM timeline (HTML)."),
+           trace: Optional[Path] = typer.Option(None, "--trace", help="The CTAs on their SM "
+                                                "slots (and the merge) as a Chrome / Perfetto "
+                                                "trace (JSON)."),
            as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Decode attention time of one step under a GPU decode schedule."""
+    from einsim.cli.cost import _writable
     from einsim.workloads import parse_seq_len
     from einsim.kernels.decode import estimate
 
+    _writable(trace, "--trace")
     batch = _count(batch, "--batch")
     gpu = load_gpu(hw)
     result = estimate(gpu, schedule, batch=batch, heads=heads, kv_heads=kv_heads,
@@ -203,6 +208,17 @@ def decode(hw: str = DECODE_HW,
         from einsim.plots.gpu import sm_timeline_figure
 
         sm_timeline_figure(result, title=f"{schedule} on {gpu.name}").write_html(plot)
+    if trace:
+        import sys
+
+        from einsim.traces import chrome_trace, write_trace
+
+        write_trace(trace, chrome_trace(
+            decode=result, decode_name=f"{schedule} decode on {gpu.name}: CTAs on SM slots",
+            metadata={"command": "einsim decode", "schedule": schedule, "gpu": gpu.name,
+                      "batch": batch, "heads": heads, "context": parse_seq_len(context),
+                      **result.summary()}))
+        sys.stderr.write(f"wrote {trace}\n")
     if as_json:
         emit(result.summary())
         return
