@@ -215,10 +215,10 @@ def test_homogeneous_attention_runs_on_the_compute_gpus():
 
 
 @pytest.mark.parametrize("model, compute, memory, batch, context, bound", [
-    ("llama3-70b", "h100:2", "h20:4", 32, 32768, "compute"),  # weights streamed twice
+    ("llama3-70b", "h100:2", "h20:4", 128, 4096, "compute"),  # weights streamed twice
     ("llama3-8b", "h100:1", "h20:2", 8, 131072, "memory"),
-    ("llama-33b", "h100:4", "h20:1", 400, 64, "link"),
-    ("llama-33b", "h100:4", "h20:1", 256, 128, "chain")])  # a micro-batch's own path
+    ("llama3-8b", "h100:8", "h100:8", 256, 64, "link"),
+    ("llama-33b", "h100:4", "h100:8", 256, 64, "chain")])  # a micro-batch's own path
 def test_pipelined_layer_is_the_max_of_its_terms(model, compute, memory, batch, context, bound):
     devices, count = (int(g.split(":")[1]) for g in (compute, memory))
     layers = PUBLISHED[model][0]

@@ -5,8 +5,10 @@ One decode iteration runs every layer once for a batch of sequences:
 * **non-attention** (projections, FFN) on the compute devices, tensor-parallel: the time to
   stream the layer's weights from HBM or to do its FLOPs at this batch, whichever is longer,
   plus two all-reduces over NVLink;
-* **attention** from the GPU model's decode estimate (:mod:`einsim.kernels.decode`) on the devices
-  holding the KV cache, partitioned by KV head — the memory devices for ``lamina``, the
+* **attention** from the decode schedule's loop tree on the cost engine
+  (:func:`einsim.kernels.decode.estimate`: ``mappings/flash-decoding.yaml`` by default) on one
+  device holding the KV cache, partitioned by KV head — each device runs ``ceil(kv_heads / N)``
+  KV heads of the whole batch as the engine's copies — the memory devices for ``lamina``, the
   compute devices themselves for ``homogeneous``;
 * **link** (lamina): queries, new keys and values go to the memory devices and attention
   outputs come back, once per layer, plus the round trip.
