@@ -112,7 +112,7 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
     parameters = _pairs(param, multiple=False)
     length = parse_seq_len(seq_len) if seq_len else None
     _writable(plot, "--plot")
-    _writable(trace, "--trace")
+    _trace_file(trace)
     if cascade and not mapping:  # the mapper finds the tree (any cascade, any hardware)
         if check or scope != "attention":
             raise UsageFailure("--cascade without --mapping evaluates the mapper's tree: use "
@@ -169,6 +169,15 @@ def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help
         flat, fusemax = reports
         console.print(f"FuseMax is [bold]{flat.latency_s / fusemax.latency_s:.2f}x[/bold] faster "
                       f"than FLAT at {fusemax.energy_j / flat.energy_j:.0%} of its energy.")
+
+
+def _trace_file(path: Optional[Path]) -> None:
+    """``--trace FILE``: its folder exists and it is not itself a folder (checked before the
+    evaluation runs)."""
+    _writable(path, "--trace")
+    if path is not None and path.is_dir():
+        raise UsageFailure(f"--trace {path}: is a folder; give a file name, e.g. "
+                           f"{path / 'trace.json'}")
 
 
 def _schedules(evaluated, workload, hw, parameters, cascade) -> list:
@@ -229,6 +238,9 @@ def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mappin
           objective: str = typer.Option("latency", "--objective"),
           cascade: Optional[str] = _CASCADE, as_json: bool = _JSON):
     """Evaluate the Cartesian product of sequence lengths and parameters."""
+    import gc
+
+    gc.freeze()  # what the imports made lives as long as the process: no collection walks it
     lengths = parse_seq_lens(seq_len)
     parameters = _pairs(param, multiple=True)
     _writable(out, "--out")

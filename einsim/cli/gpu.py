@@ -195,11 +195,11 @@ def decode(hw: str = DECODE_HW,
                                                 "trace (JSON)."),
            as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Decode attention time of one step under a GPU decode schedule."""
-    from einsim.cli.cost import _writable
+    from einsim.cli.cost import _trace_file
     from einsim.workloads import parse_seq_len
     from einsim.kernels.decode import estimate
 
-    _writable(trace, "--trace")
+    _trace_file(trace)
     batch = _count(batch, "--batch")
     gpu = load_gpu(hw)
     result = estimate(gpu, schedule, batch=batch, heads=heads, kv_heads=kv_heads,
