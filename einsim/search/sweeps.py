@@ -17,9 +17,11 @@ memory is bounded whatever the sweep's size.
 from __future__ import annotations
 
 import csv
+import gc
 import itertools
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
@@ -156,6 +158,19 @@ def _check_names(mapping: str, hardware: str | None, parameters: dict[str, list]
                                 f"{name} and must be a positive integer")
         if key not in own and values:  # a hardware field: checked against the hardware
             load_hardware(hardware or native, {key: values[0]})
+
+
+@contextmanager
+def paused_gc():
+    """No cyclic garbage collection inside: sweep columns and their thousands of row dicts make
+    no cycles, and a collection pass would walk every object the imports made."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _cached(mapping, hardware: str | None, cascade: str | None):
@@ -481,5 +496,6 @@ def run_sweep(mapping: str, workload: str, seq_lens: Iterable[int],
             if store is not None:
                 store.close()
     if keep_points:
-        return SweepResult(points, pareto(points), runner.engine, total)
+        with paused_gc():
+            return SweepResult(points, pareto(points), runner.engine, total)
     return SweepResult([], front, runner.engine, total)

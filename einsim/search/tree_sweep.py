@@ -355,6 +355,8 @@ def vectorized_points(mapping, workload: str, seq_lens: Iterable[int], parameter
                       hardware: str | None = None, objective: str = "latency",
                       cascade: str | None = None) -> list[dict]:
     """Every design point's row (as the point path writes it), from the columns."""
+    from einsim.search.sweeps import paused_gc
+
     parameters = {k: list(v) for k, v in dict(parameters or {}).items()}
     names = list(parameters)
     seq_lens = list(seq_lens)
@@ -365,10 +367,12 @@ def vectorized_points(mapping, workload: str, seq_lens: Iterable[int], parameter
     grid = list(itertools.product(*parameters.values())) if names else [()]
     swept = list(zip(*grid)) if names else []
     rows: list[dict] = []
-    for seq_len in seq_lens:
-        columns = columns_of(prepared, workload, seq_len, parameters, objective)
-        rows += _rows(columns, names, swept, grid)
+    with paused_gc():
+        for seq_len in seq_lens:
+            columns = columns_of(prepared, workload, seq_len, parameters, objective)
+            rows += _rows(columns, names, swept, grid)
     return rows
+
 
 
 def _rows(columns: dict, names: list[str], swept: list, grid: list) -> list[dict]:
