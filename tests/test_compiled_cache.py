@@ -192,6 +192,17 @@ def test_a_cached_sweep_equals_the_compiled_one(cache):
         assert list(cached["parameter:row_buffer"]) == list(columns["parameter:row_buffer"])
 
 
+@pytest.mark.parametrize("mapping, cascade", [("fusemax", None), ("flat", None),
+                                              ("unfused", None), ("fusemax", "causal-fusemax")])
+def test_lengths_evaluated_together_equal_one_at_a_time(mapping, cascade):
+    lengths = [1024, 4096, 65536]
+    together = tree_sweep.vectorized_points(mapping, "bert", lengths, GRID, cascade=cascade)
+    alone = [row for n in lengths
+             for row in tree_sweep.vectorized_points(mapping, "bert", [n], GRID,
+                                                     cascade=cascade)]
+    assert together == alone
+
+
 def test_the_cached_run_sweep_equals_the_point_path():
     small = ("fusemax", "bert", [4096, 16384], {"pe_dim": [64, 256],
                                                   "global_buffer_bytes": [1024, 2 ** 24]})

@@ -382,14 +382,24 @@ class _Blocks:
             restore: bool) -> list[dict | None]:
         """The block's points in Cartesian order: stored ones restored (if ``restore``, else
         None), the others evaluated and handed to the sink."""
-        design = list(design_points(lengths, values))
-        found: list[dict | None] = [None] * len(design)
-        missing = []
-        for j, key in enumerate(keys):
-            if key not in stored:
-                missing.append(j)
-            elif restore:
-                found[j] = {**restore_point(stored[key], *design[j]), **self.sink.stamp}
+        size = len(lengths) * math.prod(len(v) for v in values.values())
+        found: list[dict | None] = [None] * size
+        design: list = []  # (seq_len, swept) of each point, made only when needed
+
+        def point(j: int) -> tuple:
+            if not design:
+                design.extend(design_points(lengths, values))
+            return design[j]
+
+        if stored:
+            missing = []
+            for j, key in enumerate(keys):
+                if key not in stored:
+                    missing.append(j)
+                elif restore:
+                    found[j] = {**restore_point(stored[key], *point(j)), **self.sink.stamp}
+        else:
+            missing = list(range(size))
         if not missing:
             return found
         rows = _vectorized(self.mapping, self.workload, lengths, values, self.hardware,
@@ -397,9 +407,9 @@ class _Blocks:
         self.vectorize = rows is not None  # not vectorizable: the next blocks neither
         add = self.sink.add
         if rows is not None:
-            if len(rows) != len(design):
+            if len(rows) != size:
                 raise RuntimeError(f"vectorized sweep returned {len(rows)} points, "
-                                   f"expected {len(design)}")
+                                   f"expected {size}")
             self.engines.add("vectorized")
             for j, point in zip(missing, self.sink.add_all([keys[j] for j in missing],
                                                           [rows[j] for j in missing])):
@@ -417,10 +427,10 @@ class _Blocks:
                     found[j] = add(keys[j], point, single=False)
                 self.sink.chunk_done()
 
-            self.session.run([(j, *design[j]) for j in missing], finished)
+            self.session.run([(j, *point(j)) for j in missing], finished)
         else:
             for j in missing:
-                found[j] = add(keys[j], evaluate_point(self.mapping, self.workload, *design[j],
+                found[j] = add(keys[j], evaluate_point(self.mapping, self.workload, *point(j),
                                                        self.hardware, self.objective,
                                                        self.cascade))
         self.sink.flush()

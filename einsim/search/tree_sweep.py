@@ -146,6 +146,13 @@ def vectorized_columns(mapping, workload: str, seq_len: int, parameters=None,
 def columns_of(prepared: _Prepared, workload: str, seq_len: int, parameters=None,
                objective: str = "latency") -> dict[str, np.ndarray]:
     """:func:`vectorized_columns` of an already prepared sweep."""
+    return columns_of_lengths(prepared, workload, [seq_len], parameters, objective)[0]
+
+
+def columns_of_lengths(prepared: _Prepared, workload: str, seq_lens: list[int],
+                       parameters=None, objective: str = "latency") -> list[dict]:
+    """:func:`columns_of` of each length; a cached plan evaluates them all at once (the
+    length is one more axis of the arrays)."""
     from einsim.cost.compiled_cache import problem_of
     from einsim.workloads import load_workload
 
@@ -156,10 +163,20 @@ def columns_of(prepared: _Prepared, workload: str, seq_len: int, parameters=None
             if (name, value) not in prepared.checked:
                 _check_symbolic(plan.machine, plan.symbolic_fields, {name: value})
                 prepared.checked.add((name, value))
-    problem = problem_of(load_workload(workload, seq_len))
+    problems = [problem_of(load_workload(workload, n)) for n in seq_lens]
+    if isinstance(plan, _EnginePlan) or len({p.copies for p in problems}) > 1 or \
+            len({tuple(p.sizes) for p in problems}) > 1:  # one length at a time
+        return [_columns(prepared, [problem], parameters, objective)[0]
+                for problem in problems]
+    return _columns(prepared, problems, parameters, objective)
+
+
+def _columns(prepared: _Prepared, problems: list, parameters: dict, objective: str
+             ) -> list[dict]:
+    plan = prepared.plan
     best, best_score = None, None
     for variant in plan.variants:
-        columns = _variant_columns(variant, plan, problem, parameters, objective)
+        columns = _variant_columns(variant, plan, problems, parameters, objective)
         if not plan.structural:
             best = columns
             break
@@ -176,35 +193,58 @@ def columns_of(prepared: _Prepared, workload: str, seq_len: int, parameters=None
         for name, value in variant.choice.items():
             best[f"parameter:{name}"] = np.where(better, value, best[f"parameter:{name}"])
         best_score = np.where(better, score, best_score)
-    best["_meta"] = {"mapping": plan.name, "hardware": plan.machine.name,
-                     "workload": problem.name, "seq_len": problem.seq_len,
-                     "parameters": plan.parameters, "problem": problem, "prepared": prepared}
-    return best
+    per = len(best["feasible"]) // len(problems)
+    out = []
+    for k, problem in enumerate(problems):
+        piece = {key: column[k * per:(k + 1) * per] for key, column in best.items()}
+        piece["_meta"] = {"mapping": plan.name, "hardware": plan.machine.name,
+                          "workload": problem.name, "seq_len": problem.seq_len,
+                          "parameters": plan.parameters, "problem": problem,
+                          "prepared": prepared}
+        out.append(piece)
+    return out
 
 
-def _variant_columns(variant, plan, problem, parameters: dict, objective: str) -> dict:
+LENGTH = "length:"  # the axis of the sequence lengths evaluated together (outermost)
+
+
+def _variant_columns(variant, plan, problems: list, parameters: dict, objective: str) -> dict:
     """The columns of one concrete tree: every candidate of every point in one evaluation.
 
     The swept axes the candidate sets do not depend on (``dram_bandwidth``, ``clock_hz``...)
     stay a separate array axis, so NumPy broadcasting evaluates each subexpression only over
-    the axes it depends on; the results equal a flat evaluation bit for bit."""
-    names = list(parameters)
-    shape = tuple(len(v) for v in parameters.values())
+    the axes it depends on; the results equal a flat evaluation bit for bit.  Several
+    ``problems`` (sequence lengths with the same size names) are one more, outermost, axis."""
+    swept = {LENGTH: list(range(len(problems)))} if len(problems) > 1 else {}
+    swept.update(parameters)
+    names = list(swept)
+    shape = tuple(len(v) for v in swept.values())
     count = int(np.prod(shape)) if names else 1
-    axes = [np.asarray(v, dtype=float) for v in parameters.values()]
+    axes = [np.asarray(v, dtype=float) for v in swept.values()]
     grid = np.meshgrid(*axes, indexing="ij") if names else []
     columns = {n: a.reshape(-1) for n, a in zip(names, grid)}
+    sizes = {k: [p.sizes[k] for p in problems] for k in problems[0].sizes}
+    varying = {k: np.asarray(v) for k, v in sizes.items() if any(x != v[0] for x in v)}
+
+    def problem_at(index):  # the problems' sizes at these length indices (an array)
+        if index is None or not varying:
+            return problems[0]
+        picked = {k: (varying[k][index.astype(int)] if k in varying else v[0])
+                  for k, v in sizes.items()}
+        return type(problems[0])(problems[0].name, picked, problems[0].copies,
+                                 problems[0].seq_len)
     fixed = [n for n in names if n in variant.parameters]
     hardware = [n for n in names if n in plan.symbolic_fields]
     free = [n for n in variant.parameters if n not in fixed and n in variant.domains]
-    result = dict(columns)
+    result = {n: c for n, c in columns.items() if n != LENGTH}
     metrics_out = {m: np.full(count, np.nan) for m in METRICS}
     chosen = {n: np.full(count, np.nan) for n in variant.parameters}
     feasible = np.zeros(count, dtype=bool)
     errors = np.full(count, "", dtype=object)
     utilization: dict[str, np.ndarray] = {}
     if count:
-        everything = variant.values(problem, {n: columns[n] for n in fixed},
+        everything = variant.values(problem_at(columns.get(LENGTH)),
+                                    {n: columns[n] for n in fixed},
                                     {n: columns[n] for n in hardware})
         numbers = []
         for name in free:
@@ -254,6 +294,7 @@ def _variant_columns(variant, plan, problem, parameters: dict, objective: str) -
         given = {n: axis_column(n) for n in fixed}
         for k, name in enumerate(free):
             given[name] = combos[:, k][:, None]
+        problem = problem_at(axis_column(LENGTH) if LENGTH in swept else None)
         values = variant.values(problem, given, {n: axis_column(n) for n in hardware})
         metrics = variant.summary(values, problem.copies, specialize=len(rows) * n_f
                                   >= SPECIALIZE)
@@ -368,8 +409,7 @@ def vectorized_points(mapping, workload: str, seq_lens: Iterable[int], parameter
     swept = list(zip(*grid)) if names else []
     rows: list[dict] = []
     with paused_gc():
-        for seq_len in seq_lens:
-            columns = columns_of(prepared, workload, seq_len, parameters, objective)
+        for columns in columns_of_lengths(prepared, workload, seq_lens, parameters, objective):
             rows += _rows(columns, names, swept, grid)
     return rows
 
@@ -387,10 +427,9 @@ def _rows(columns: dict, names: list[str], swept: list, grid: list) -> list[dict
     values += [itertools.repeat(value, count) for value in base.values()]
     values += [itertools.repeat(True, count), itertools.repeat("", count)]
     values += [columns[m].tolist() for m in METRICS]
-    units = [(k.split(":", 1)[1], columns[k].tolist()) for k in columns
-             if k.startswith("utilization:")]
-    values.append([dict(zip([u for u, _ in units], shares))
-                   for shares in zip(*(c for _, c in units))] if units else [{}] * count)
+    units = [k for k in columns if k.startswith("utilization:")]
+    values.append(_dicts([u.split(":", 1)[1] for u in units],
+                         [columns[u].tolist() for u in units], count))
     for name in meta["parameters"]:  # the mapper's choices (a swept one stays as given)
         if name not in keys:
             keys.append(name)
@@ -404,6 +443,18 @@ def _rows(columns: dict, names: list[str], swept: list, grid: list) -> list[dict
         row["error"] = errors[index] or _reason(meta, row, names)
         rows[index] = row
     return rows
+
+
+def _dicts(keys: list[str], columns: list[list], count: int) -> list[dict]:
+    """One ``{key: value}`` per row (a dict display for the usual one or two keys: faster)."""
+    if len(keys) == 1:
+        (a,), (first,) = keys, columns
+        return [{a: x} for x in first]
+    if len(keys) == 2:
+        (a, b), (first, second) = keys, columns
+        return [{a: x, b: y} for x, y in zip(first, second)]
+    return [dict(zip(keys, row)) for row in zip(*columns)] if keys else [{} for _ in
+                                                                         range(count)]
 
 
 def _plain_column(column: np.ndarray, feasible: np.ndarray) -> list:
