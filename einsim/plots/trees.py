@@ -63,7 +63,7 @@ def node_label(node: Node) -> str:
         return f"<b>keep @ {node.level}</b><br>{_wrap(groups)}"
     if isinstance(node, Branch):
         return f"<b>{node.kind}</b> ({len(node.children)})"
-    return f"<b>run {_wrap(list(node.einsums), 2)}</b><br>on {node.unit}"
+    return f"<b>run {_wrap(list(node.einsums), 2)}</b><br>on {node.unit.replace('+', ' + ')}"
 
 
 @dataclass
