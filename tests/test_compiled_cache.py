@@ -221,7 +221,7 @@ def test_the_cached_run_sweep_equals_the_point_path():
 
 
 @pytest.mark.parametrize("mapping, hardware, cascade", [
-    ("fusemax", None, None), ("flat", "fusemax-cloud", None),
+    ("fusemax", None, None), ("flat", "fusemax-cloud", None), ("flash-attention-2", None, None),
     ("fusemax-arch", None, "fusemax"), (str(ROOT / "mappings" / "unfused.yaml"), None, None)])
 def test_the_cached_experiment_and_checks_equal_the_loaded_ones(mapping, hardware, cascade):
     from einsim.search.manifest import experiment
@@ -233,7 +233,8 @@ def test_the_cached_experiment_and_checks_equal_the_loaded_ones(mapping, hardwar
     assert sweeps._experiment(mapping, "bert", hardware, "latency", parameters, cascade,
                               cached) == experiment(mapping, "bert", hardware, "latency",
                                                     parameters, cascade)
-    for bad in ({"pe_dimm": [4]}, {"pe_dim": [0]}, {"P1": [1.5]}, {"rows": [0]}):
+    for bad in ({"pe_dimm": [4]}, {"pe_dim": [0]}, {"P1": [1.5]}, {"rows": [0]},
+                {"TQ": [0]}, {"clock_hz": [-1]}):
         errors = []
         for facts in (cached, None):
             try:

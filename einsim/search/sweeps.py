@@ -133,16 +133,22 @@ def _check_names(mapping: str, hardware: str | None, parameters: dict[str, list]
     compiled plan, if cached (:func:`_cached`): its facts replace loading the tree."""
     from hw_models.spatial_array import SHORT_NAMES
 
-    if cached is not None and cached[0].hardware_kind == "spatial_array":
-        from hw_models.spatial_array import load_spatial_array as load_hardware
-
+    if cached is not None:
         plan = cached[0]
         name, native, own = plan.name, plan.native, tuple(plan.parameters)
     else:
-        from einsim.cost.front_door import load_hardware
         from einsim.search.manifest import mapping_facts
 
         name, native, own, _ = mapping_facts(mapping)
+
+    def load_hardware(name: str, overrides: dict):
+        if cached is not None and cached[0].hardware_kind == "spatial_array":
+            from hw_models.spatial_array import load_spatial_array
+
+            return load_spatial_array(name, overrides)  # what load_hardware does for it
+        from einsim.cost.front_door import load_hardware as load
+
+        return load(name, overrides)
     for key, values in parameters.items():
         if key not in own and key not in SHORT_NAMES and "." not in key:
             raise SpecError(f"unknown parameter {key!r}: not a parameter of mapping {name} "
