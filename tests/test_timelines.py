@@ -100,11 +100,32 @@ def test_fusemax_iteration_by_hand(spatial):
     assert close(schedule.span, slowest + (array2d + array1d - slowest) / iterations)
     assert close(schedule.fill, (array2d + array1d - slowest) / iterations)
     assert set(schedule.outside) == {"AV"}
-    # the 1D array finishes the previous tile beside the 2D array's current one
-    stages = {i.einsum: i.stage for i in schedule.intervals}
-    assert stages["BQK"] == 0 and stages["RNV"] == 1
+    # the arrays overlap, each Einsum on a tile whose inputs are ready when it starts
     assert any(overlaps(a, b) for a in schedule.intervals if a.unit == "array2d"
                for b in schedule.intervals if b.unit == "array1d")
+    stages = {i.einsum: i.stage for i in schedule.intervals if i.kind == "compute"}
+    assert stages == {"BQK": 0, "LM": 0, "SLN": 1, "SLD": 1, "SLNV": 1, "RM": 1, "PRM": 1,
+                      "SPD": 2, "RD": 2, "SPNV": 2, "RNV": 2}
+    check_data_flow(schedule.intervals, report.cascade)
+
+
+def check_data_flow(intervals, cascade_name):
+    """Every read is done before its reader starts: the same tile of a producer ran in an
+    earlier iteration (higher stage) or earlier in this one; a recurrence's previous step
+    likewise one tile earlier."""
+    from einsim import library
+    from einsim.analysis.graph import dependency_graph
+
+    graph = dependency_graph(library.load(cascade_name))
+    at = {i.einsum: i for i in intervals if i.kind == "compute"}
+    for e, reader in at.items():
+        for p in graph.predecessors(e):
+            if p == e or p not in at:
+                continue
+            needed = reader.stage + int(graph.edges[p, e]["loop_carried"])  # tiles behind
+            writer = at[p]
+            assert writer.stage < needed or (writer.stage == needed
+                                              and writer.end <= reader.start + 1e-9), (p, e)
 
 
 def test_flat_iteration_by_hand(spatial):
@@ -118,6 +139,10 @@ def test_flat_iteration_by_hand(spatial):
     slowest = max(array2d, array1d)
     assert close(schedule.span, slowest + (array2d + array1d - slowest) / blocks)
     assert all(i.repeat > 1 for i in schedule.intervals if i.kind == "compute")
+    # three tiles in flight: QK of tile t, the softmax of t - 1, AV of t - 2
+    stages = {i.einsum: i.stage for i in schedule.intervals if i.kind == "compute"}
+    assert stages == {"QK": 0, "GM": 1, "SN": 1, "SD": 1, "A": 1, "AV": 2}
+    check_data_flow(schedule.intervals, report.cascade)
 
 
 def test_sequential_trees_add_up(spatial):
@@ -198,6 +223,13 @@ def test_fa3_iteration_by_hand(gpus):
     # the tensor cores never idle: ping-pong fills the period
     assert close(sum(i.cycles for i in tensor), schedule.span)
     assert {i.stage for i in tensor if i.einsum == "PV"} == {1}  # the previous tile's PV
+    # warpgroup 0 (nothing wrapped): the softmax of this tile, the rescale once PV is done
+    first = [i for i in schedule.intervals if i.position == 0]
+    stages = {i.einsum: i.stage for i in first if i.kind == "compute"}
+    assert {e for e, stage in stages.items() if stage == 0} == {"S", "LM", "RM", "PS", "C",
+                                                                "LD", "RD"}
+    assert stages["PV"] == 1 and stages["RNV"] >= 1
+    check_data_flow(first, report.cascade)
 
 
 def test_fa3_without_intra_warpgroup_overlap_has_none(tmp_path):

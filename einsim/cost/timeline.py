@@ -15,8 +15,10 @@ leaf in time for **one iteration of a scope loop**:
 * durations are the leaf cycles divided by the iterations of every loop down to the scope,
   so one drawn iteration is the engine's time of the scope's body divided by its iterations;
 * ``sequence``: children one after another;
-* ``pipeline``: branches start together and overlap; branch k (ranked by its earliest
-  Einsum in the cascade) works on the iteration k behind (``stage``).  The engine charges the
+* ``pipeline``: branches start together and overlap.  Each Einsum works on the tile
+  (iteration) ``stage`` behind the drawn one, the fewest that let everything it reads finish
+  before it starts (FLAT: QK of tile t beside the softmax of t-1, then AV of t-2); where the
+  data flow allows no such staging, branch k works on tile k behind.  The engine charges the
   other branches' one iteration of fill and drain once over all iterations, so each iteration
   carries its share: an interval of kind ``"fill"`` after the slowest branch;
 * time-shared positions (W warpgroups): the iteration lasts P = max(one position's chain,
@@ -44,7 +46,7 @@ import sympy
 
 from einsim.cost.derivation import _min, size
 from einsim.cost.tree import Branch, Chain, Keep, Loop, MappingTree, Run, Spatial, leaves
-from einsim.errors import MappingError
+from einsim.errors import EinsimError, MappingError
 
 FILL = "fill and drain"
 """The Einsum name of an iteration's share of a pipeline's fill and drain."""
@@ -198,6 +200,16 @@ def _of_report(report, tree: MappingTree, problem, hardware, parameters, cascade
     engine, _ = compile_for(tree, cascade, hardware, baked)
     chosen = {k: v for k, v in report.parameters.items() if k in tree.parameters}
     values = engine.values(problem, chosen, symbolic)
+    raw = engine.raw(values, problem.copies)
+    for einsum in report.einsums:  # the same point, or the schedule would be another one's
+        key = ("cycles", einsum.name)
+        if key in raw and not math.isclose(float(raw[key]) * problem.copies, einsum.cycles,
+                                           rel_tol=1e-6, abs_tol=1e-9):
+            raise MappingError(
+                f"report of {report.mapping}: rebuilding its point gives {einsum.name} "
+                f"{float(raw[key]) * problem.copies:.6g} cycles, the report {einsum.cycles:.6g}"
+                "; pass the workload, hardware overrides (parameters) and cascade it was "
+                "evaluated with")
     return schedules(engine, values, problem.copies, at)
 
 
@@ -225,6 +237,12 @@ class _Walker:
         self.order = {e.name: k for k, e in enumerate(engine.cascade.einsums)}
         self.kernels = {k["path"]: n for n, k in enumerate(engine.counts.kernels)}
         self.positions = 1
+        try:
+            from einsim.analysis.graph import dependency_graph
+
+            self.graph = dependency_graph(engine.cascade)
+        except EinsimError:  # no data flow to stage by: stage by branch
+            self.graph = None
 
     def number(self, expression) -> float:
         expression = sympy.sympify(expression)
@@ -404,21 +422,66 @@ class _Walker:
                 spans = [span for _, span in parts]
                 slowest = max(spans)
                 fill = (sum(spans) - slowest) / iterations
-                stages = self.stages(node)
-                out = [replace(i, stage=i.stage + stages[k])
-                       for k, (intervals, _) in enumerate(parts) for i in intervals]
+                out = self.staged(node, parts)
                 if fill > 0:
                     out.append(Interval("", FILL, slowest, slowest + fill, repeat=repeat,
                                         kind="fill", path=node.path))
                 return out, slowest + fill
         return [], 0.0
 
-    def stages(self, node: Branch) -> list[int]:
-        """Each branch's stage: its rank by its earliest Einsum in the cascade."""
+    def staged(self, node: Branch, parts) -> list[Interval]:
+        """The branches' intervals, side by side from the pipeline's start, each Einsum
+        staged: the tile it works on, behind the drawn iteration, so that everything it reads
+        is done before it starts (:meth:`lags`); where the data flow allows no such
+        staging, branch k works on the tile k behind (ranked by earliest Einsum)."""
+        intervals = [i for found, _ in parts for i in found]
+        lag = self.lags(intervals)
+        if lag is not None:
+            return [replace(i, stage=i.stage + lag.get(i.einsum, 0)) for i in intervals]
         first = [min((self.order.get(leaf.einsum, math.inf) for leaf in leaves(child)),
                      default=math.inf) for child in node.children]
         ranked = sorted(range(len(first)), key=lambda k: (first[k], k))
-        return [ranked.index(k) for k in range(len(first))]
+        return [replace(i, stage=i.stage + ranked.index(k))
+                for k, (found, _) in enumerate(parts) for i in found]
+
+    def lags(self, intervals: list[Interval]) -> dict[str, int] | None:
+        """The fewest tiles each Einsum of a pipeline must lag behind so its reads are done:
+
+        * it reads ``p``'s element of its own tile: lag(e) >= lag(p), + 1 unless ``p`` ends
+          before ``e`` starts in the drawn iteration;
+        * it reads the previous step of a recurrence ``p``: lag(e) >= lag(p) - 1, + 1 unless
+          ``p`` ends before ``e`` starts.
+
+        (Iteration w runs tile w - lag of each Einsum.)  None when no lags satisfy them
+        (longest paths by relaxation, as Bellman-Ford)."""
+        if self.graph is None:
+            return None
+        window: dict[str, tuple[float, float]] = {}
+        for i in intervals:
+            if i.kind == "compute":
+                start, end = window.get(i.einsum, (math.inf, -math.inf))
+                window[i.einsum] = (min(start, i.start), max(end, i.end))
+        tolerance = 1e-9 * max((end for _, end in window.values()), default=1.0)
+
+        def late(p: str, e: str) -> int:
+            return int(window[p][1] > window[e][0] + tolerance)
+
+        rules = []  # (target, source, weight): lag[target] >= lag[source] + weight
+        for e in window:
+            for p in self.graph.predecessors(e):
+                if p == e or p not in window:
+                    continue
+                carried = self.graph.edges[p, e]["loop_carried"]
+                rules.append((e, p, late(p, e) - int(carried)))
+        lag = dict.fromkeys(window, 0)
+        for _ in range(len(window) + 1):
+            changed = False
+            for target, source, weight in rules:
+                if lag[source] + weight > lag[target]:
+                    lag[target], changed = lag[source] + weight, True
+            if not changed:
+                return lag
+        return None
 
     def busiest(self, node: Spatial) -> float:
         """The busiest unit's cycles over the leaves below ``node`` (every iteration)."""

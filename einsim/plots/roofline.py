@@ -162,8 +162,8 @@ def roofline_figure(hardware: str, points: Sequence[dict] = (), variants: bool =
             hovertemplate=f"{p['name']}<br>%{{x:.3g}} FLOP/B, %{{y:.3g}} FLOP/s<br>"
                           f"{attained / bound:.0%} of the roof here, {attained / peak:.0%} of "
                           f"peak<extra></extra>"))
-    note = ("not drawn: " + "; ".join(f"{p['name']} ({p['skipped'][:80]})" for p in skipped)
-            if skipped else "")
+    note = ("not drawn: " + "; ".join(f"{p['name']} ({p['skipped'].split(';')[0][:100]})"
+                                      for p in skipped) if skipped else "")
     fig.update_layout(
         title=f"Roofline of {machine['name']} with attention variants"
               + (f" ({workload}, {seq_len} tokens)" if variants else "")

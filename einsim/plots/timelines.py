@@ -26,7 +26,8 @@ WAVES_DRAWN = 400
 
 
 def _bars(schedule: Schedule, iterations: int) -> dict[int, list[tuple]]:
-    """Bars by tile: (lane, start, length, Einsum, hover) over ``iterations`` iterations."""
+    """Bars by tile (-1: tiles begun before the window): (lane, start, length, Einsum, hover)
+    over ``iterations`` iterations."""
     bars: dict[int, list[tuple]] = {}
     for k in range(iterations):
         offset = k * schedule.span
@@ -41,8 +42,9 @@ def _bars(schedule: Schedule, iterations: int) -> dict[int, list[tuple]]:
                      + (f", warpgroup {interval.position}" if schedule.positions > 1 else "")
                      + f"<br>{offset + interval.start:,.1f} to {offset + interval.end:,.1f} "
                        f"cycles ({interval.cycles:,.1f})")
-            bars.setdefault(tile, []).append((schedule.lane(interval), offset + interval.start,
-                                              interval.cycles, interval.einsum, hover))
+            bars.setdefault(max(tile, -1), []).append(  # -1: every tile before the window
+                (schedule.lane(interval), offset + interval.start, interval.cycles,
+                 interval.einsum, hover))
     return bars
 
 
