@@ -9,10 +9,8 @@ Run ``python benchmarks/seqpar.py [--json]`` from the repository root.
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,44 +27,33 @@ def _median(function, rounds: int = 5) -> float:
     return statistics.median(times)
 
 
-def _lasp2_files(folder: Path) -> tuple[str, str]:
-    """LASP-2's tree and cascade as the how-to guide gives them."""
-    text = (ROOT / "docs" / "howto" / "sequence_parallelism.md").read_text()
-    blocks = dict(re.findall(r'```\w+ title="([^"]+)"\n(.*?)```', text, re.S))
-    tree, cascade = folder / "seqpar-lasp2.yaml", folder / "linear-attention-lasp2.einsum"
-    tree.write_text(blocks["seqpar-lasp2.yaml"])
-    cascade.write_text(blocks["linear-attention-lasp2.einsum"])
-    return str(tree), str(cascade)
-
-
 def run() -> list[dict]:
     from einsim.cost.device_hierarchy import group_step
     from einsim.cost.evaluate import evaluate_tree
 
     rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        lasp2, cascade = _lasp2_files(Path(folder))
-        for label, strategy, chosen, fixed in (
-                ("ring", "ring", None, {"M0": 128, "TQ": 8192}),
-                ("lasp2h", "lasp2h", None, {"M0": 128, "TQ": 8192}),
-                ("lasp2", lasp2, cascade, {"P0": 256})):
-            for link in ("nvlink", "roce-400g"):
-                started = time.perf_counter()
-                group_step(strategy, "h100", 8, "1M", link, "bert", chosen)
-                first = time.perf_counter() - started
-                again = _median(lambda: group_step(strategy, "h100", 8, "1M", link, "bert",
-                                                   chosen))
-                sweep = _median(lambda: [group_step(strategy, "h100", g, "256K", link, "bert",
-                                                    chosen) for g in (2, 4, 8, 16, 32, 64)],
-                                rounds=1)
-                rows.append({"what": f"seqpar {label} on h100:8 ({link}), 1M",
-                             "first_s": first, "evaluation_ms": again * 1e3,
-                             "g_sweep_2_to_64_s": sweep})
-            tree = {"ring": "seqpar-ring", "lasp2h": "seqpar-lasp2h"}.get(label, lasp2)
-            point = _median(lambda: evaluate_tree(tree, "h100:8", "bert", "1M", fixed,
-                                                  cascade=chosen, pareto=False))
-            rows.append({"what": f"engine point: {label} tree on h100:8",
-                         "evaluation_ms": point * 1e3})
+    lasp2, cascade = "lasp2", "linear-attention-lasp2"
+    for label, strategy, chosen, fixed in (
+            ("ring", "ring", None, {"M0": 128, "TQ": 8192}),
+            ("lasp2h", "lasp2h", None, {"M0": 128, "TQ": 8192}),
+            ("lasp2", lasp2, cascade, {"P0": 256})):
+        for link in ("nvlink", "roce-400g"):
+            started = time.perf_counter()
+            group_step(strategy, "h100", 8, "1M", link, "bert", chosen)
+            first = time.perf_counter() - started
+            again = _median(lambda: group_step(strategy, "h100", 8, "1M", link, "bert",
+                                               chosen))
+            sweep = _median(lambda: [group_step(strategy, "h100", g, "256K", link, "bert",
+                                                chosen) for g in (2, 4, 8, 16, 32, 64)],
+                            rounds=1)
+            rows.append({"what": f"seqpar {label} on h100:8 ({link}), 1M",
+                         "first_s": first, "evaluation_ms": again * 1e3,
+                         "g_sweep_2_to_64_s": sweep})
+        tree = {"ring": "seqpar-ring", "lasp2h": "seqpar-lasp2h"}.get(label, "seqpar-lasp2")
+        point = _median(lambda: evaluate_tree(tree, "h100:8", "bert", "1M", fixed,
+                                              cascade=chosen, pareto=False))
+        rows.append({"what": f"engine point: {label} tree on h100:8",
+                     "evaluation_ms": point * 1e3})
     return rows
 
 

@@ -26,15 +26,9 @@ GUIDE = Path(__file__).resolve().parents[1] / "docs" / "howto" / "sequence_paral
 
 
 @pytest.fixture(scope="module")
-def lasp2(tmp_path_factory):
-    """(tree file, cascade file) of LASP-2, as the guide gives them."""
-    blocks = dict(re.findall(r'```\w+ title="([^"]+)"\n(.*?)```', GUIDE.read_text(), re.S))
-    folder = tmp_path_factory.mktemp("lasp2")
-    tree = folder / "seqpar-lasp2.yaml"
-    cascade = folder / "linear-attention-lasp2.einsum"
-    tree.write_text(blocks["seqpar-lasp2.yaml"])
-    cascade.write_text(blocks["linear-attention-lasp2.einsum"])
-    return str(tree), str(cascade)
+def lasp2():
+    """(strategy, cascade) of LASP-2: mappings/seqpar-lasp2.yaml on the library's chunked form."""
+    return "lasp2", "linear-attention-lasp2"
 
 
 def ring_bytes_per_device(n: int, g: int) -> float:
@@ -157,7 +151,7 @@ def test_cli_json_and_plot(capsys, tmp_path):
     assert "scaling efficiency" in page and "plotly" in page
 
 
-def test_cli_table_and_lasp2_files(capsys, lasp2):
+def test_cli_table_of_lasp2(capsys, lasp2):
     tree, cascade = lasp2
     status, out, _ = run_cli(capsys, "--strategy", tree, "--cascade", cascade, "--devices", "8",
                              "--seq-len", "64K")

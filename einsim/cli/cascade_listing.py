@@ -18,7 +18,7 @@ from pathlib import Path
 _LIBRARY = Path(__file__).resolve().parent.parent / "library"
 
 # BEGIN GENERATED (python -m einsim.cli.cascade_listing --write)
-LISTING: dict = {'digest': 'e3f9e36c1b6bf3431e4c',
+LISTING: dict = {'digest': '68322e7f12a81e58179e',
  'rows': [{'name': 'attention-3pass',
            'description': 'Numerically stable softmax attention: global max, exp, sum, divide, '
                           'AV — three passes over M (unfused and FLAT)',
@@ -135,6 +135,13 @@ LISTING: dict = {'digest': 'e3f9e36c1b6bf3431e4c',
            'sequence_rank': 'm',
            'citation': 'Qin et al., Lightning Attention-2, 2024; Katharopoulos et al., '
                        'Transformers are RNNs, ICML 2020'},
+          {'name': 'linear-attention-lasp2',
+           'description': 'Causal linear attention as LASP-2 computes it over devices: chunks '
+                          'reduced to d x d memory states, a prefix over the gathered states, '
+                          'a running state and masked products inside a chunk',
+           'passes_over_m': 0,
+           'sequence_rank': 'm',
+           'citation': 'Sun et al., LASP-2, 2025'},
           {'name': 'attention-scan',
            'description': 'Attention of every query over every key prefix as a scan of (max, '
                           'sum, numerator) states (Aaren)',

@@ -127,7 +127,7 @@ class GroupStep:
 def strategy_tree(strategy: str):
     """The loop tree of a strategy name (``ring``, ``lasp2``, ``lasp2h``) or a mapping file,
     checked to run on a device group."""
-    from einsim.cost.tree import load_mapping_tree, mapping_names
+    from einsim.cost.tree import load_mapping_tree
     from hw_models.offload import is_device_group
 
     if not isinstance(strategy, str) or not strategy.strip():
@@ -137,11 +137,6 @@ def strategy_tree(strategy: str):
     if name not in STRATEGIES and not name.endswith((".yaml", ".yml")):
         raise SpecError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGIES)} or a "
                         "mapping file (.yaml)")
-    if name in STRATEGIES and STRATEGIES[name] not in mapping_names():
-        raise SpecError(f"strategy {name}: its tree mappings/{STRATEGIES[name]}.yaml is not "
-                        "installed (LASP-2 maps the chunked form of linear attention, "
-                        "linear-attention-lasp2, which the cascade library does not have yet); "
-                        "give the tree and the cascade as files: --strategy FILE --cascade FILE")
     tree = load_mapping_tree(STRATEGIES.get(name, name))
     if not is_device_group(tree.hardware):
         raise SpecError(f"strategy {strategy}: mapping {tree.name} runs on {tree.hardware}, not "

@@ -112,6 +112,11 @@ _ENTRIES = [
            "intra-block masked products plus an inter-block running state (Lightning "
            "Attention-2)", "Qin et al., Lightning Attention-2, 2024; Katharopoulos et al., "
            "Transformers are RNNs, ICML 2020", references.causal_linear_attention),
+    _entry("linear-attention-lasp2", "Causal linear attention as LASP-2 computes it over "
+           "devices: chunks reduced to d x d memory states, a prefix over the gathered states, "
+           "a running state and masked products inside a chunk", "Sun et al., LASP-2, 2025",
+           references.causal_linear_attention,
+           {"M": 48, "P": 48, "P1": 2, "P0": 8, "M1": 2, "M0": 8}),
     _entry("attention-scan", "Attention of every query over every key prefix as a scan of "
            "(max, sum, numerator) states (Aaren)", "Feng et al., Attention as an RNN, 2024",
            references.attention_scan, {"M": 48, "P": 8}),
