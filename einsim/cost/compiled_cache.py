@@ -306,8 +306,11 @@ def build_plan(tree, cascade: str | None = None, hardware: str | None = None,
             "cascade": {"name": engines[0].cascade.name or "", "text": str(engines[0].cascade)},
             "hardware": {"name": machine.name, "kind": machine.kind},
             "symbolic_fields": dict(SYMBOLIC_FIELDS), "variants": variants}
-    body = json.loads(json.dumps(body, allow_nan=False))  # exactly what a reader will see
-    plan = SweepPlan(body)
+    try:
+        body = json.loads(json.dumps(body, allow_nan=False))  # exactly what a reader sees
+        plan = SweepPlan(body)
+    except (InvalidEntry, InvalidProgram, TypeError, ValueError) as error:
+        raise NotPlannable(f"the plan does not check out: {error}") from None
     plan.machine = machine
     if problem is not None:
         for engine, variant in zip(engines, plan.variants):
