@@ -161,6 +161,9 @@ def test_a_deep_expression_compiles():
     None, [], {"inputs": [], "constants": [], "ops": []},
     {"inputs": ["x"], "constants": [], "ops": [["__import__", 0]], "outputs": [1]},
     {"inputs": ["x"], "constants": [], "ops": [["add", 0, 5]], "outputs": [1]},
+    {"inputs": ["x"], "constants": [], "ops": [[["add"], 0, 0]], "outputs": [1]},
+    {"inputs": ["x"], "constants": [], "ops": [["add", 0, 0.0]], "outputs": [1]},
+    {"inputs": [["x"]], "constants": [], "ops": [], "outputs": [0]},
     {"inputs": ["x"], "constants": [], "ops": [["add", 0, 1]], "outputs": [1]},  # itself
     {"inputs": ["x"], "constants": [], "ops": [["add", 0, -1]], "outputs": [1]},
     {"inputs": ["x"], "constants": [], "ops": [["add", 0, True]], "outputs": [1]},

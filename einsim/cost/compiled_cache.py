@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from einsim.cost.expression_program import InvalidProgram, NotCompilable, Program
+from einsim.cost.expression_program import (InvalidProgram, NotCompilable, Program, fields,
+                                            list_of, mapping_of, number, pairs, small_program,
+                                            text, texts)
 from einsim.errors import EinsimError, MappingError
 
 FORMAT = "einsim-sweep-plan"
@@ -40,10 +42,6 @@ _SOURCE_PACKAGES = (("einsim", ("cost", "language", "analysis")), ("hw_models", 
 
 class NotPlannable(EinsimError):
     """A compiled tree whose evaluation needs more than a plan holds (masks, densities...)."""
-
-
-class InvalidEntry(ValueError):
-    """Cache data that is not a well-formed plan."""
 
 
 @dataclass(frozen=True)
@@ -160,19 +158,19 @@ def sources(mapping, cascade: str | None = None, hardware: str | None = None
         if "tree" not in document or not isinstance(reference, str) or \
                 not isinstance(name, str):
             return None
-        text, kind = _library_text(reference), "library"
-        if text is None:
+        source, kind = _library_text(reference), "library"
+        if source is None:
             path = Path(reference)
-            text, kind = path.read_text(encoding="utf-8"), path.suffix or "einsum"
+            source, kind = path.read_text(encoding="utf-8"), path.suffix or "einsum"
             reference = path.stem if kind not in (".yaml", ".yml") else str(path)
         machine = _machine(name)
         material = {"format": FORMAT, "version": VERSION, "einsim": __version__,
                     "code": code_digest(), "mapping": _canonical(document),
-                    "cascade": [kind, reference, text],
+                    "cascade": [kind, reference, source],
                     "hardware": machine.model_dump(mode="json")}
         key = hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()
                              ).hexdigest()
-        return Sources(mapping, document, reference, kind, text, name, machine, key)
+        return Sources(mapping, document, reference, kind, source, name, machine, key)
     except (EinsimError, OSError, UnicodeDecodeError, ValueError, TypeError, RecursionError):
         return None
 
@@ -221,10 +219,10 @@ def read_entry(key: str) -> dict | None:
 
 def _checksum(body) -> str:
     try:
-        text = json.dumps(body, sort_keys=True, allow_nan=False)
+        canonical = json.dumps(body, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         return ""
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def write_entry(key: str, body: dict) -> bool:
@@ -237,13 +235,13 @@ def write_entry(key: str, body: dict) -> bool:
     envelope = {"format": FORMAT, "version": VERSION, "key": key, "checksum": _checksum(body),
                 "body": body}
     try:
-        text = json.dumps(envelope, allow_nan=False)
+        data = json.dumps(envelope, allow_nan=False)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".plan-",
                                                  suffix=".tmp")
         try:
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(text)
+                handle.write(data)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
@@ -268,7 +266,7 @@ def cached_plan(mapping, cascade: str | None = None, hardware: str | None = None
     if body is not None:
         try:
             plan = SweepPlan(body)
-        except (InvalidEntry, InvalidProgram, KeyError, TypeError, ValueError, RecursionError):
+        except (InvalidProgram, KeyError, TypeError, ValueError, RecursionError):
             plan = None
         if plan is not None:
             _remember(found.key, plan)
@@ -309,7 +307,7 @@ def build_plan(tree, cascade: str | None = None, hardware: str | None = None,
     try:
         body = json.loads(json.dumps(body, allow_nan=False))  # exactly what a reader sees
         plan = SweepPlan(body)
-    except (InvalidEntry, InvalidProgram, TypeError, ValueError) as error:
+    except (InvalidProgram, TypeError, ValueError) as error:
         raise NotPlannable(f"the plan does not check out: {error}") from None
     plan.machine = machine
     if problem is not None:
@@ -379,10 +377,10 @@ def _variant(engine, choice: dict) -> dict:
             if domain is None:
                 continue
             if domain.divisors_of is not None or domain.powers_of_two_up_to is not None:
-                text = domain.divisors_of if domain.divisors_of is not None \
+                bound = domain.divisors_of if domain.divisors_of is not None \
                     else domain.powers_of_two_up_to
                 domains[name] = {"kind": "divisors" if domain.divisors_of is not None
-                                 else "powers", **_small(parse_size(text, where), where)}
+                                 else "powers", **_small(parse_size(bound, where), where)}
             elif domain.range is not None:
                 domains[name] = {"kind": "range", "low": int(domain.range[0]),
                                  "high": int(domain.range[1])}
@@ -413,61 +411,24 @@ def _variant(engine, choice: dict) -> dict:
         "capacity_keys": [list(k) for k, _ in raw], "capacity": capacity.to_data()}
 
 
-# ------------------------------------------------------------------------------ checking data
-
-def _text(value, limit: int = 1 << 20) -> str:
-    if not isinstance(value, str) or len(value) > limit:
-        raise InvalidEntry("expected text")
-    return value
-
-
-def _texts(value, limit: int = 100_000) -> list[str]:
-    if not isinstance(value, list) or len(value) > limit:
-        raise InvalidEntry("expected a list of text")
-    return [_text(v, 10_000) for v in value]
-
-
-def _number(value):
-    if type(value) not in (int, float) or not math.isfinite(value) or \
-            (type(value) is int and abs(value) >= 2 ** 63):
-        raise InvalidEntry("expected a finite number")
-    return value
-
-
-def _fields(value, names: set[str]) -> dict:
-    if not isinstance(value, dict) or set(value) != names:
-        raise InvalidEntry(f"expected the fields {', '.join(sorted(names))}")
-    return value
-
-
-def _small_program(value) -> tuple[str, str, Program]:
-    entry = _fields(value, {"where", "text", "program"})
-    program = Program.from_data(entry["program"])
-    if len(program.outputs) != 1:
-        raise InvalidEntry("a small program has one output")
-    return _text(entry["where"], 10_000), _text(entry["text"], 10_000), program
-
-
 class SweepPlan:
     """A checked plan: the mapping's facts and one :class:`PlanEngine` per concrete tree."""
 
     def __init__(self, body):
-        body = _fields(body, {"mapping", "cascade", "hardware", "symbolic_fields", "variants"})
-        mapping = _fields(body["mapping"], {"name", "hardware", "parameters", "structural"})
-        self.name, self.native = _text(mapping["name"], 10_000), _text(mapping["hardware"])
-        self.parameters, self.structural = _texts(mapping["parameters"]), \
-            _texts(mapping["structural"])
-        cascade = _fields(body["cascade"], {"name", "text"})
-        self.cascade_name, self.cascade_text = _text(cascade["name"]), _text(cascade["text"])
-        hardware = _fields(body["hardware"], {"name", "kind"})
-        self.hardware_name, self.hardware_kind = _text(hardware["name"]), _text(hardware["kind"])
-        fields = body["symbolic_fields"]
-        if not isinstance(fields, dict):
-            raise InvalidEntry("symbolic_fields")
-        self.symbolic_fields = {_text(k, 200): _text(v, 200) for k, v in fields.items()}
+        body = fields(body, {"mapping", "cascade", "hardware", "symbolic_fields", "variants"})
+        mapping = fields(body["mapping"], {"name", "hardware", "parameters", "structural"})
+        self.name, self.native = text(mapping["name"]), text(mapping["hardware"])
+        self.parameters, self.structural = texts(mapping["parameters"]), \
+            texts(mapping["structural"])
+        cascade = fields(body["cascade"], {"name", "text"})
+        self.cascade_name, self.cascade_text = text(cascade["name"]), text(cascade["text"])
+        hardware = fields(body["hardware"], {"name", "kind"})
+        self.hardware_name, self.hardware_kind = text(hardware["name"]), text(hardware["kind"])
+        self.symbolic_fields = {text(k): text(v) for k, v in
+                                mapping_of(body["symbolic_fields"]).items()}
         variants = body["variants"]
         if not isinstance(variants, list) or not 1 <= len(variants) <= MAX_VARIANTS:
-            raise InvalidEntry("variants")
+            raise InvalidProgram("variants")
         self.variants = [PlanEngine(v) for v in variants]
         self.machine = None  # the hardware model it was found or built for (not stored)
 
@@ -477,62 +438,41 @@ class PlanEngine:
     :meth:`values`, :meth:`summary`, :meth:`reasons`, and the free parameters' domains."""
 
     def __init__(self, data):
-        data = _fields(data, {"choice", "mapping", "hardware", "parameters", "defaults",
-                              "domains", "hardware_values", "cascade_params", "rank_sizes",
-                              "partitions", "tiles", "symbols", "word_bytes", "summary_keys",
-                              "summary", "capacity_keys", "capacity"})
-        if not isinstance(data["choice"], dict):
-            raise InvalidEntry("choice")
-        self.choice = {_text(k, 200): _text(v, 10_000) for k, v in data["choice"].items()}
-        self.name, self.hardware_name = _text(data["mapping"]), _text(data["hardware"])
-        self.parameters = _texts(data["parameters"])
-        if not isinstance(data["defaults"], list):
-            raise InvalidEntry("defaults")
+        data = fields(data, {"choice", "mapping", "hardware", "parameters", "defaults",
+                             "domains", "hardware_values", "cascade_params", "rank_sizes",
+                             "partitions", "tiles", "symbols", "word_bytes", "summary_keys",
+                             "summary", "capacity_keys", "capacity"})
+        self.choice = {text(k): text(v) for k, v in mapping_of(data["choice"]).items()}
+        self.name, self.hardware_name = text(data["mapping"]), text(data["hardware"])
+        self.parameters = texts(data["parameters"])
         self.defaults = []
-        for entry in data["defaults"]:
-            if not isinstance(entry, dict) or set(entry) != {"name", "where", "text", "program"}:
-                raise InvalidEntry("defaults")
-            self.defaults.append((_text(entry["name"], 200),
-                                  *_small_program({k: entry[k] for k in ("where", "text",
-                                                                         "program")})))
-        if not isinstance(data["domains"], dict):
-            raise InvalidEntry("domains")
-        self.domains = {_text(k, 200): _domain(v) for k, v in data["domains"].items()}
-        if not isinstance(data["hardware_values"], dict):
-            raise InvalidEntry("hardware_values")
-        self.hardware_values = {_text(k, 200): _number(v)
-                                for k, v in data["hardware_values"].items()}
-        self.cascade_params = _pairs(data["cascade_params"])
-        self.rank_sizes = _pairs(data["rank_sizes"])
-        if not isinstance(data["partitions"], list):
-            raise InvalidEntry("partitions")
+        for entry in list_of(data["defaults"]):
+            entry = fields(entry, {"name", "where", "text", "program"})
+            self.defaults.append((text(entry.pop("name")), *small_program(entry)))
+        self.domains = {text(k): _domain(v) for k, v in mapping_of(data["domains"]).items()}
+        self.hardware_values = {text(k): number(v)
+                                for k, v in mapping_of(data["hardware_values"]).items()}
+        self.cascade_params, self.rank_sizes = pairs(data["cascade_params"]), \
+            pairs(data["rank_sizes"])
         self.partitions = []
-        for entry in data["partitions"]:
-            entry = _fields(entry, {"rank", "parts", "text", "sizes"})
-            sizes = entry["sizes"]
-            if not isinstance(sizes, list) or not all(isinstance(s, str) or _number(s) == s
-                                                      for s in sizes):
-                raise InvalidEntry("partition sizes")
-            self.partitions.append((_text(entry["rank"], 200), _texts(entry["parts"]),
-                                    _text(entry["text"]), sizes))
-        if not isinstance(data["tiles"], list):
-            raise InvalidEntry("tiles")
-        self.tiles = [_small_program(t) for t in data["tiles"]]
-        self.symbols = _texts(data["symbols"])
-        self.word_bytes = _number(data["word_bytes"])
-        self.summary_keys = _texts(data["summary_keys"])
+        for entry in list_of(data["partitions"]):
+            entry = fields(entry, {"rank", "parts", "text", "sizes"})
+            sizes = [s if isinstance(s, str) else number(s) for s in list_of(entry["sizes"])]
+            self.partitions.append((text(entry["rank"]), texts(entry["parts"]),
+                                    text(entry["text"]), sizes))
+        self.tiles = [small_program(t) for t in list_of(data["tiles"])]
+        self.symbols, self.summary_keys = texts(data["symbols"]), texts(data["summary_keys"])
+        self.word_bytes = number(data["word_bytes"])
         self.program = Program.from_data(data["summary"])
-        self.capacity_keys = [tuple(_texts(k, 16)) for k in data["capacity_keys"]] \
-            if isinstance(data["capacity_keys"], list) else None
+        self.capacity_keys = [tuple(texts(k)) for k in list_of(data["capacity_keys"])]
         self.capacity = Program.from_data(data["capacity"])
         inputs = self.symbols + ["copies"]
         if self.program.inputs != inputs or self.capacity.inputs != inputs or \
                 len(self.program.outputs) != len(self.summary_keys) or \
-                self.capacity_keys is None or \
                 len(self.capacity.outputs) != len(self.capacity_keys) or \
                 not all(k and k[0] in ("capacity", "occupancy", "tile")
                         for k in self.capacity_keys):
-            raise InvalidEntry("programs do not match their keys")
+            raise InvalidProgram("programs do not match their keys")
 
     # ---------------------------------------------------------------------------- inputs
 
@@ -542,17 +482,17 @@ class PlanEngine:
         values.update(overrides or {})
         values.update(problem.sizes)
         given = dict(parameters or {})
-        for name, where, text, program in self.defaults:
+        for name, where, shown, program in self.defaults:
             values[name] = given.pop(name) if name in given else \
-                _numeric(program, text, values, where)
+                _numeric(program, shown, values, where)
         if given:
             raise MappingError(f"mapping {self.name} has no parameter {sorted(given)[0]!r}; "
                                f"its parameters are {', '.join(self.parameters) or 'none'}")
         for name, *_ in self.defaults:
             check_size(f"parameter {name}", values[name])
         self._fill_partitions(values)
-        for where, text, program in self.tiles:
-            check_size(where, _numeric(program, text, values, where))
+        for where, shown, program in self.tiles:
+            check_size(where, _numeric(program, shown, values, where))
         missing = [n for n in self.symbols if n not in values]
         if missing:
             raise MappingError(f"mapping {self.name}: no value for {', '.join(missing)} "
@@ -565,13 +505,13 @@ class PlanEngine:
             values.setdefault(name, value)
         for name, size in self.rank_sizes:
             values.setdefault(name, size)
-        for rank, parts, text, sizes in self.partitions:
+        for rank, parts, shown, sizes in self.partitions:
             inner = 1
             for part, given in zip(reversed(parts[1:]), reversed(sizes)):
                 if type(given) is int:
                     values.setdefault(part, given)
                 if part not in values:
-                    raise MappingError(f"partition {text}: size {part} is not set; declare it "
+                    raise MappingError(f"partition {shown}: size {part} is not set; declare it "
                                        f"as a mapping parameter (e.g. {part}: "
                                        "{default: pe_dim})")
                 inner = inner * values[part]
@@ -636,8 +576,8 @@ class PlanEngine:
         domain = self.domains[name]
         if domain["kind"] not in ("divisors", "powers"):
             return None
-        where, text, program = domain["number"]
-        return _numeric(program, text, values, where)
+        where, shown, program = domain["number"]
+        return _numeric(program, shown, values, where)
 
     def has_number(self, name: str) -> bool:
         return self.domains[name]["kind"] in ("divisors", "powers")
@@ -656,49 +596,36 @@ class PlanEngine:
         if domain["kind"] == "range":
             return list(range(max(1, domain["low"]), domain["high"] + 1))
         found = set()
-        for entry_where, text, program in domain.get("entries", ()):
-            value = float(_numeric(program, text, values or {}, entry_where))
+        for entry_where, shown, program in domain.get("entries", ()):
+            value = float(_numeric(program, shown, values or {}, entry_where))
             if not math.isfinite(value) or value < 1 or not value.is_integer():
-                raise MappingError(f"{where}: value {text} is {value}; expected a whole number "
+                raise MappingError(f"{where}: value {shown} is {value}; expected a whole number "
                                    ">= 1")
             found.add(int(value))
         return sorted(found)
 
 
 def _domain(value) -> dict:
-    if not isinstance(value, dict) or "kind" not in value:
-        raise InvalidEntry("domain")
-    kind = value["kind"]
+    kind = value.get("kind") if isinstance(value, dict) else None
     if kind in ("divisors", "powers"):
-        _fields(value, {"kind", "where", "text", "program"})
-        return {"kind": kind, "number": _small_program(
-            {k: value[k] for k in ("where", "text", "program")})}
+        fields(value, {"kind", "where", "text", "program"})
+        return {"kind": kind, "number": small_program({k: value[k] for k in ("where", "text",
+                                                                               "program")})}
     if kind == "range":
-        _fields(value, {"kind", "low", "high"})
+        fields(value, {"kind", "low", "high"})
         if type(value["low"]) is not int or type(value["high"]) is not int or \
                 value["high"] - value["low"] > 10_000_000:
-            raise InvalidEntry("range")
+            raise InvalidProgram("range")
         return dict(value)
     if kind == "values":
-        _fields(value, {"kind", "entries"})
-        entries = value["entries"]
+        entries = fields(value, {"kind", "entries"})["entries"]
         if not isinstance(entries, list) or len(entries) > 100_000:
-            raise InvalidEntry("values")
-        parsed = []
-        for entry in entries:
-            parsed.append(_small_program(entry))
-        return {"kind": kind, "entries": parsed}
-    raise InvalidEntry("domain kind")
+            raise InvalidProgram("values")
+        return {"kind": kind, "entries": [small_program(entry) for entry in entries]}
+    raise InvalidProgram("domain kind")
 
 
-def _pairs(value) -> list[tuple[str, object]]:
-    if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2
-                                              for p in value):
-        raise InvalidEntry("expected name, number pairs")
-    return [(_text(name, 200), _number(number)) for name, number in value]
-
-
-def _numeric(program: Program, text: str, values, where: str):
+def _numeric(program: Program, shown: str, values, where: str):
     """As the engine's ``_numeric``: a small program at the numbers known so far."""
     missing = [n for n in program.inputs if n not in values]
     if missing:
@@ -707,7 +634,7 @@ def _numeric(program: Program, text: str, values, where: str):
         try:
             return program(*(values[n] for n in program.inputs))[0]
         except (ArithmeticError, ValueError) as error:
-            raise MappingError(f"{where}: cannot evaluate {text} ({error})") from None
+            raise MappingError(f"{where}: cannot evaluate {shown} ({error})") from None
 
 
 def check_size(where: str, value) -> None:

@@ -141,8 +141,9 @@ def _check(inputs, constants, ops, outputs) -> None:
             raise InvalidProgram("constants must be finite numbers or booleans")
     slot, operands_seen = len(inputs) + len(constants), 0
     for op in ops:
-        if not isinstance(op, list) or not op or op[0] not in OPERATIONS:
-            raise InvalidProgram(f"unknown operation {op[0] if isinstance(op, list) and op else op!r}"[:200])
+        if not isinstance(op, list) or not op or not isinstance(op[0], str) or \
+                op[0] not in OPERATIONS:
+            raise InvalidProgram("unknown operation " + repr(op)[:100])
         least, most, _ = OPERATIONS[op[0]]
         operands = op[1:]
         if len(operands) < least or (most is not None and len(operands) > most) or \
@@ -310,3 +311,60 @@ def _number(sympy, node):
         if math.isfinite(value):
             return value
     raise NotCompilable(f"no constant for {node}")
+
+
+# ------------------------------------------------------------------------ checking plain data
+
+def text(value, limit: int = 1 << 20) -> str:
+    """``value`` if it is text of at most ``limit`` characters, else :class:`InvalidProgram`
+    (as the other checks below: stored data is taken only in the shape expected)."""
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidProgram("expected text")
+    return value
+
+
+def list_of(value, limit: int = 1_000_000) -> list:
+    if not isinstance(value, list) or len(value) > limit:
+        raise InvalidProgram("expected a list")
+    return value
+
+
+def mapping_of(value, limit: int = 100_000) -> dict:
+    if not isinstance(value, dict) or len(value) > limit:
+        raise InvalidProgram("expected a map")
+    return value
+
+
+def texts(value) -> list[str]:
+    return [text(v, 10_000) for v in list_of(value)]
+
+
+def number(value):
+    """A finite int (below 2^63) or float."""
+    if type(value) not in (int, float) or not math.isfinite(value) or \
+            (type(value) is int and abs(value) >= MAX_INTEGER):
+        raise InvalidProgram("expected a finite number")
+    return value
+
+
+def fields(value, names: set[str]) -> dict:
+    """``value`` if it is a map with exactly the keys ``names`` (a copy)."""
+    if not isinstance(value, dict) or set(value) != names:
+        raise InvalidProgram(f"expected the fields {', '.join(sorted(names))}")
+    return dict(value)
+
+
+def pairs(value) -> list[tuple[str, object]]:
+    """``[[name, number], ...]``."""
+    if not all(isinstance(p, list) and len(p) == 2 for p in list_of(value)):
+        raise InvalidProgram("expected name, number pairs")
+    return [(text(name, 200), number(amount)) for name, amount in value]
+
+
+def small_program(value) -> tuple[str, str, Program]:
+    """``{where, text, program}`` of a one-output program: (where, text, program)."""
+    entry = fields(value, {"where", "text", "program"})
+    program = Program.from_data(entry["program"])
+    if len(program.outputs) != 1:
+        raise InvalidProgram("a small program has one output")
+    return text(entry["where"], 10_000), text(entry["text"], 10_000), program
