@@ -180,7 +180,8 @@ def evaluate_page(result: dict, command: str, inputs: dict) -> str:
                ("energy", cost_plots.energy_breakdown_figure(reports))]
     for r in reports:
         figures += [(f"einsums {r.mapping}", cost_plots.einsum_breakdown_figure(r)),
-                    (f"gantt {r.mapping}", cost_plots.pipeline_gantt_figure(r))]
+                    (f"gantt {r.mapping}", cost_plots.pipeline_gantt_figure(
+                        r, mapping=inputs.get("mapping") if len(reports) == 1 else None))]
     names = " vs ".join(r.mapping for r in reports)
     return page(f"einsim evaluate: {names}", command, inputs, tables(result, "evaluate"),
                 figures)
