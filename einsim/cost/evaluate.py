@@ -138,7 +138,8 @@ def best_concrete(tree: MappingTree, problem: Problem, hardware: str | None = No
         if choice:
             found = _with_choice(found, choice)
         results.append(found)
-        if best is None or _key(found.best, objective) < _key(best.best, objective):
+        if best is None or objective_key(found.best, objective) < objective_key(best.best,
+                                                                                objective):
             best, best_tree = found, concrete
     if best is None:
         raise errors[0]
@@ -154,7 +155,8 @@ def best_concrete(tree: MappingTree, problem: Problem, hardware: str | None = No
     return best, best_tree
 
 
-def _key(report, objective: str) -> tuple:
+def objective_key(report, objective: str) -> tuple:
+    """Sort key of a report for an objective (ties broken by the other metric)."""
     return {"latency": (report.latency_s, report.energy_j),
             "energy": (report.energy_j, report.latency_s),
             "edp": (report.latency_s * report.energy_j, report.latency_s)}[objective]

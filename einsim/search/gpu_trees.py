@@ -20,6 +20,7 @@ from einsim.analysis.footprint import op_counts
 from einsim.analysis.graph import recurrences
 from einsim.cost.cascade_view import CascadeView
 from einsim.cost.engine import Problem, compiled
+from einsim.cost.evaluate import objective_key
 from einsim.cost.hierarchy import Hierarchy
 from einsim.cost.tree import mapping_from_document
 from einsim.cost.tree_yaml import dump_mapping
@@ -62,10 +63,7 @@ def search_gpu_trees(cascade: ir.Cascade, hierarchy: Hierarchy, hardware_key: st
     if not results:
         raise MappingError("the GPU tree mapper found no feasible tree"
                            + (f"; the first candidate failed: {errors[0]}" if errors else ""))
-    key = {"latency": lambda r: (r.latency_s, r.energy_j),
-           "energy": lambda r: (r.energy_j, r.latency_s),
-           "edp": lambda r: (r.latency_s * r.energy_j, r.latency_s)}[objective]
-    found, tree = min(results, key=lambda item: key(item[0].best))
+    found, tree = min(results, key=lambda item: objective_key(item[0].best, objective))
     result = SearchResult(found.best, found.pareto, points,
                           sum(r.infeasible for r, _ in results))
     values = {k: v for k, v in found.best.parameters.items() if k in tree.parameters}
