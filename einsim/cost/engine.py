@@ -1,8 +1,9 @@
 """Compile a (cascade, loop tree, hierarchy) once; evaluate it at any sizes, scalar or arrays.
 
-:class:`CompiledMapping` lambdifies every expression of the :class:`~.derivation.Derivation`
-into NumPy functions, so a single evaluation and a million-point sweep run the same
-expressions (arrays broadcast through them).  :meth:`CompiledMapping.summary` gives a
+:class:`CompiledMapping` turns the expressions of the :class:`~.derivation.Derivation` into
+NumPy functions — the summary into an op-list program (:mod:`~.expression_program`, which the
+on-disk cache of sweeps stores as data), the breakdowns by ``sympy.lambdify`` — so a single
+evaluation and a million-point sweep run the same expressions (arrays broadcast through them).  :meth:`CompiledMapping.summary` gives a
 sweep's columns with a feasibility mask; :meth:`CompiledMapping.report` one point's full
 Report with its breakdowns by component and level.
 """
