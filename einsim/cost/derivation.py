@@ -25,120 +25,26 @@ sweepable fields.  The rules (``docs/concepts/loop-trees.md`` states them with e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import sympy
 
 from einsim.language import ir
 from einsim.cost.cascade_view import CascadeView, TensorAccess
-from einsim.cost.expressions import symbol
-from einsim.cost.hierarchy import Hierarchy, Level
+from einsim.cost.counts import (COPIES, Counts, KeepInfo, LoopInfo, _max, _min, _spread,
+                                density_symbol, size)
+from einsim.cost.gpu_semantics import GridSemantics
+from einsim.cost.hierarchy import Hierarchy
 from einsim.cost.legality import check_legality
 from einsim.cost.masks import mask_sources
-from einsim.cost.tree import (Branch, Chain, Keep, LeafPath, Loop, MappingTree, Run, Spatial,
-                              leaves, nodes)
+from einsim.cost.tree import Branch, Chain, Keep, LeafPath, Loop, MappingTree, Run, Spatial, leaves
 from einsim.analysis.footprint import op_counts
 from einsim.errors import MappingError
 
-
-COPIES = sympy.Symbol("copies", positive=True)  # batch × heads, multiplied in at the end
-
-
-@dataclass(frozen=True)
-class LoopInfo:
-    variable: str
-    trips: sympy.Expr   # temporal iterations (1 for spatial, waves for a tiled spatial node)
-    fanout: sympy.Expr  # positions used per trip (1 for temporal)
-    spatial: bool
-    path: str
-    time_shared: bool = False  # positions share their PE (GPU warpgroups)
+__all__ = ["COPIES", "Counts", "Derivation", "density_symbol"]
 
 
-@dataclass
-class KeepInfo:
-    tensor: str          # the tensor whose data is kept (views resolved)
-    label: str           # the name written in the keep node
-    level: Level
-    path: str
-    loops: tuple[LoopInfo, ...]
-    extents: dict[str, sympy.Expr]
-    leaves: list[str] = field(default_factory=list)
-    parent: "KeepInfo | None" = None
-    producing: bool = False
-    tile: sympy.Expr = sympy.Integer(0)
-
-
-@dataclass
-class Counts:
-    """What the derivation hands to the engine: every quantity per (batch, head)."""
-
-    reads: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)   # (level, tensor)
-    writes: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)
-    occupancy: dict[str, sympy.Expr] = field(default_factory=dict)          # level -> words
-    tiles: dict[tuple[str, str, str], sympy.Expr] = field(default_factory=dict)  # path, level, T
-    cycles: dict[str, sympy.Expr] = field(default_factory=dict)             # Einsum -> cycles
-    busy: dict[str, sympy.Expr] = field(default_factory=dict)               # Einsum -> PE-cycles
-    actions: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)  # (unit, action)
-    ops: dict[str, dict[str, sympy.Expr]] = field(default_factory=dict)
-    units: dict[str, str] = field(default_factory=dict)
-    shares: dict[str, dict[str, sympy.Expr]] = field(default_factory=dict)  # split leaves
-    stages: dict[str, int] = field(default_factory=dict)
-    owned: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)  # (node, level)
-    messages: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)  # (keep, level)
-    compute_cycles: sympy.Expr = sympy.Integer(0)
-    latency_s: sympy.Expr = sympy.Integer(0)
-    densities: tuple[str, ...] = ()
-    includes_copies: bool = False  # GPU grids schedule every copy's CTAs together
-    # GPU block-sparse masks: symbol stem -> (mask source, query variables, Q tile, KV tile)
-    tile_masks: dict[str, tuple] = field(default_factory=dict)
-    facts: dict[str, sympy.Expr] = field(default_factory=dict)  # e.g. a GPU kernel's CTAs
-    kernels: list[dict] = field(default_factory=list)  # per GPU kernel: CTAs, slots, cycles
-
-    def add(self, table: dict, key, value) -> None:
-        table[key] = table.get(key, sympy.Integer(0)) + value
-
-
-def _fold(function, builtin, *args) -> sympy.Expr:
-    """Max or Min without sympy's (slow) simplification; exact numbers still fold."""
-    numbers = [a for a in args if getattr(a, "is_Number", False) or isinstance(a, (int, float))]
-    others = [a for a in args if a not in numbers]
-    if numbers:
-        others.append(builtin(numbers))
-    return others[0] if len(others) == 1 else function(*others, evaluate=False)
-
-
-def _max(*args) -> sympy.Expr:
-    return _fold(sympy.Max, max, *args)
-
-
-def _min(*args) -> sympy.Expr:
-    return _fold(sympy.Min, min, *args)
-
-
-def _spread(node: Spatial, axis: str, variable: str, before: sympy.Expr, width: sympy.Expr,
-            time_shared: tuple[str, ...]) -> tuple[LoopInfo, sympy.Expr]:
-    """A spatial node's loop and the extent each position gets: ceil(extent / width), or with a
-    tile, chunks of the tile in waves (trips) of up to ``width`` positions."""
-    shared = axis in time_shared
-    if node.tile is None:
-        return (LoopInfo(variable, sympy.Integer(1), _min(before, width), True, node.path,
-                         shared), sympy.ceiling(before / width))
-    chunks = sympy.ceiling(before / node.tile)
-    waves = sympy.ceiling(chunks / width)
-    return (LoopInfo(variable, waves, chunks / waves, True, node.path, shared),
-            _min(node.tile, before))
-
-
-def size(variable: str) -> sympy.Symbol:
-    return symbol(ir.rank_of(variable))
-
-
-def density_symbol(einsum: str) -> sympy.Symbol:
-    """The unmasked fraction of an Einsum's iteration space (counted, not symbolic)."""
-    return sympy.Symbol(f"density_{einsum}", positive=True)
-
-
-class Derivation:
+class Derivation(GridSemantics):
     """One (cascade, tree, hierarchy): walk every leaf, then count."""
 
     def __init__(self, cascade: ir.Cascade, mapping: MappingTree, hierarchy: Hierarchy):
@@ -184,21 +90,6 @@ class Derivation:
         if missing:
             raise MappingError(f"tree: Einsum(s) {', '.join(missing)} of the cascade are bound "
                                "to no leaf; add a {run: NAME, on: UNIT} node for each")
-
-    def _check_grid(self) -> None:
-        """On a GPU, every leaf runs inside exactly one kernel (a spatial node over the grid)."""
-        grid = self.hardware.grid
-        if grid is None:
-            return
-        for leaf in self.leaves:
-            kernels = [n for n in leaf.nodes if isinstance(n, Spatial)
-                       and any(axis == grid.axis for axis, _ in n.axes)]
-            if len(kernels) != 1:
-                raise MappingError(
-                    f"{leaf.nodes[-1].path}: Einsum {leaf.einsum} runs "
-                    f"{'outside any kernel' if not kernels else 'inside nested kernels'}: on "
-                    f"{self.hardware.name} each leaf needs exactly one spatial node over "
-                    f"{grid.axis} above it (the grid of CTAs)")
 
     def _units_below(self) -> dict[str, set[str]]:
         """Node path -> units of the leaves below it."""
@@ -335,59 +226,6 @@ class Derivation:
         return variables - {carried} if carried else variables
 
     # ------------------------------------------------------------------------------ counting
-
-    def _tile_mask(self, einsum, loops, extents, grid_extents) -> tuple | None:
-        """On a GPU, (visited, partial) symbols for a masked Einsum: the fractions of
-        (Q tile, KV tile) pairs its kernel visits and must mask element-wise.  The Q tile is a
-        CTA's share of the grid's variables, the KV tile the leaf's extent of the others."""
-        if grid_extents is None:
-            return None
-        self.grid_extents[grid_extents["#"]] = grid_extents
-        source = self.masks.get(einsum.name) or self._kernel_mask(grid_extents["#"], loops)
-        if source is None:
-            return None
-        visited, partial = self._tile_symbols(source, grid_extents, extents)
-        variables = ir.condition_variables(self.cascade.producers[source].condition)
-        others = sympy.Mul(*(size(v) for v in einsum.variables if v not in variables))
-        return visited, (partial / others if source == einsum.name else sympy.Integer(0))
-
-    def _tile_symbols(self, source: str, grid_extents: dict, extents: dict):
-        """(visited, partial) tile fractions of ``source``'s mask, for the kernel's Q tile and
-        the KV tile of ``extents``."""
-        variables = ir.condition_variables(self.cascade.producers[source].condition)
-        query = {grid_extents[""]}
-        q_tile = sympy.Mul(*(grid_extents.get(v, size(v)) for v in variables if v in query))
-        kv_tile = sympy.Mul(*(extents.get(v, size(v)) for v in variables if v not in query))
-        key = (source, frozenset(query), q_tile, kv_tile)
-        stem = next((k for k, v in self.counts.tile_masks.items() if v == key), None)
-        if stem is None:
-            stem = f"{source}_{len(self.counts.tile_masks)}"
-            self.counts.tile_masks[stem] = key
-        return (sympy.Symbol(f"visited_{stem}", positive=True),
-                sympy.Symbol(f"partial_{stem}", nonnegative=True))
-
-    def _skipped_fills(self, info: KeepInfo) -> sympy.Expr:
-        """On a GPU, the fraction of a keep's fills a block-sparse kernel makes: tiles loaded
-        under a loop walking a mask's keys come only for visited (Q tile, KV tile) pairs."""
-        kernel = next((l.path for l in info.loops if l.path in self.grid_extents), None)
-        if kernel is None:
-            return sympy.Integer(1)
-        source = self._kernel_mask(kernel, info.loops)
-        if source is None:
-            return sympy.Integer(1)
-        return self._tile_symbols(source, self.grid_extents[kernel], info.extents)[0]
-
-    def _kernel_mask(self, kernel: str, loops) -> str | None:
-        """The mask of a kernel's Einsum whose key variables a temporal loop above this leaf
-        walks: the kernel skips that loop's empty tiles for every leaf below it."""
-        walked = {l.variable for l in loops if not l.spatial}
-        for leaf in self.leaves:
-            source = self.masks.get(leaf.einsum)
-            if source is None or not any(n.path == kernel for n in leaf.nodes):
-                continue
-            if walked & set(ir.condition_variables(self.cascade.producers[source].condition)):
-                return source
-        return None
 
     def _leaf_compute(self, leaf: LeafPath, einsum, loops, extents, grid_extents=None) -> None:
         """Cycles and busy PE-cycles of a leaf: its steps × the busiest functional unit's
@@ -654,62 +492,6 @@ class Derivation:
                                               units[0].axes[axis], units[0].time_shared)
             found.append(info)
         return found
-
-    def _busiest_unit_cycles(self, node: Spatial) -> sympy.Expr:
-        """Cycles of the busiest unit over the leaves below ``node``, per position."""
-        per_unit: dict[str, sympy.Expr] = {}
-        for leaf in self.leaves:
-            if node in leaf.nodes and leaf.einsum in self.counts.cycles:
-                for name in leaf.unit.split("+"):
-                    per_unit[name] = per_unit.get(name, 0) + self.counts.cycles[leaf.einsum]
-        return _max(*per_unit.values()) if per_unit else sympy.Integer(0)
-
-    def _kernel_cycles(self, node: Spatial, rest: Chain, iterations: sympy.Expr, extents: dict,
-                       spread: list[LoopInfo]) -> sympy.Expr:
-        """A GPU kernel: CTAs (``copies`` × the grid's chunks) in waves of SMs × resident CTAs
-        per SM; a wave of k resident CTAs shares the SM's units, so lasts k CTA times.
-        Resident CTAs are limited by the per-SM levels the CTA's tiles occupy."""
-        grid = self.hardware.grid
-        if node.tile is None:
-            raise MappingError(f"{node.path}: a spatial node over {grid.axis} launches CTAs; "
-                               "give it a tile (the elements of its variable per CTA)")
-        waves = sympy.Mul(*(info.trips for info in spread))
-        chunks = sympy.Mul(*(info.trips * info.fanout for info in spread))
-        compute = self._time(rest, node.path, iterations * waves, extents, False) \
-            / (iterations * waves)
-        # a CTA draws its SM's share of each level's bandwidth (few CTAs: idle bandwidth)
-        below = {n.path for n in nodes(rest)}
-        memory = self._memory_seconds(lambda owner: owner in below) \
-            / (COPIES * chunks * iterations) * grid.instances * self.hardware.clock_hz
-        work = _max(compute, memory)
-        resident = [sympy.Integer(grid.max_resident)]
-        for level, words in self._occupancy(rest).items():
-            capacity = self.hardware.levels[level].capacity_words
-            if self.hardware.levels[level].per_instance and capacity is not None:
-                resident.append(sympy.floor(capacity / _max(words, sympy.Integer(1))))
-        slots = _max(_min(*resident), sympy.Integer(1))
-        ctas = COPIES * chunks
-        # full waves of SMs x slots CTAs share each SM; the tail spreads over the SMs
-        full = sympy.floor(ctas / (grid.instances * slots))
-        tail = sympy.ceiling((ctas - full * grid.instances * slots) / grid.instances)
-        rounds = full * slots + tail
-        if node.persistent:  # one CTA per slot walks its share of the chunks: one prologue
-            cycles = rounds * work + slots * grid.overhead_cycles
-            launched = _min(ctas, grid.instances * slots)
-            per_cta = ctas / launched * work + grid.overhead_cycles
-        else:
-            cycles = rounds * (work + grid.overhead_cycles)
-            launched, per_cta = ctas, work + grid.overhead_cycles
-        kernel_waves = sympy.ceiling(ctas / (grid.instances * slots))
-        facts = self.counts.facts
-        facts["ctas"] = facts.get("ctas", 0) + launched * iterations
-        facts["waves"] = facts.get("waves", 0) + kernel_waves * iterations
-        facts.setdefault("ctas_per_sm", slots)
-        self.counts.kernels.append({"path": node.path, "ctas": launched * iterations,
-                                    "chunks": ctas * iterations, "slots": slots,
-                                    "chunk_cycles": work, "cta_cycles": per_cta,
-                                    "cycles": iterations * cycles})
-        return iterations * cycles
 
     def _check_disjoint_units(self, node: Branch) -> None:
         seen: dict[str, int] = {}

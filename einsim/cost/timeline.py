@@ -44,7 +44,7 @@ from typing import Mapping
 
 import sympy
 
-from einsim.cost.derivation import _min, size
+from einsim.cost.counts import _min, size
 from einsim.cost.tree import Branch, Chain, Keep, Loop, MappingTree, Run, Spatial, leaves
 from einsim.errors import EinsimError, MappingError
 
