@@ -5,7 +5,6 @@ variants.  Every function returns a :class:`plotly.graph_objects.Figure` of plai
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -190,84 +189,3 @@ def speedup_vs_stride_figure(shape, window, q_tile, kv_tile, strides: list,
                       xaxis_title="stride", yaxis=dict(title="speedup over dense (x)",
                                                        rangemode="tozero"), **_LAYOUT)
     return fig
-
-
-def roofline_points(gpu, heads: int = 16, head_dim: int = 128) -> list[dict]:
-    """Attention variants on ``gpu``: FA2/FA3-style prefill at 8K and 32K tokens (batch 1),
-    decode at 32K context (fa2 and flash-decoding, batch 1, 32 heads) and GNA on FLUX
-    (256 x 256 tokens, window 80 x 80, 24 heads, the GPU's first 2-D tile).
-
-    Returns
-    -------
-    list of dict
-        ``name``, ``flops`` (useful), ``bytes`` (HBM) and ``seconds`` (predicted).
-    """
-    from einsim.kernels.decode import BYTES, estimate
-    from einsim.kernels.flash_attention import fmha
-    from einsim.kernels.fna import predict, supported_tiles
-
-    points = []
-    q, kv = gpu.tiles.fmha[0]
-    for tokens in (8192, 32768):
-        for name, pipelined in (("FA2", False), ("FA3", True)):
-            e = fmha(gpu, batch=1, heads=heads, q_len=tokens, kv_len=tokens, head_dim=head_dim,
-                     q_tile=q, kv_tile=kv, pipelined=pipelined)
-            points.append(dict(name=f"{name} prefill {tokens // 1024}K", flops=e.flops,
-                               bytes=e.hbm_bytes, seconds=e.seconds))
-    context, decode_heads = 32768, 32
-    for schedule in ("fa2", "flash-decoding"):
-        e = estimate(gpu, schedule, batch=1, heads=decode_heads, head_dim=head_dim,
-                     context=context)
-        points.append(dict(name=f"{schedule} decode 32K", seconds=e.latency_s,
-                           flops=4.0 * decode_heads * context * head_dim,
-                           bytes=2.0 * decode_heads * (context + 1) * head_dim * BYTES["fp16"]))
-    tiles = supported_tiles(gpu, 2)
-    if tiles:
-        spec = problem((256, 256), (80, 80), tiles[0][0], tiles[0][1])
-        r, p = analyze(spec), predict(gpu, spec, heads=24, head_dim=head_dim)
-        kernel_bytes = 4.0 * 24 * spec.tokens * head_dim * BYTES["fp16"]
-        points.append(dict(name="GNA FLUX 80x80", seconds=p["sparse_s"] + p["permute_s"],
-                           flops=4.0 * 24 * head_dim * spec.tokens ** 2 / r.flop_upper_bound,
-                           bytes=kernel_bytes * (3 if p["permute_s"] else 1)))
-    return points
-
-
-def roofline_figure(gpu, points: list[dict]) -> go.Figure:
-    """The roofline of ``gpu`` (dense FP16 tensor peak, HBM bandwidth, exp ceiling at
-    d = 128) with attention variants at (flops / bytes, flops / seconds).
-
-    Parameters
-    ----------
-    gpu : GPU
-        A :func:`hw_models.gpu_sm.load_gpu` preset.
-    points : list of dict
-        ``name``, ``flops``, ``bytes``, ``seconds``, e.g. from :func:`roofline_points`.
-    """
-    peak = gpu.peak_flops("fp16")
-    bandwidth = gpu.hbm_bandwidth_bytes_per_s
-    exp_ceiling = gpu.exp_per_clock_per_sm * gpu.sms * gpu.clock_hz * 4 * 128
-    intensity = [p["flops"] / p["bytes"] for p in points]
-    low = 10 ** math.floor(math.log10(min(intensity + [peak / bandwidth]) / 4))
-    high = 10 ** math.ceil(math.log10(max(intensity + [peak / bandwidth]) * 4))
-    x = np.geomspace(low, high, 200)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=x, y=np.minimum(peak, bandwidth * x), mode="lines",
-                             name=f"roofline (tensor {peak / 1e12:.0f} TFLOP/s, HBM "
-                                  f"{bandwidth / 1e12:.2f} TB/s)", line=dict(color="black")))
-    fig.add_trace(go.Scatter(x=x, y=np.full(x.size, exp_ceiling), mode="lines",
-                             name="exp ceiling (d=128)", line=dict(color="#d62728", dash="dash")))
-    for k, (p, i) in enumerate(zip(points, intensity)):
-        achieved = p["flops"] / p["seconds"]
-        fig.add_trace(go.Scatter(
-            x=[i], y=[achieved], mode="markers+text", name=p["name"], text=[p["name"]],
-            textposition="top center", marker=dict(size=11, color=_PALETTE[k % len(_PALETTE)]),
-            hovertemplate=f"{p['name']}<br>%{{x:.3g}} FLOP/B, %{{y:.3g}} FLOP/s "
-                          f"({achieved / peak:.0%} of peak)<extra></extra>"))
-    fig.update_layout(title=f"Roofline of {gpu.name} with attention variants",
-                      xaxis=dict(title="arithmetic intensity (FLOP / HBM byte)", type="log"),
-                      yaxis=dict(title="achieved FLOP/s", type="log"), **_LAYOUT)
-    return fig
-
-
-__all__ = ["sm_timeline_figure", "visited_tiles", "visited_tiles_heatmap",
-           "speedup_vs_stride_figure", "roofline_points", "roofline_figure"]
