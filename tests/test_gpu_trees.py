@@ -346,3 +346,17 @@ def test_gpu_tile_masks_of_any_mask_by_interval_arithmetic():
                            "S[m, p] = Q[e, p] * K[e, m] where m <= p or m < PREFIX\n")
     sizes = {"P": 64, "M": 64, "E": 2, "PREFIX": 16}
     assert tile_fractions(cascade, "S", sizes, {"p"}, 16, 16) == (10 / 16, 3 / 16)
+
+
+def test_linear_attention_on_a_gpu_scales_linearly():
+    """Chunk-parallel linear attention (two kernels) grows about linearly with the sequence
+    (the prefix over the earlier chunks' d x d states, as the cascade writes it, adds a term
+    quadratic in the number of chunks), softmax attention (FlashAttention-3) quadratically."""
+    def latency(mapping, n):
+        return evaluate_tree(mapping, None, "xlm", n, {"P0": 64, "P1": 16} if "linear" in mapping
+                             else {}, pareto=False).best.latency_s
+
+    linear = latency("linear-attention-chunks", "128K") / latency("linear-attention-chunks", "32K")
+    softmax = latency("flash-attention-3", "128K") / latency("flash-attention-3", "32K")
+    assert softmax == pytest.approx(16, rel=0.1)
+    assert 3.5 < linear < 6
