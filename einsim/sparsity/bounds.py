@@ -94,9 +94,13 @@ def sparse_bounds(cascade: str | Path | ir.Cascade, *, q_tile: int, kv_tile: int
     sizes : dict, optional
         Values for the cascade's parameters and tile sizes (``{"W": 256}``).
 
-    Raises :class:`~einsim.sparsity.mask.SparseMaskError` (an ``EinsimError``) for masks not
-    over (m, p), bad tiles and sizes.
+    Raises
+    ------
+    SparseMaskError
+        (an ``EinsimError``) for masks not over (m, p), bad tiles and sizes.
 
+    Examples
+    --------
     >>> b = sparse_bounds("causal-attention-3pass", q_tile=128, kv_tile=128, seq_len=4096)
     >>> b.visited_tiles, b.partial_tiles
     (528, 32)
