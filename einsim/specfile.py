@@ -193,3 +193,32 @@ def file_stamp(name_or_path: str) -> tuple:
     except (OSError, ValueError):
         return ()
     return (status.st_mtime_ns, status.st_size)
+
+
+def canonical(value):
+    """``value`` with every map key as text (YAML reads ``on:`` as True), for sorting and
+    digests."""
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
+
+
+def with_fields(model, values, paths):
+    """A copy of the pydantic ``model`` with ``values[name]`` at the dotted field path
+    ``paths[name]``, validated by the model's own schema (finite, positive...); a bad value
+    raises :class:`SpecError` naming the field."""
+    from pydantic import ValidationError
+
+    document = model.model_dump()
+    for name, value in values.items():
+        *parents, last = paths[name].split(".")
+        node = document
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    try:
+        return type(model).model_validate(document)
+    except ValidationError as error:
+        raise SpecError(f"hardware {model.name}: {describe_validation_error(error)}") from None

@@ -31,6 +31,7 @@ import numpy as np
 from einsim.cost.expression_program import InvalidProgram, NotCompilable
 from einsim.errors import EinsimError, MappingError
 from einsim.cost.sweep_plan import PlanEngine, SweepPlan
+from einsim.specfile import canonical
 
 FORMAT = "einsim-sweep-plan"
 VERSION = 1
@@ -103,14 +104,6 @@ class Sources:
     key: str
 
 
-def _canonical(value):
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    return value
-
-
 def _library_text(name: str) -> str | None:
     """A library cascade's text (found without importing the library and its parser)."""
     from importlib.util import find_spec
@@ -163,7 +156,7 @@ def sources(mapping, cascade: str | None = None, hardware: str | None = None
             reference = path.stem if kind not in (".yaml", ".yml") else str(path)
         machine = _machine(name)
         material = {"format": FORMAT, "version": VERSION, "einsim": __version__,
-                    "code": code_digest(), "mapping": _canonical(document),
+                    "code": code_digest(), "mapping": canonical(document),
                     "cascade": [kind, reference, source],
                     "hardware": machine.model_dump(mode="json")}
         key = hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()

@@ -24,6 +24,7 @@ from einsim.cost.expressions import parse_size
 from einsim.cost.hierarchy import Hierarchy
 from einsim.cost.masks import density, tile_fractions
 from einsim.cost.report import EinsumCost, Report
+from einsim.cost.summary import capacity_reasons, summary_table
 from einsim.cost.tree import Loop, MappingTree, nodes
 from einsim.errors import MappingError
 from einsim.analysis.passes import passes as count_passes
@@ -156,16 +157,7 @@ class CompiledMapping:
             results = self._specialized_function(values, copies)
         else:
             results = function(*(values[n] for n in self.symbol_names), copies)
-        table = dict(zip(self.summary_keys, results))
-        feasible = True
-        for key, slack in table.items():
-            if key.startswith("slack:"):
-                feasible = feasible & (np.asarray(slack) >= 0)
-        table["feasible"] = feasible
-        table["utilization"] = {k.split(":", 1)[1]: v for k, v in table.items()
-                                if k.startswith("utilization:")}
-        table.setdefault("area_mm2", None)
-        return table
+        return summary_table(self.summary_keys, results)
 
     @property
     def summary_program(self):
@@ -290,34 +282,9 @@ class CompiledMapping:
 
     def reasons(self, raw) -> list[str]:
         """Per point (of scalar or array ``raw``), why it does not fit, or ``""``."""
-        size = max((np.size(v) for v in raw.values()), default=1)
-        out = [""] * size
-        word = self.hardware.word_bytes
-
-        def column(value):
-            return np.broadcast_to(np.asarray(value, dtype=float), (size,))
-
-        for (kind, *key), capacity in raw.items():
-            if kind != "capacity":
-                continue
-            level = key[0]
-            word = self.hardware.levels[level].word_bytes or self.hardware.word_bytes
-            used, available = column(raw.get(("occupancy", level), 0.0)), column(capacity)
-            fails = np.nonzero(used > available * (1 + 1e-12))[0]
-            if not len(fails):
-                continue
-            tiles = {k[3]: v for k, v in raw.items() if k[0] == "tile" and k[2] == level}
-            names = list(tiles)
-            stack = np.stack([column(tiles[n]) for n in names])
-            largest = stack.argmax(axis=0)
-            for i in fails:
-                if not out[i]:
-                    name = names[largest[i]]
-                    out[i] = (f"mapping {self.mapping.name} does not fit: tensor {name} needs "
-                              f"{stack[largest[i], i] * word:,.0f} bytes in the {level}, "
-                              f"{used[i] * word:,.0f} bytes in all, but {self.hardware.name} "
-                              f"has {available[i] * word:,.0f} bytes available")
-        return out
+        levels, word = self.hardware.levels, self.hardware.word_bytes
+        return capacity_reasons(raw, self.mapping.name, self.hardware.name,
+                                lambda level: levels[level].word_bytes or word)
 
     def report(self, problem: Problem, parameters: Mapping[str, float] | None = None,
                overrides: Mapping[str, float] | None = None, workload_name: str = "") -> Report:

@@ -174,21 +174,9 @@ def _check_symbolic(machine, symbolic: Mapping[str, float]) -> dict[str, float]:
     """Validate symbolic overrides through the hardware schema (finite, positive...)."""
     if not symbolic:
         return {}
-    from pydantic import ValidationError
+    from einsim.specfile import with_fields
 
-    from einsim.specfile import describe_validation_error
-
-    document = machine.model_dump()
-    for key, value in symbolic.items():
-        *parents, last = SYMBOLIC_FIELDS[key].split(".")
-        node = document
-        for part in parents:
-            node = node[part]
-        node[last] = value
-    try:
-        checked = type(machine).model_validate(document)
-    except ValidationError as error:
-        raise SpecError(f"hardware {machine.name}: {describe_validation_error(error)}") from None
+    checked = with_fields(machine, symbolic, SYMBOLIC_FIELDS)
     return {key: value for key, value in {
         "pe_dim": checked.pe_dim, "clock_hz": checked.clock_hz,
         "dram_bandwidth": checked.dram.bandwidth_bytes_per_s,

@@ -12,6 +12,7 @@ import numpy as np
 from einsim.cost.expression_program import (InvalidProgram, Program, fields, list_of,
                                             mapping_of, number, pairs, small_program, text,
                                             texts)
+from einsim.cost.summary import capacity_reasons, summary_table
 from einsim.errors import MappingError
 
 MAX_VARIANTS = 64
@@ -131,50 +132,14 @@ class PlanEngine:
 
     def summary(self, values, copies, specialize: bool = False) -> dict:
         """As :meth:`einsim.cost.engine.CompiledMapping.summary`."""
-        table = dict(zip(self.summary_keys,
-                         self.program(*(values[n] for n in self.symbols), copies)))
-        feasible = True
-        for key, slack in table.items():
-            if key.startswith("slack:"):
-                feasible = feasible & (np.asarray(slack) >= 0)
-        table["feasible"] = feasible
-        table["utilization"] = {k.split(":", 1)[1]: v for k, v in table.items()
-                                if k.startswith("utilization:")}
-        table.setdefault("area_mm2", None)
-        return table
+        return summary_table(self.summary_keys,
+                             self.program(*(values[n] for n in self.symbols), copies))
 
     def reasons(self, values, copies) -> list[str]:
         """Per point, why it does not fit (as the engine's ``reasons(raw(values))``)."""
         raw = dict(zip(self.capacity_keys,
                        self.capacity(*(values[n] for n in self.symbols), copies)))
-        size = max((np.size(v) for v in raw.values()), default=1)
-        out = [""] * size
-
-        def column(value):
-            return np.broadcast_to(np.asarray(value, dtype=float), (size,))
-
-        for (kind, *key), capacity in raw.items():
-            if kind != "capacity":
-                continue
-            level = key[0]
-            used, available = column(raw.get(("occupancy", level), 0.0)), column(capacity)
-            fails = np.nonzero(used > available * (1 + 1e-12))[0]
-            if not len(fails):
-                continue
-            tiles = {k[3]: v for k, v in raw.items() if k[0] == "tile" and len(k) > 3
-                     and k[2] == level}
-            names = list(tiles)
-            stack = np.stack([column(tiles[n]) for n in names])
-            largest = stack.argmax(axis=0)
-            word = self.word_bytes
-            for i in fails:
-                if not out[i]:
-                    name = names[largest[i]]
-                    out[i] = (f"mapping {self.name} does not fit: tensor {name} needs "
-                              f"{stack[largest[i], i] * word:,.0f} bytes in the {level}, "
-                              f"{used[i] * word:,.0f} bytes in all, but {self.hardware_name} "
-                              f"has {available[i] * word:,.0f} bytes available")
-        return out
+        return capacity_reasons(raw, self.name, self.hardware_name, lambda _: self.word_bytes)
 
     # ---------------------------------------------------------------------------- domains
 

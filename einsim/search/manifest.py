@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from einsim.errors import EinsimError
+from einsim.specfile import canonical
 
 FORMAT = "einsim-sweep"
 FIELDS = ("mapping", "mapping_spec", "hardware", "hardware_spec", "workload", "workload_spec",
@@ -59,18 +60,9 @@ class Experiment:
         return self.mapping, self.workload.lower(), self.hardware, self.objective
 
 
-def _canonical(value):
-    """``value`` with every map key as text (YAML reads ``on:`` as True), for sorting."""
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    return value
-
-
 def _digest(model) -> str:
     data = model.model_dump(mode="json") if hasattr(model, "model_dump") else model
-    text = json.dumps(_canonical(data), sort_keys=True, default=str)
+    text = json.dumps(canonical(data), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -22,7 +22,7 @@ from typing import Iterable
 
 import numpy as np
 
-from einsim.errors import EinsimError, MappingError, SpecError
+from einsim.errors import EinsimError, MappingError
 
 SPECIALIZE = 200_000  # block size from which folding the scalars into the expressions pays
 METRICS = ("latency_s", "energy_j", "area_mm2", "compute_latency_s", "memory_latency_s",
@@ -154,6 +154,7 @@ def columns_of_lengths(prepared: _Prepared, workload: str, seq_lens: list[int],
     """:func:`columns_of` of each length; a cached plan evaluates them all at once (the
     length is one more axis of the arrays)."""
     from einsim.cost.compiled_cache import problem_of
+    from einsim.specfile import with_fields
     from einsim.workloads import load_workload
 
     plan = prepared.plan
@@ -161,7 +162,7 @@ def columns_of_lengths(prepared: _Prepared, workload: str, seq_lens: list[int],
     for name in plan.symbolic_fields:
         for value in sorted(set(parameters.get(name, ()))):
             if (name, value) not in prepared.checked:
-                _check_symbolic(plan.machine, plan.symbolic_fields, {name: value})
+                with_fields(plan.machine, {name: value}, plan.symbolic_fields)
                 prepared.checked.add((name, value))
     problems = [problem_of(load_workload(workload, n)) for n in seq_lens]
     if isinstance(plan, _EnginePlan) or len({p.copies for p in problems}) > 1 or \
@@ -347,27 +348,6 @@ def _variant_columns(variant, plan, problems: list, parameters: dict, objective:
     result["feasible"] = feasible
     result["error"] = errors
     return result
-
-
-def _check_symbolic(machine, fields: dict, symbolic: dict) -> dict:
-    """Validate swept hardware values through the hardware schema (finite, positive...), as
-    :func:`einsim.cost.evaluate._check_symbolic`."""
-    from pydantic import ValidationError
-
-    from einsim.specfile import describe_validation_error
-
-    document = machine.model_dump()
-    for key, value in symbolic.items():
-        *parents, last = fields[key].split(".")
-        node = document
-        for part in parents:
-            node = node[part]
-        node[last] = value
-    try:
-        type(machine).model_validate(document)
-    except ValidationError as error:
-        raise SpecError(f"hardware {machine.name}: {describe_validation_error(error)}") from None
-    return dict(symbolic)
 
 
 def _score(columns, objective: str) -> np.ndarray:
