@@ -22,7 +22,7 @@ import numpy as np
 
 import einsim
 from einsim.language import ir
-from einsim.language.functions import COMPARISONS, PREDICATES
+from einsim.language.functions import condition_mask
 from einsim.sparsity import sparse_bounds
 from einsim.sparsity.bounds import _attended
 from einsim.sparsity.mask import cascade_mask, resolve_sizes
@@ -42,20 +42,6 @@ CASES = [
 ]
 
 
-def _evaluate(condition, grids, sizes):
-    if isinstance(condition, ir.IndexComparison):
-        return COMPARISONS[condition.op](condition.left.evaluate(sizes, grids),
-                                         condition.right.evaluate(sizes, grids))
-    if isinstance(condition, ir.Predicate):
-        return PREDICATES[condition.name].numpy(*(a.evaluate(sizes, grids)
-                                                  for a in condition.args))
-    if isinstance(condition, ir.Not):
-        return ~_evaluate(condition.operand, grids, sizes)
-    left = _evaluate(condition.left, grids, sizes)
-    right = _evaluate(condition.right, grids, sizes)
-    return (left & right) if condition.op == "and" else (left | right)
-
-
 def oracle(cascade: ir.Cascade, sizes: dict, q_tile: int, kv_tile: int) -> dict:
     """Materialize the mask and count tile pairs (the test oracle, timed here)."""
     P, M = sizes["P"], sizes["M"]
@@ -68,7 +54,7 @@ def oracle(cascade: ir.Cascade, sizes: dict, q_tile: int, kv_tile: int) -> dict:
             grids[part.lower()] = value if position == 0 else value % sizes[part]
     einsum = next((e for e in cascade.einsums if e.condition is not None), None)
     mask = np.ones((P, M), dtype=bool) if einsum is None else \
-        np.broadcast_to(_evaluate(einsum.condition, grids, sizes), (P, M))
+        np.broadcast_to(condition_mask(einsum.condition, sizes, grids), (P, M))
     rows, columns = -(-P // q_tile), -(-M // kv_tile)
     true = np.zeros((rows * q_tile, columns * kv_tile), dtype=np.int64)
     true[:P, :M] = mask

@@ -142,16 +142,16 @@ def test_causal_mask_counts_pairs_per_query():
 
 
 def _brute_mask(condition, keys: int, queries: int):
-    """(pairs, lmin, lmax, keys used, queries used) of a mask, materialized by the cost
-    engine's own mask evaluator."""
-    from einsim.cost.masks import _mask
+    """(pairs, lmin, lmax, keys used, queries used) of a mask, materialized by the
+    language's condition evaluator (the executor's)."""
+    from einsim.language.functions import condition_mask
 
     cascade = einsim.parse("input Q[E, P], K[E, M]\n"
                            f"S[m, p] = Q[e, p] * K[e, m] where {condition}\n"
                            "C[p] = S[m, p]\n")
     grids = {"m": np.arange(keys)[:, None], "p": np.arange(queries)[None, :]}
-    truth = np.broadcast_to(_mask(cascade.producers["S"].condition, grids,
-                                  {"M": keys, "P": queries}), (keys, queries))
+    truth = np.broadcast_to(condition_mask(cascade.producers["S"].condition,
+                                           {"M": keys, "P": queries}, grids), (keys, queries))
     counts = truth.sum(axis=0)
     if not truth.any():
         return cascade, (0.0,) * 5

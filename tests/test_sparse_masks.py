@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import einsim
 from einsim.cli import main
 from einsim.gna import gna
 from einsim.language import ir
-from einsim.language.functions import COMPARISONS, PREDICATES
+from einsim.language.functions import condition_mask
 from einsim.sparsity import SparseMaskError, sparse_bounds, sparse_tile_map
 from einsim.sparsity.bounds import gpu_runtimes
 from einsim.sparsity.mask import Feature, atom, cascade_mask, resolve_sizes
@@ -45,20 +45,6 @@ FAST = settings(max_examples=120, deadline=None,
 # ------------------------------------------------------------------------------------ oracle
 
 
-def _evaluate(condition, grids, sizes):
-    if isinstance(condition, ir.IndexComparison):
-        return COMPARISONS[condition.op](condition.left.evaluate(sizes, grids),
-                                         condition.right.evaluate(sizes, grids))
-    if isinstance(condition, ir.Predicate):
-        return PREDICATES[condition.name].numpy(*(a.evaluate(sizes, grids)
-                                                  for a in condition.args))
-    if isinstance(condition, ir.Not):
-        return ~_evaluate(condition.operand, grids, sizes)
-    left = _evaluate(condition.left, grids, sizes)
-    right = _evaluate(condition.right, grids, sizes)
-    return (left & right) if condition.op == "and" else (left | right)
-
-
 def oracle_mask(cascade: ir.Cascade, sizes: dict) -> np.ndarray:
     """The (P, M) boolean mask, materialized."""
     P, M = sizes["P"], sizes["M"]
@@ -70,7 +56,7 @@ def oracle_mask(cascade: ir.Cascade, sizes: dict) -> np.ndarray:
             inner = math.prod(sizes[p] for p in partition.parts[position + 1:])
             value = whole // inner
             grids[part.lower()] = value if position == 0 else value % sizes[part]
-    return np.broadcast_to(_evaluate(einsum.condition, grids, sizes), (P, M)).astype(bool)
+    return np.broadcast_to(condition_mask(einsum.condition, sizes, grids), (P, M)).astype(bool)
 
 
 def oracle_counts(mask: np.ndarray, q_tile: int, kv_tile: int) -> dict:

@@ -21,7 +21,7 @@ import numpy as np
 
 from einsim.language import ir
 from einsim.language.affine import Affine, Term
-from einsim.language.functions import COMPARISONS, PREDICATES, window_bounds
+from einsim.language.functions import COMPARISONS, condition_mask, window_bounds
 from einsim.language.sizes import axis_rank
 from einsim.analysis.passes import partition_root
 
@@ -288,19 +288,6 @@ def _coordinate(cascade: ir.Cascade, rank: str, root_values: dict, sizes):
     raise MaskNotAnalysed(f"the mask uses rank {rank}, neither a key nor a query rank")
 
 
-def _truth(cascade, node, env: dict, sizes):
-    if isinstance(node, ir.BoolOp):
-        left, right = _truth(cascade, node.left, env, sizes), \
-            _truth(cascade, node.right, env, sizes)
-        return (left & right) if node.op == "and" else (left | right)
-    if isinstance(node, ir.Not):
-        return ~_truth(cascade, node.operand, env, sizes)
-    if isinstance(node, ir.IndexComparison):
-        return COMPARISONS[node.op](node.left.evaluate(sizes, env),
-                                    node.right.evaluate(sizes, env))
-    return PREDICATES[node.name].numpy(*(a.evaluate(sizes, env) for a in node.args))
-
-
 def _brute_force(cascade, condition, key_ranks, query_ranks, size, sizes) -> MaskProfile:
     keys = math.prod(size[r] for r in key_ranks)
     queries = math.prod(size[r] for r in query_ranks)
@@ -325,7 +312,7 @@ def _brute_force(cascade, condition, key_ranks, query_ranks, size, sizes) -> Mas
         roots = {r: c[:, None] for r, c in zip(key_ranks, key_coordinates)}
         roots |= {r: c[None, :] for r, c in zip(query_ranks, query_coordinates)}
         env = {v: _coordinate(cascade, ir.rank_of(v), roots, sizes) for v in variables}
-        grid = np.broadcast_to(_truth(cascade, condition, env, sizes), (keys, len(b)))
+        grid = np.broadcast_to(condition_mask(condition, sizes, env), (keys, len(b)))
         counts[first:first + len(b)] = grid.sum(axis=0)
         used |= grid.any(axis=1)
     return MaskProfile(float(counts.sum()), float(counts.min()), float(counts.max()),

@@ -19,7 +19,7 @@ import numpy as np
 
 from einsim.language import ir
 from einsim.language.affine import Affine
-from einsim.language.functions import COMPARISONS, PREDICATES, window_bounds
+from einsim.language.functions import condition_mask, window_bounds
 from einsim.errors import MappingError
 
 BRUTE_FORCE_LIMIT = 1 << 26
@@ -146,20 +146,7 @@ def _count_pair(kind, left: Affine, right: Affine, how, extents, sizes) -> float
 def _brute_force(condition, variables, extents, sizes) -> float:
     grids = np.meshgrid(*(np.arange(extents[v]) for v in variables), indexing="ij",
                         sparse=True)
-    return float(np.count_nonzero(_mask(condition, dict(zip(variables, grids)), sizes)))
-
-
-def _mask(condition, grids, sizes) -> np.ndarray:
-    if isinstance(condition, ir.IndexComparison):
-        return COMPARISONS[condition.op](condition.left.evaluate(sizes, grids),
-                                         condition.right.evaluate(sizes, grids))
-    if isinstance(condition, ir.Predicate):
-        return PREDICATES[condition.name].numpy(*(a.evaluate(sizes, grids)
-                                                  for a in condition.args))
-    if isinstance(condition, ir.Not):
-        return ~_mask(condition.operand, grids, sizes)
-    left, right = _mask(condition.left, grids, sizes), _mask(condition.right, grids, sizes)
-    return (left & right) if condition.op == "and" else (left | right)
+    return float(np.count_nonzero(condition_mask(condition, sizes, dict(zip(variables, grids)))))
 
 
 def tile_fractions(cascade: ir.Cascade, einsum_name: str, sizes: Mapping[str, float],
@@ -250,30 +237,11 @@ def _tiles_of_intervals(lo: np.ndarray, hi: np.ndarray, keys: int, q_tile: int,
     return float(visited.sum()) / dense, float((visited - full).sum()) / dense
 
 
-def _pairs_by_intervals(cascade: ir.Cascade, sizes: Mapping[str, float]) -> float | None:
-    """Attended (key, query) pairs of any mask over (m, p), counted exactly per row by interval
-    arithmetic (:mod:`einsim.sparsity`); None when the mask is not over the two ranks."""
-    from einsim.sparsity.bounds import _attended
+def _interval_mask(cascade: ir.Cascade, sizes: Mapping[str, float], q_tile: int = 1,
+                   kv_tile: int = 1):
+    """(mask, keys, queries) of the cascade's ``where`` over (m, p) in :mod:`einsim.sparsity`'s
+    normal form, or None when there is no such mask (or no M and P)."""
     from einsim.sparsity.mask import SparseMaskError, cascade_mask, resolve_sizes
-
-    if "M" not in sizes or "P" not in sizes:
-        return None
-    keys, queries = int(sizes["M"]), int(sizes["P"])
-    given = {p.name: int(sizes[p.name]) for p in cascade.params if p.name in sizes
-             and float(sizes[p.name]).is_integer()}
-    try:
-        mask = cascade_mask(cascade, resolve_sizes(cascade, keys, queries, 1, 1, given))
-        return None if mask is None else float(_attended(mask, queries, keys))
-    except SparseMaskError:
-        return None
-
-
-def _tiles_by_intervals(cascade: ir.Cascade, sizes: Mapping[str, float], q_tile: int,
-                        kv_tile: int) -> tuple[float, float] | None:
-    """Any mask over (m, p), by three-valued interval arithmetic per tile
-    (:mod:`einsim.sparsity`); None when the mask is not one over the key and query ranks."""
-    from einsim.sparsity.mask import SparseMaskError, cascade_mask, resolve_sizes
-    from einsim.sparsity.tiles import tile_counts
 
     if "M" not in sizes or "P" not in sizes:
         return None
@@ -283,8 +251,39 @@ def _tiles_by_intervals(cascade: ir.Cascade, sizes: Mapping[str, float], q_tile:
     try:
         mask = cascade_mask(cascade, resolve_sizes(cascade, keys, queries, q_tile, kv_tile,
                                                    given))
-        if mask is None:
-            return None
+    except SparseMaskError:
+        return None
+    return None if mask is None else (mask, keys, queries)
+
+
+def _pairs_by_intervals(cascade: ir.Cascade, sizes: Mapping[str, float]) -> float | None:
+    """Attended (key, query) pairs of any mask over (m, p), counted exactly per row by interval
+    arithmetic (:mod:`einsim.sparsity`); None when the mask is not over the two ranks."""
+    from einsim.sparsity.bounds import _attended
+    from einsim.sparsity.mask import SparseMaskError
+
+    found = _interval_mask(cascade, sizes)
+    if found is None:
+        return None
+    mask, keys, queries = found
+    try:
+        return float(_attended(mask, queries, keys))
+    except SparseMaskError:
+        return None
+
+
+def _tiles_by_intervals(cascade: ir.Cascade, sizes: Mapping[str, float], q_tile: int,
+                        kv_tile: int) -> tuple[float, float] | None:
+    """Any mask over (m, p), by three-valued interval arithmetic per tile
+    (:mod:`einsim.sparsity`); None when the mask is not one over the key and query ranks."""
+    from einsim.sparsity.mask import SparseMaskError
+    from einsim.sparsity.tiles import tile_counts
+
+    found = _interval_mask(cascade, sizes, q_tile, kv_tile)
+    if found is None:
+        return None
+    mask, keys, queries = found
+    try:
         counts = tile_counts(mask, queries, keys, q_tile, kv_tile)
     except SparseMaskError:
         return None
@@ -295,7 +294,7 @@ def _tiles_by_intervals(cascade: ir.Cascade, sizes: Mapping[str, float], q_tile:
 def _tiles_by_brute_force(condition, variables, extents, sizes, query_variables, q_tile,
                           kv_tile) -> tuple[float, float]:
     grids = np.meshgrid(*(np.arange(extents[v]) for v in variables), indexing="ij")
-    mask = _mask(condition, dict(zip(variables, grids)), sizes)
+    mask = condition_mask(condition, sizes, dict(zip(variables, grids)))
     # flatten to (query, key) positions: mixed-radix over each side's variables, outer first
     query_axes = [k for k, v in enumerate(variables) if v in query_variables]
     key_axes = [k for k, v in enumerate(variables) if v not in query_variables]

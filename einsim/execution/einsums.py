@@ -20,8 +20,8 @@ from einsim.language import ir
 from einsim.language.affine import Affine, Term
 from einsim.execution.contraction import contract_plan
 from einsim.errors import IndexRangeError, ScheduleError
-from einsim.language.functions import BINARY_OPERATORS, COMPARISONS, MAP_FUNCTIONS, PREDICATES, \
-    REDUCE_OPERATORS
+from einsim.language.functions import (BINARY_OPERATORS, COMPARISONS, MAP_FUNCTIONS,
+                                      REDUCE_OPERATORS, condition_mask)
 
 
 @dataclass
@@ -293,21 +293,6 @@ def evaluate_expression(node, env: Environment, bindings, free, grids):
     raise TypeError(f"not an expression node: {node!r}")
 
 
-def condition_mask(condition, env: Environment, variables) -> np.ndarray:
-    """The boolean mask of a ``where`` filter over the iteration space."""
-    if isinstance(condition, ir.IndexComparison):
-        return COMPARISONS[condition.op](condition.left.evaluate(env.sizes, variables),
-                                         condition.right.evaluate(env.sizes, variables))
-    if isinstance(condition, ir.Predicate):
-        args = [a.evaluate(env.sizes, variables) for a in condition.args]
-        return PREDICATES[condition.name].numpy(*args)
-    if isinstance(condition, ir.Not):
-        return ~condition_mask(condition.operand, env, variables)
-    left = condition_mask(condition.left, env, variables)
-    right = condition_mask(condition.right, env, variables)
-    return (left & right) if condition.op == "and" else (left | right)
-
-
 def _product_factors(node) -> list | None:
     """The factors of a pure product of accesses and constants, else None."""
     if isinstance(node, ir.BinaryOp) and node.op == "*":
@@ -341,7 +326,7 @@ def evaluate_einsum(einsum: ir.Einsum, env: Environment, bindings: Mapping[str, 
     grids = variable_grids(free, env)
     mask = None
     if einsum.condition is not None:
-        mask = np.asarray(condition_mask(einsum.condition, env, {**grids, **bindings}), bool)
+        mask = np.asarray(condition_mask(einsum.condition, env.sizes, {**grids, **bindings}), bool)
         mask = mask.reshape(np.broadcast_shapes(mask.shape, (1,) * len(free)))
     operator = REDUCE_OPERATORS[einsum.reduce_op]
     factors = _product_factors(einsum.expression) if operator.name == "sum" else None

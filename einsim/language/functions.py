@@ -198,3 +198,21 @@ def check_predicate_args(name: str, args) -> None:
             bound = f"at least {low}" if high is None else f"{low} or {high}" \
                 if high - low == 1 else f"{low} to {high}"
             raise SizeError(f"{name}() argument {arg} = {int(number)}; expected {bound}")
+
+
+def condition_mask(condition, sizes, variables) -> np.ndarray:
+    """The boolean mask of a ``where`` condition: ``variables`` maps each rank variable to its
+    (broadcastable) values, ``sizes`` gives the sizes and parameters the indices use."""
+    from einsim.language import ir
+
+    if isinstance(condition, ir.IndexComparison):
+        return COMPARISONS[condition.op](condition.left.evaluate(sizes, variables),
+                                         condition.right.evaluate(sizes, variables))
+    if isinstance(condition, ir.Predicate):
+        return PREDICATES[condition.name].numpy(*(a.evaluate(sizes, variables)
+                                                  for a in condition.args))
+    if isinstance(condition, ir.Not):
+        return ~condition_mask(condition.operand, sizes, variables)
+    left = condition_mask(condition.left, sizes, variables)
+    right = condition_mask(condition.right, sizes, variables)
+    return (left & right) if condition.op == "and" else (left | right)
