@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from timing import best_of  # benchmarks/timing.py
+
 _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(_ROOT))
@@ -36,15 +38,6 @@ from einsim.workloads import load_workload  # noqa: E402
 
 LADDER = ["unfused", "flat", "fusemax-cascade", "fusemax-arch", "fusemax"]
 SEQ_LEN = 65536
-
-
-def best_of(function, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def ladder_timings(seq_len: int = SEQ_LEN, repeat: int = 20) -> dict:

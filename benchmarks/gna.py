@@ -26,8 +26,11 @@ from einsim.gna import gna, problem
 from einsim.library.references import neighborhood_mask
 from hw_models.gpu_sm import load_gpu
 from einsim.kernels.fna import predict
+from timing import best_of  # noqa: E402  (benchmarks/timing.py)
 
 # name, shape, window, q_tile, kv_tile, stride, dilation, causal
+
+
 LARGE = [
     ("1-D 1,048,576", (1048576,), (2048,), (128,), (128,), 1, 1, False),
     ("1-D 1,048,576 causal dil 4", (1048576,), (2048,), (128,), (128,), 1, 4, True),
@@ -118,15 +121,6 @@ def alternating(first, second, rounds: int) -> tuple[float, float]:
             function()
             out.append(time.perf_counter() - started)
     return float(np.median(times[0])), float(np.median(times[1]))
-
-
-def best_of(function, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def analysis(case):

@@ -7,21 +7,13 @@ Run ``python benchmarks/gpu_trees.py [--json]`` from the repository root.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
+from timing import median_of  # benchmarks/timing.py
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-def _median(function, rounds: int = 5) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def run() -> list[dict]:
@@ -37,14 +29,14 @@ def run() -> list[dict]:
         evaluate_tree(mapping, hardware, "xlm", "16K", pareto=False)
         first = time.perf_counter() - started
         fixed = {"TQ": 128, "M0": 128}
-        point = _median(lambda: evaluate_tree(mapping, hardware, "xlm", "16K", fixed,
+        point = median_of(lambda: evaluate_tree(mapping, hardware, "xlm", "16K", fixed,
                                               pareto=False))
-        search = _median(lambda: evaluate_tree(mapping, hardware, "xlm", "16K", pareto=False))
+        search = median_of(lambda: evaluate_tree(mapping, hardware, "xlm", "16K", pareto=False))
         rows.append({"what": f"{mapping} on {hardware}", "first_s": first,
                      "evaluation_ms": point * 1e3, "parameter_search_ms": search * 1e3})
     h100 = load_gpu("h100")
     for schedule in ("fa2", "flash-decoding", "lean"):
-        rows.append({"what": f"decode {schedule} on h100", "evaluation_ms": 1e3 * _median(
+        rows.append({"what": f"decode {schedule} on h100", "evaluation_ms": 1e3 * median_of(
             lambda: estimate(h100, schedule, batch=8, heads=32, head_dim=128, context=32768))})
     for cascade in ("attention-1pass", "examples/sigmoid_attention.einsum",
                     "causal-attention-1pass"):

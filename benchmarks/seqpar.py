@@ -9,22 +9,15 @@ Run ``python benchmarks/seqpar.py [--json]`` from the repository root.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
+from timing import median_of  # benchmarks/timing.py
+
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def _median(function, rounds: int = 5) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def run() -> list[dict]:
@@ -41,16 +34,16 @@ def run() -> list[dict]:
             started = time.perf_counter()
             group_step(strategy, "h100", 8, "1M", link, "bert", chosen)
             first = time.perf_counter() - started
-            again = _median(lambda: group_step(strategy, "h100", 8, "1M", link, "bert",
+            again = median_of(lambda: group_step(strategy, "h100", 8, "1M", link, "bert",
                                                chosen))
-            sweep = _median(lambda: [group_step(strategy, "h100", g, "256K", link, "bert",
+            sweep = median_of(lambda: [group_step(strategy, "h100", g, "256K", link, "bert",
                                                 chosen) for g in (2, 4, 8, 16, 32, 64)],
                             rounds=1)
             rows.append({"what": f"seqpar {label} on h100:8 ({link}), 1M",
                          "first_s": first, "evaluation_ms": again * 1e3,
                          "g_sweep_2_to_64_s": sweep})
         tree = {"ring": "seqpar-ring", "lasp2h": "seqpar-lasp2h"}.get(label, "seqpar-lasp2")
-        point = _median(lambda: evaluate_tree(tree, "h100:8", "bert", "1M", fixed,
+        point = median_of(lambda: evaluate_tree(tree, "h100:8", "bert", "1M", fixed,
                                               cascade=chosen, pareto=False))
         rows.append({"what": f"engine point: {label} tree on h100:8",
                      "evaluation_ms": point * 1e3})

@@ -28,6 +28,8 @@ from einsim.sparsity.bounds import _attended
 from einsim.sparsity.mask import cascade_mask, resolve_sizes
 from einsim.sparsity.tiles import tile_counts
 from einsim.workloads import parse_seq_len
+from timing import best_of  # noqa: E402  (benchmarks/timing.py)
+
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "masks"
 CASES = [
@@ -65,15 +67,6 @@ def oracle(cascade: ir.Cascade, sizes: dict, q_tile: int, kv_tile: int) -> dict:
     return {"visited_tiles": int((true > 0).sum()),
             "partial_tiles": int(((true > 0) & (true < points)).sum()),
             "attended_pairs": int(mask.sum())}
-
-
-def best_of(function, repeat: int, clock=time.perf_counter) -> float:
-    best = math.inf
-    for _ in range(repeat):
-        started = clock()
-        function()
-        best = min(best, clock() - started)
-    return best
 
 
 def run(repeat: int, tokens: int) -> dict:
