@@ -136,6 +136,22 @@ def load_cascade_file(file: Path, option: str) -> "ir.Cascade":
     return einsim.parse(text, name=file.stem, source=str(file))
 
 
+def size_assignments(items: list[str], example: str, low: int | None = None) -> dict[str, int]:
+    """``--size NAME=INTEGER`` options as a dict (at least ``low`` when given), else a one-line
+    error naming the option."""
+    sizes = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        try:
+            number = int(value.strip()) if equals and key.strip() else None
+        except ValueError:
+            number = None
+        if number is None or low is not None and number < low:
+            raise UsageFailure(f"--size {item!r}: expected NAME=INTEGER, e.g. --size {example}")
+        sizes[key.strip()] = number
+    return sizes
+
+
 def _sizes_for(cascade: "ir.Cascade", seq_len: Optional[int], overrides: list[str]) -> dict:
     """Sizes to validate with: the library entry's, or defaults for ranks the text leaves open."""
     from einsim.language import ir
@@ -153,14 +169,7 @@ def _sizes_for(cascade: "ir.Cascade", seq_len: Optional[int], overrides: list[st
         if seq_len is not None:
             sizes.update({k: seq_len for k in ("M", "P") if k not in fixed and k in known})
     for item in overrides:
-        key, equals, value = item.partition("=")
-        key = key.strip()
-        try:
-            number = int(value.strip()) if equals and key else None
-        except ValueError:
-            number = None
-        if number is None:
-            raise UsageFailure(f"--size {item!r}: expected NAME=INTEGER, e.g. --size M0=64")
+        (key, number), = size_assignments([item], "M0=64").items()
         if key not in known:
             raise UsageFailure(f"--size {item!r}: {cascade.name or 'the cascade'} has no size "
                                f"{key}; expected one of {', '.join(sorted(known))}")

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from einsim.cli import UsageFailure, app, console, emit, load_cascade_file
+from einsim.cli import UsageFailure, app, console, emit, load_cascade_file, size_assignments
 
 _BYTES = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMGT]?)(i?B)?\s*",
                     re.IGNORECASE)
@@ -27,20 +27,6 @@ def parse_bytes(text: str, option: str = "--buffer-bytes") -> float:
     if not math.isfinite(value) or value < 0 or value > 2.0 ** 80:
         raise UsageFailure(f"{option} {text!r}: expected a number of bytes from 0 to 2^80")
     return value
-
-
-def _sizes(items: list[str]) -> dict[str, int]:
-    sizes = {}
-    for item in items:
-        key, equals, value = item.partition("=")
-        try:
-            number = int(value.strip()) if equals and key.strip() else None
-        except ValueError:
-            number = None
-        if number is None or number < 0:
-            raise UsageFailure(f"--size {item!r}: expected NAME=INTEGER, e.g. --size MX=64")
-        sizes[key.strip()] = number
-    return sizes
 
 
 def _human(value: float) -> str:
@@ -90,7 +76,7 @@ def bound(name: Optional[str] = typer.Argument(None, help="Library cascade name.
         raise UsageFailure(f"--points {points}: expected 2 to 10000")
     if plot is not None and not plot.resolve().parent.is_dir():
         raise UsageFailure(f"--plot {plot}: the folder {plot.resolve().parent} does not exist")
-    sizes = _sizes(size)
+    sizes = size_assignments(size, "MX=64", 0)
     chosen = cascade if name is None else name
     curve = traffic_bound(chosen, workload, length, capacity, hw, sizes, points)
     if plot is not None:

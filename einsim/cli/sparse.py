@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from einsim.cli import UsageFailure, _load, app, console, emit
+from einsim.cli import UsageFailure, _load, app, console, emit, size_assignments
 
 _QUANTITIES = ("mask", "seq_len", "kv_len", "batch", "heads", "q_tile", "kv_tile", "q_tiles",
                "kv_tiles", "dense_tiles", "visited_tiles", "partial_tiles",
@@ -35,20 +35,6 @@ def _tile(text: str, option: str) -> int:
         raise UsageFailure(f"{option} {text!r}: expected a positive whole number of tokens, "
                            "e.g. 128")
     return value
-
-
-def _sizes(items: list[str]) -> dict[str, int]:
-    sizes = {}
-    for item in items:
-        name, equals, value = item.partition("=")
-        try:
-            number = int(value.strip()) if equals and name.strip() else None
-        except ValueError:
-            number = None
-        if number is None:
-            raise UsageFailure(f"--size {item!r}: expected NAME=INTEGER, e.g. --size W=256")
-        sizes[name.strip()] = number
-    return sizes
 
 
 @app.command()
@@ -78,7 +64,7 @@ def sparse(name: Optional[str] = typer.Argument(None, help="Library cascade name
     if plot is not None and not plot.resolve().parent.is_dir():
         raise UsageFailure(f"--plot {plot}: the folder {plot.resolve().parent} does not exist")
     options = dict(workload=workload, seq_len=seq_len, kv_len=kv_len, hw=hw,
-                   sizes=_sizes(size), **tiles)
+                   sizes=size_assignments(size, "W=256"), **tiles)
     if plot is not None:
         from einsim.plots.sparse_masks import tile_map_figure
 
