@@ -200,24 +200,22 @@ def _require(cascade: ir.Cascade, known: Mapping[str, float]) -> None:
         for index in target.indices:
             for symbol in index.size_symbols:
                 need(symbol, f"used in {target}", statement)
-    for init in cascade.inits:
-        for node in ir.walk(init.value):
+    def expression(value, statement, access_site=None):
+        """Sizes an expression's access indices and size-valued symbols use."""
+        for node in ir.walk(value):
             if isinstance(node, ir.Access):
                 for index in node.indices:
                     for symbol in index.size_symbols:
-                        need(symbol, f"used in {node}", init)
+                        need(symbol, f"used in {node}", access_site or node)
             elif isinstance(node, ir.Symbol) and node.name[0].isupper():
-                need(node.name, "used as a value", init)
+                need(node.name, "used as a value", statement)
+
+    for init in cascade.inits:
+        expression(init.value, init, init)
     for einsum in cascade.einsums:
         for variable in einsum.variables:
             need(ir.rank_of(variable), f"rank of variable {variable}", einsum)
-        for node in ir.walk(einsum.expression):
-            if isinstance(node, ir.Access):
-                for index in node.indices:
-                    for symbol in index.size_symbols:
-                        need(symbol, f"used in {node}", node)
-            elif isinstance(node, ir.Symbol) and node.name[0].isupper():
-                need(node.name, "used as a value", einsum)
+        expression(einsum.expression, einsum)
         if einsum.condition is not None:
             for part in ir.condition_parts(einsum.condition):
                 indices = (part.left, part.right) if isinstance(part, ir.IndexComparison) \
