@@ -79,8 +79,8 @@ def compile_for(mapping: MappingTree, cascade_name: str | None = None,
 
     cascade = library.load(cascade_name or mapping.cascade)
     name = hardware or mapping.hardware
-    native = load(mapping.hardware).kind
     machine = load(name, dict(baked or {}))
+    native = machine.kind if name == mapping.hardware else load(mapping.hardware).kind
     if machine.kind != native:
         kinds = {"spatial_array": "a spatial array", "gpu_sm": "a GPU",
                  "device_group": "a device group (GPU:COUNT[@LINK])"}
