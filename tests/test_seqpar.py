@@ -10,18 +10,23 @@ the how-to guide, which shows them to users.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 
 from einsim.cli import main
 from einsim.cost.device_hierarchy import group_step
+from einsim.workloads import load_workload
+from hw_models.gpu_sm import load_gpu
+from hw_models.offload import load_link
 
-COPIES, E, F = 64 * 12, 64, 64
-WORD = 2
-MACS_PER_S = 132 * 4096 / 2 * 0.75 * 1.83e9
-ROCE_BW, ROCE_RTT = 400e9 / 8, 33e-6
+# the figures the hand calculations use, from the presets (BERT, H100, 400 Gb/s RoCE)
+BERT, H100, ROCE = load_workload("bert"), load_gpu("h100"), load_link("roce-400g")
+COPIES, E, F = BERT.batch * BERT.heads, BERT.E, BERT.F
+WORD = 2  # FP16
+MACS_PER_S = H100.sms * H100.tensor_rate("fp16") / 2 * H100.calibration.tensor_efficiency \
+    * H100.clock_hz
+ROCE_BW, ROCE_RTT = ROCE.bandwidth_bytes_per_s, ROCE.round_trip_s
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "howto" / "sequence_parallelism.md"
 
 
@@ -60,7 +65,7 @@ def test_ring_moves_the_other_devices_kv_blocks_linear_in_n():
         2 * small.communication_bytes_per_device)
     # NVLink: the bytes over the group's bandwidth, no latency figure
     assert small.communication_s == pytest.approx(
-        4 * ring_bytes_per_device(16384, 4) / (900e9 * 4))
+        4 * ring_bytes_per_device(16384, 4) / (H100.nvlink_bytes_per_s * 4))
 
 
 def test_lasp2_all_gathers_states_whose_size_does_not_depend_on_n(lasp2):
