@@ -54,7 +54,7 @@ import sympy
 
 from einsim.language import ir
 from einsim.cost.masks import mask_sources
-from einsim.cost.tree import Branch, Keep, Loop, Run, Spatial, leaves
+from einsim.cost.tree import Branch, Keep, Loop, Spatial, leaves
 from einsim.language.functions import PREDICATES
 from einsim.analysis.graph import recurrences
 

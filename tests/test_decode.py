@@ -8,7 +8,7 @@ import pytest
 import einsim
 from einsim.cli import main
 from einsim.errors import EinsimError
-from hw_models.gpu_sm import load_gpu, tile_cycles
+from hw_models.gpu_sm import load_gpu
 from einsim.kernels.decode import SCHEDULES, estimate, kv_block, num_splits
 
 

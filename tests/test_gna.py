@@ -43,7 +43,7 @@ def brute_force(shape, window, stride, dilation, causal, q_tile, kv_tile, dynami
             tiles.append((group, chunk + [-1] * (kv_tile[axis] - len(chunk))))
         return tiles
 
-    visited_counts, masked, attended_queries = [], 0, 0
+    visited_counts, masked = [], 0
     for q_combo in itertools.product(*axes_q):
         queries = [flat[c] for c in itertools.product(*(chunk for _, chunk in q_combo))
                    if min(c) >= 0]

@@ -1,7 +1,6 @@
 """``einsim gna``: JSON keys, predicted runtimes, stride and tile search, Amdahl, one-line errors."""
 
 import json
-import math
 
 import pytest
 

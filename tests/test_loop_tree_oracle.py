@@ -7,7 +7,6 @@ same numbers, for every library tree, for random trees (Hypothesis) and for sing
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path

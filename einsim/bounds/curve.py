@@ -23,7 +23,7 @@ import numpy as np
 
 from einsim.language import ir
 from einsim.bounds import formulas
-from einsim.bounds.masks import MaskNotAnalysed, MaskProfile, profile
+from einsim.bounds.masks import MaskNotAnalysed, profile
 from einsim.bounds.structure import (USE_KEYS, USE_PAIRS, USE_QUERIES, BoundStructure,
                                      analyse)
 from einsim.errors import MissingSizeError, SpecError, SizeError

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from einsim.sparsity.mask import And, Atom, Feature, Mask, Node, Not, Or
+from einsim.sparsity.mask import And, Atom, Feature, Mask, Node, Not
 
 NO, YES, MAYBE = 0, 1, 2
 TRUE, FALSE, MIXED, UNKNOWN = YES * 3 + NO, NO * 3 + YES, YES * 3 + YES, MAYBE * 3 + MAYBE
