@@ -32,6 +32,10 @@ subtraction (one FMA), the row-sum add and half a conversion (two scores per pac
 MASK_FP32_OPS = 1.0
 """Extra FP32 work per score of a tile that needs element masking (a compare-and-select)."""
 
+L2_OVER_HBM = 2.5
+"""L2 bandwidth as a multiple of HBM's, an assumption (the reference gives no L2 figure): what
+every preset states, and the value of a GPU file that gives none."""
+
 
 class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -77,7 +81,7 @@ class GPU(_Spec):
     l2_bytes: Count
     l2_bandwidth_bytes_per_s: Positive | None = Field(
         default=None, description="L2 read bandwidth; no published figure in the reference, so "
-        "each preset states its assumption (None: twice the HBM bandwidth)")
+        "each preset states its assumption (None: the presets' L2_OVER_HBM times HBM)")
     hbm_bytes: Positive
     hbm_bandwidth_bytes_per_s: Positive
     nvlink_bytes_per_s: Positive
@@ -94,7 +98,7 @@ class GPU(_Spec):
 
     @property
     def l2_bandwidth(self) -> float:
-        return self.l2_bandwidth_bytes_per_s or 2.0 * self.hbm_bandwidth_bytes_per_s
+        return self.l2_bandwidth_bytes_per_s or L2_OVER_HBM * self.hbm_bandwidth_bytes_per_s
 
     def tensor_rate(self, dtype: str) -> int:
         if dtype not in self.tensor_flops_per_clock_per_sm:
