@@ -60,7 +60,6 @@ class Counts:
     compute_cycles: sympy.Expr = sympy.Integer(0)
     latency_s: sympy.Expr = sympy.Integer(0)
     densities: tuple[str, ...] = ()
-    includes_copies: bool = False  # GPU grids schedule every copy's CTAs together
     # GPU block-sparse masks: symbol stem -> (mask source, query variables, Q tile, KV tile)
     tile_masks: dict[str, tuple] = field(default_factory=dict)
     facts: dict[str, sympy.Expr] = field(default_factory=dict)  # e.g. a GPU kernel's CTAs

@@ -303,7 +303,6 @@ class Derivation(GridSemantics):
         counts.compute_cycles = self._time(self.mapping.root, "tree", sympy.Integer(1), {}, False)
         counts.facts, counts.kernels = {}, []
         counts.latency_s = self._time(self.mapping.root, "tree", sympy.Integer(1), {}, True)
-        counts.includes_copies = self.hardware.grid is not None
         for info in self.keeps.values():
             counts.tiles[(info.path, info.level.name, info.label)] = info.tile
 

@@ -100,7 +100,7 @@ class CompiledMapping:
     def _summary_expressions(counts, hierarchy: Hierarchy):
         """What a sweep needs, as few expressions (so arrays pass through few operations)."""
         clock, word = hierarchy.clock_hz, hierarchy.word_bytes
-        copies = 1 if counts.includes_copies else COPIES
+        copies = 1 if hierarchy.grid is not None else COPIES  # a GPU grid holds every copy
         compute = counts.compute_cycles * copies / clock
         memory, traffic, energy = [sympy.Integer(0)], sympy.Integer(0), sympy.Integer(0)
         for level in hierarchy.levels.values():
