@@ -62,7 +62,6 @@ class Counts:
     densities: tuple[str, ...] = ()
     # GPU block-sparse masks: symbol stem -> (mask source, query variables, Q tile, KV tile)
     tile_masks: dict[str, tuple] = field(default_factory=dict)
-    facts: dict[str, sympy.Expr] = field(default_factory=dict)  # e.g. a GPU kernel's CTAs
     kernels: list[dict] = field(default_factory=list)  # per GPU kernel: CTAs, slots, cycles
 
     def add(self, table: dict, key, value) -> None:

@@ -301,7 +301,7 @@ class Derivation(GridSemantics):
             self._count_keep(info)
         counts.occupancy = self._occupancy(self.mapping.root)
         counts.compute_cycles = self._time(self.mapping.root, "tree", sympy.Integer(1), {}, False)
-        counts.facts, counts.kernels = {}, []
+        counts.kernels = []
         counts.latency_s = self._time(self.mapping.root, "tree", sympy.Integer(1), {}, True)
         for info in self.keeps.values():
             counts.tiles[(info.path, info.level.name, info.label)] = info.tile

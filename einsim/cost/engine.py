@@ -65,8 +65,6 @@ class CompiledMapping:
                 entries.append((("ops", name, op), count))
         for key, expr in counts.actions.items():
             entries.append((("actions",) + key, expr))
-        for name, expr in counts.facts.items():
-            entries.append((("fact", name), expr))
         for number, kernel in enumerate(counts.kernels):
             for name, expr in kernel.items():
                 if name != "path":
@@ -327,8 +325,17 @@ class CompiledMapping:
                                for level, a in result["accesses_by_level"].items()})
 
     def _facts(self, raw, copies, latency_s: float) -> dict[str, float]:
-        """A GPU kernel's CTAs, waves and resident CTAs per SM, and its tensor-core rate."""
-        facts = {k[1]: float(v) for k, v in raw.items() if k[0] == "fact"}
+        """A GPU's CTAs and waves over its kernels, the first kernel's resident CTAs per SM,
+        and the tensor-core rate."""
+        kernels: dict[int, dict[str, float]] = {}
+        for (kind, *key), value in raw.items():
+            if kind == "kernel":
+                kernels.setdefault(key[0], {})[key[1]] = float(value)
+        facts = {}
+        if kernels:
+            facts = {"ctas": sum(k["ctas"] for k in kernels.values()),
+                     "waves": sum(k["waves"] for k in kernels.values()),
+                     "ctas_per_sm": kernels[min(kernels)]["slots"]}
         macs = sum(float(v) for k, v in raw.items()
                    if k[0] == "actions" and k[1] == "tensor_core" and k[2] == "mac")
         if macs:

@@ -131,11 +131,8 @@ class GridSemantics:
             cycles = rounds * (work + grid.overhead_cycles)
             launched, per_cta = ctas, work + grid.overhead_cycles
         kernel_waves = sympy.ceiling(ctas / (grid.instances * slots))
-        facts = self.counts.facts
-        facts["ctas"] = facts.get("ctas", 0) + launched * iterations
-        facts["waves"] = facts.get("waves", 0) + kernel_waves * iterations
-        facts.setdefault("ctas_per_sm", slots)
         self.counts.kernels.append({"path": node.path, "ctas": launched * iterations,
+                                    "waves": kernel_waves * iterations,
                                     "chunks": ctas * iterations, "slots": slots,
                                     "chunk_cycles": work, "cta_cycles": per_cta,
                                     "cycles": iterations * cycles})
