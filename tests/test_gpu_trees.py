@@ -207,9 +207,15 @@ def _oracle(mask: str, P: int, M: int, M0: int, q_tile: int, kv_tile: int):
     for i in range(q_tiles):
         for j in range(kv_tiles):
             block = keep[i * q_tile:(i + 1) * q_tile, j * kv_tile:(j + 1) * kv_tile]
+            ragged = block.shape[1] < kv_tile  # its padding keys must be masked
             visited += bool(block.any())
-            partial += bool(block.any() and not block.all())
+            partial += bool(block.any() and (ragged or not block.all()))
     return visited / (q_tiles * kv_tiles), partial / (q_tiles * kv_tiles)
+
+
+def kv_tiles(mask: str, kv_tile: int) -> dict:
+    """Each key variable's extent per KV tile (partitioned: one m1 chunk of M0 keys)."""
+    return {"m1": 1, "m0": kv_tile} if "m1" in mask else {"m": kv_tile}
 
 
 @settings(max_examples=120, deadline=None)
@@ -222,7 +228,7 @@ def test_tile_fractions_equal_a_materialized_mask(mask, P, q_tile, kv_tile, data
         M = kv_tile * data.draw(st.integers(1, 6))  # the key tile is the partition's M0
     cascade = _cascade(mask)
     sizes = {"P": P, "M": M, "E": 2, "M0": kv_tile, "M1": M // kv_tile}
-    got = tile_fractions(cascade, "S", sizes, {"p"}, q_tile, kv_tile)
+    got = tile_fractions(cascade, "S", sizes, {"p": q_tile}, kv_tiles(mask, kv_tile))
     assert got == pytest.approx(_oracle(mask, P, M, kv_tile, q_tile, kv_tile))
 
 
@@ -351,7 +357,7 @@ def test_gpu_tile_masks_of_any_mask_by_interval_arithmetic():
     cascade = einsim.parse("param PREFIX = 16\ninput Q[E, P], K[E, M]\n"
                            "S[m, p] = Q[e, p] * K[e, m] where m <= p or m < PREFIX\n")
     sizes = {"P": 64, "M": 64, "E": 2, "PREFIX": 16}
-    assert tile_fractions(cascade, "S", sizes, {"p"}, 16, 16) == (10 / 16, 3 / 16)
+    assert tile_fractions(cascade, "S", sizes, {"p": 16}, {"m": 16}) == (10 / 16, 3 / 16)
 
 
 def test_linear_attention_on_a_gpu_scales_linearly():

@@ -76,13 +76,16 @@ def _compose(source: Axis, outer: dict[str, Axis]) -> Axis:
 class CascadeView:
     """Resolved accesses of every non-view Einsum, and the views themselves."""
 
-    def __init__(self, cascade: ir.Cascade):
+    def __init__(self, cascade: ir.Cascade, copies: frozenset[str] = frozenset()):
+        """``copies``: access-only Einsums a tree runs as leaves.  They move data (a token
+        permute), so they are not views; an access-only Einsum only kept is a view."""
         self.cascade = cascade
         self.recurrences = recurrences(cascade)
         self.views: dict[str, tuple[str, tuple[Axis, ...], tuple[str, ...]]] = {}
         for einsum in cascade.einsums:
             outputs = [i.plain_variable() for i in einsum.output.indices]
-            if isinstance(einsum.expression, ir.Access) and einsum.condition is None \
+            if einsum.name not in copies and isinstance(einsum.expression, ir.Access) \
+                    and einsum.condition is None \
                     and not einsum.reduced and None not in outputs \
                     and len(set(outputs)) == len(outputs) \
                     and einsum.expression.tensor != einsum.name:

@@ -49,9 +49,9 @@ class Derivation(GridSemantics):
 
     def __init__(self, cascade: ir.Cascade, mapping: MappingTree, hierarchy: Hierarchy):
         self.cascade, self.mapping, self.hardware = cascade, mapping, hierarchy
-        self.view = CascadeView(cascade)
-        self.masks = mask_sources(cascade)
         self.leaves = leaves(mapping.root)
+        self.view = CascadeView(cascade, frozenset(leaf.einsum for leaf in self.leaves))
+        self.masks = mask_sources(cascade)
         self.keeps: dict[tuple[str, str], KeepInfo] = {}  # (keep path, tensor)
         self.leaf_items: dict[str, list] = {}             # Einsum -> [LoopInfo | KeepInfo]
         self.counts = Counts()
@@ -132,8 +132,10 @@ class Derivation(GridSemantics):
                     loops.append(info)
                     items.append(info)
                     if grid is not None and axis == grid.axis:
-                        # "" names the grid's variable, "#" its node
-                        grid_extents = {**extents, "": variable, "#": node.path}
+                        # "" names the grid's variables, "#" its (outermost) node
+                        outer = grid_extents or {"": (), "#": node.path}
+                        grid_extents = {**extents, "": outer[""] + (variable,),
+                                        "#": outer["#"]}
             elif isinstance(node, Keep):
                 for label in node.tensors:
                     items.append(self._keep(node, label, loops, extents, leaf))
@@ -253,7 +255,7 @@ class Derivation(GridSemantics):
         tiles = self._tile_mask(einsum, loops, extents, grid_extents)
         if tiles is not None:  # a GPU kernel skips empty tiles and masks partial ones whole
             visited, partial = tiles  # partial: per point of the mask's own variables
-            per_point = per_point * visited + partial * self.hardware.mask_cycles_per_point
+            per_point = per_point * visited + partial * self.hardware.mask_cycles_per_operation
             density = sympy.Integer(1)
         counts.cycles[einsum.name] = steps * per_point * density
         counts.busy[einsum.name] = points * per_point * density / unit.pes
@@ -456,8 +458,11 @@ class Derivation(GridSemantics):
                 rest = chain[position + 1:]
                 spread = self._spread_in_time(node, extents)
                 waves = sympy.Mul(*(info.trips for info in spread))
-                if grid is not None and any(axis == grid.axis for axis, _ in node.axes):
-                    kernel = self._kernel_cycles(node, rest, iterations, extents, spread)
+                if self.is_grid(node):  # nested grid nodes: one grid over several variables
+                    end = self.grid_end(chain, position)
+                    for inner in chain[position + 1:end]:
+                        spread += self._spread_in_time(inner, extents)
+                    kernel = self._kernel_cycles(node, chain[end:], iterations, extents, spread)
                     return _max(kernel / clock, memory)
                 iterations = iterations * waves
                 shared = [info.fanout for info in spread if info.time_shared]
@@ -477,6 +482,20 @@ class Derivation(GridSemantics):
                 slowest = _max(*parts)
                 return _max(slowest + (sympy.Add(*parts) - slowest) / iterations, memory)
         return memory
+
+    def is_grid(self, node) -> bool:
+        """A spatial node over a GPU's grid axis (it launches CTAs)."""
+        grid = self.hardware.grid
+        return isinstance(node, Spatial) and grid is not None and \
+            any(axis == grid.axis for axis, _ in node.axes)
+
+    def grid_end(self, chain: Chain, position: int) -> int:
+        """The end of the run of grid nodes starting at ``position``: directly nested grid
+        nodes make one kernel whose CTAs tile several variables (a multi-dimensional Q tile)."""
+        end = position + 1
+        while end < len(chain) and self.is_grid(chain[end]):
+            end += 1
+        return end
 
     def _spread_in_time(self, node: Spatial, extents: dict) -> list[LoopInfo]:
         """The loops a spatial node stands for (``extents`` updated to one position's)."""

@@ -202,7 +202,10 @@ class CompiledMapping:
 
     def values(self, problem: Problem, parameters: Mapping[str, float] | None = None,
                overrides: Mapping[str, float] | None = None) -> dict[str, object]:
-        """Numbers (or arrays) for every symbol: hardware, sizes, parameters, densities."""
+        """Numbers (or arrays) for every symbol: hardware, sizes, parameters, densities.
+        ``overrides`` sets hardware fields or the cascade's own params (a GNA window) by name:
+        a workload's sizes never set a cascade param (its model width ``D`` is not a
+        dilation)."""
         values: dict[str, object] = dict(self.hardware.values)
         values.update(overrides or {})
         own = {param.name for param in self.cascade.params}  # a workload's D (model width)
@@ -434,24 +437,27 @@ def _density(cascade: ir.Cascade, source: str, values: Mapping[str, object]):
 def _tile_fractions(cascade: ir.Cascade, key: tuple, values: Mapping[str, object]):
     """A GPU kernel's visited and partial tile fractions, once per distinct combination of
     sizes and tile shapes when they are arrays."""
-    source, query, q_tile, kv_tile = key
+    source, q_tiles, kv_tiles = key
     einsum = cascade.producers[source]
     names = sorted({ir.rank_of(v) for v in ir.condition_variables(einsum.condition)}
                    | {p.name for p in cascade.params}
                    | {s for s in ("M", "P") if s in values})
-    tiles = [_numeric(q_tile, values, "Q tile"), _numeric(kv_tile, values, "KV tile")]
-    columns = [np.asarray(values[n]) for n in names if n in values] + \
-        [np.asarray(t) for t in tiles]
+    tiles = [_numeric(tile, values, f"tile of {variable}")
+             for variable, tile in q_tiles + kv_tiles]
     present = [n for n in names if n in values]
-    grid = np.broadcast_arrays(*columns)
+    grid = np.broadcast_arrays(*([np.asarray(values[n]) for n in present]
+                                 + [np.asarray(t) for t in tiles]))
     visited, partial = np.empty(grid[0].shape), np.empty(grid[0].shape)
     cache: dict[tuple, tuple[float, float]] = {}
+    variables = [variable for variable, _ in q_tiles + kv_tiles]
     for index in np.ndindex(grid[0].shape):
         combination = tuple(float(g[index]) for g in grid)
         if combination not in cache:
             sizes = {**values, **dict(zip(present, combination[:len(present)]))}
-            cache[combination] = tile_fractions(cascade, source, sizes, set(query),
-                                                int(combination[-2]), int(combination[-1]))
+            extent = dict(zip(variables, (int(x) for x in combination[len(present):])))
+            cache[combination] = tile_fractions(
+                cascade, source, sizes, {v: extent[v] for v, _ in q_tiles},
+                {v: extent[v] for v, _ in kv_tiles})
         visited[index], partial[index] = cache[combination]
     if not grid[0].shape:
         return float(visited), float(partial)

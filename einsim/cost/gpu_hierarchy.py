@@ -12,7 +12,8 @@
   ``warpgroups`` (consumer warpgroups of one CTA, which share the SM's units: ping-pong);
 * energy is the board at its rated power (no per-action energies are published);
 * masks work per tile: a kernel skips KV tiles with no unmasked point and masks a partial
-  tile element by element (a compare-and-select per score on the FP32 lanes).
+  tile element by element on the FP32 lanes: per score, the comparisons of the mask's
+  condition and a select (:func:`einsim.cost.masks.mask_operations`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import sympy
 
 from einsim.cost.expressions import symbol
 from einsim.cost.hierarchy import Grid, Hierarchy, Level, Unit
-from hw_models.gpu_sm import MASK_FP32_OPS
 
 WORD_BYTES = 2  # FP16/BF16 operands
 REGISTER_WORD_BYTES = 4  # accumulators and softmax state live in 32-bit registers
@@ -78,4 +78,4 @@ def gpu_hierarchy(gpu, dtype: str = "fp16") -> Hierarchy:
     return Hierarchy(gpu.name, "gpu_sm", levels, units, symbol("clock_hz"), WORD_BYTES,
                      {"clock_hz": gpu.clock_hz}, None, float(gpu.power_w), "shared_memory", grid,
                      multicast=False,  # each SM fetches its own copy from L2
-                     mask_cycles_per_point=MASK_FP32_OPS / lanes)
+                     mask_cycles_per_operation=1 / lanes)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sympy
 
+from einsim.cost.masks import mask_operations
 from einsim.cost.counts import COPIES, KeepInfo, LoopInfo, _max, _min, size
 from einsim.cost.tree import Chain, Spatial, nodes
 from einsim.errors import MappingError
@@ -18,24 +19,25 @@ class GridSemantics:
     derivation's cascade, hardware, leaves, masks and counts)."""
 
     def _check_grid(self) -> None:
-        """On a GPU, every leaf runs inside exactly one kernel (a spatial node over the grid)."""
-        grid = self.hardware.grid
-        if grid is None:
+        """On a GPU, every leaf runs inside exactly one kernel: one spatial node over the grid
+        above it, or several directly nested ones (a grid over several variables)."""
+        if self.hardware.grid is None:
             return
         for leaf in self.leaves:
-            kernels = [n for n in leaf.nodes if isinstance(n, Spatial)
-                       and any(axis == grid.axis for axis, _ in n.axes)]
-            if len(kernels) != 1:
+            at = [k for k, n in enumerate(leaf.nodes) if self.is_grid(n)]
+            if not at or at != list(range(at[0], at[0] + len(at))):
                 raise MappingError(
                     f"{leaf.nodes[-1].path}: Einsum {leaf.einsum} runs "
-                    f"{'outside any kernel' if not kernels else 'inside nested kernels'}: on "
+                    f"{'outside any kernel' if not at else 'inside nested kernels'}: on "
                     f"{self.hardware.name} each leaf needs exactly one spatial node over "
-                    f"{grid.axis} above it (the grid of CTAs)")
+                    f"{self.hardware.grid.axis} above it (the grid of CTAs), or several "
+                    "directly nested ones")
 
     def _tile_mask(self, einsum, loops, extents, grid_extents) -> tuple | None:
-        """On a GPU, (visited, partial) symbols for a masked Einsum: the fractions of
-        (Q tile, KV tile) pairs its kernel visits and must mask element-wise.  The Q tile is a
-        CTA's share of the grid's variables, the KV tile the leaf's extent of the others."""
+        """On a GPU, (visited, partial) for a masked Einsum: the fractions of (Q tile, KV tile)
+        pairs its kernel visits, and the masking operations per point of partial ones.  The
+        Q tile is a CTA's share of the grid's variables, the KV tile the leaf's extent of the
+        others."""
         if grid_extents is None:
             return None
         self.grid_extents[grid_extents["#"]] = grid_extents
@@ -43,18 +45,20 @@ class GridSemantics:
         if source is None:
             return None
         visited, partial = self._tile_symbols(source, grid_extents, extents)
-        variables = ir.condition_variables(self.cascade.producers[source].condition)
+        condition = self.cascade.producers[source].condition
+        variables = ir.condition_variables(condition)
         others = sympy.Mul(*(size(v) for v in einsum.variables if v not in variables))
-        return visited, (partial / others if source == einsum.name else sympy.Integer(0))
+        if source != einsum.name:
+            return visited, sympy.Integer(0)
+        return visited, partial * mask_operations(condition) / others
 
     def _tile_symbols(self, source: str, grid_extents: dict, extents: dict):
         """(visited, partial) tile fractions of ``source``'s mask, for the kernel's Q tile and
         the KV tile of ``extents``."""
         variables = ir.condition_variables(self.cascade.producers[source].condition)
-        query = {grid_extents[""]}
-        q_tile = sympy.Mul(*(grid_extents.get(v, size(v)) for v in variables if v in query))
-        kv_tile = sympy.Mul(*(extents.get(v, size(v)) for v in variables if v not in query))
-        key = (source, frozenset(query), q_tile, kv_tile)
+        query = set(grid_extents[""])
+        key = (source, tuple((v, grid_extents.get(v, size(v))) for v in variables if v in query),
+               tuple((v, extents.get(v, size(v))) for v in variables if v not in query))
         stem = next((k for k, v in self.counts.tile_masks.items() if v == key), None)
         if stem is None:
             stem = f"{source}_{len(self.counts.tile_masks)}"

@@ -119,7 +119,7 @@ class Hierarchy:
     buffer_level: str = "global_buffer"  # the on-chip level a report's buffer_bytes states
     grid: Grid | None = None
     multicast: bool = True  # one read of a parent level feeds every position that shares it
-    mask_cycles_per_point: float = 0.0  # masking a partial tile element-wise (GPUs)
+    mask_cycles_per_operation: float = 0.0  # masking a partial tile element-wise (GPUs)
 
     def level(self, name: str, units: set[str], where: str) -> Level:
         """A level named in a keep node; ``registers`` means the register file of the unit

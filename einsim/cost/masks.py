@@ -56,9 +56,19 @@ def mask_sources(cascade: ir.Cascade) -> dict[str, str]:
 
 
 def density(cascade: ir.Cascade, einsum_name: str, sizes: Mapping[str, float]) -> float:
-    """Unmasked points / all points of the Einsum's ``where`` condition at these sizes."""
-    einsum = cascade.producers[einsum_name]
-    condition = einsum.condition
+    """Unmasked points / all points of the Einsum's ``where`` condition at these sizes (a
+    conjunction over disjoint variables, such as a window per axis: the product of its
+    factors' densities)."""
+    condition = cascade.producers[einsum_name].condition
+    factors = _independent_factors(condition)
+    result = 1.0
+    for factor in factors:
+        result *= _factor_density(factor, cascade if len(factors) == 1 else None, sizes,
+                                  einsum_name)
+    return result
+
+
+def _factor_density(condition, cascade, sizes, einsum_name: str) -> float:
     variables = ir.condition_variables(condition)
     extents = {v: int(sizes[ir.rank_of(v)]) for v in variables}
     total = float(np.prod([float(extents[v]) for v in variables]))
@@ -69,12 +79,12 @@ def density(cascade: ir.Cascade, einsum_name: str, sizes: Mapping[str, float]) -
         counted = _count_pair(*pair, extents, sizes)
         if counted is not None:
             return counted / total
-    if (pairs := _pairs_by_intervals(cascade, sizes)) is not None:
+    if cascade is not None and (pairs := _pairs_by_intervals(cascade, sizes)) is not None:
         return pairs / total
     if total > BRUTE_FORCE_LIMIT:
-        raise MappingError(f"Einsum {einsum_name}: cannot count its mask '{condition}' at these "
-                           f"sizes ({total:.3g} points; closed forms cover one comparison, "
-                           "within() and neighborhood(), brute force up to "
+        raise MappingError(f"Einsum {einsum_name}: cannot count its mask '{condition}' at "
+                           f"these sizes ({total:.3g} points; closed forms cover one "
+                           "comparison, within() and neighborhood(), brute force up to "
                            f"{BRUTE_FORCE_LIMIT:.3g})")
     return _brute_force(condition, variables, extents, sizes) / total
 
@@ -150,20 +160,63 @@ def _brute_force(condition, variables, extents, sizes) -> float:
 
 
 def tile_fractions(cascade: ir.Cascade, einsum_name: str, sizes: Mapping[str, float],
-                   query_variables: set[str], q_tile: int, kv_tile: int) -> tuple[float, float]:
+                   q_tiles: Mapping[str, int], kv_tiles: Mapping[str, int]
+                   ) -> tuple[float, float]:
     """(visited, partial): the fractions of (Q tile, KV tile) pairs a block-sparse kernel
     visits (at least one unmasked point) and must mask element by element (also a masked
-    point), for Q tiles of ``q_tile`` queries and KV tiles of ``kv_tile`` keys.
+    point, or a padding key of a ragged last KV tile).  ``q_tiles`` gives each query variable of the mask its extent per Q tile (a CTA's
+    share of the grid), ``kv_tiles`` each key variable its extent per KV tile.
 
-    Closed forms per query where the attended keys form one interval (comparisons, ``within``,
-    undilated ``neighborhood``), O(queries); else interval arithmetic per tile on any mask over
-    (m, p) (:mod:`einsim.sparsity`), O(tiles); else a brute-force mask up to
-    :data:`BRUTE_FORCE_LIMIT` points.
+    A mask that is a conjunction of conditions over disjoint variables (a multi-dimensional
+    neighborhood: one window per axis) is counted per factor: a tile pair is visited when every
+    factor's is, unmasked when every factor's is, so the fractions multiply.  Each factor is
+    counted by :func:`einsim.gna.axis_counts` (a neighborhood over a whole axis), by closed
+    forms per query where the attended keys form one interval, O(queries); else by interval
+    arithmetic per tile on any mask over (m, p) (:mod:`einsim.sparsity`), O(tiles); else by
+    brute force up to :data:`BRUTE_FORCE_LIMIT` points.
     """
-    einsum = cascade.producers[einsum_name]
-    pair = _index_pair(einsum.condition, cascade)
-    variables = ir.condition_variables(einsum.condition)
+    condition = cascade.producers[einsum_name].condition
+    factors = _independent_factors(condition)
+    visited = unmasked = 1.0
+    for factor in factors:
+        variables = ir.condition_variables(factor)
+        query = {v for v in variables if v in q_tiles}
+        q_tile = int(np.prod([q_tiles[v] for v in variables if v in q_tiles]))
+        kv_tile = int(np.prod([kv_tiles.get(v, 1) for v in variables if v not in q_tiles]))
+        whole = cascade if len(factors) == 1 else None
+        seen, partial = _factor_fractions(factor, whole, sizes, query, q_tile, kv_tile,
+                                          einsum_name)
+        visited *= seen
+        unmasked *= seen - partial
+    return visited, visited - unmasked
+
+
+def _independent_factors(condition) -> list:
+    """The conjuncts of ``a and b and ...`` grouped so no two groups share a variable."""
+    stack, conjuncts = [condition], []
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ir.BoolOp) and current.op == "and":
+            stack.extend((current.right, current.left))
+        else:
+            conjuncts.append(current)
+    groups: list[tuple[set, object]] = []
+    for conjunct in conjuncts:
+        variables = set(ir.condition_variables(conjunct))
+        for k, (other, combined) in enumerate(groups):
+            if variables & other:
+                groups[k] = (other | variables, ir.BoolOp("and", combined, conjunct))
+                break
+        else:
+            groups.append((variables, conjunct))
+    return [combined for _, combined in groups]
+
+
+def _factor_fractions(condition, cascade, sizes, query_variables: set, q_tile: int,
+                      kv_tile: int, name: str) -> tuple[float, float]:
+    variables = ir.condition_variables(condition)
     extents = {v: int(sizes[ir.rank_of(v)]) for v in variables}
+    pair = _index_pair(condition, cascade)
     if pair is not None:
         kind, left, right, how = pair
         if set(left.variables) & query_variables and not set(right.variables) & query_variables:
@@ -171,18 +224,43 @@ def tile_fractions(cascade: ir.Cascade, einsum_name: str, sizes: Mapping[str, fl
             how = _FLIPPED.get(how, how) if kind == "compare" else how
         keys, queries = _values(left, extents, sizes), _values(right, extents, sizes)
         if keys is not None and queries is not None and len(keys) and len(queries):
+            counted = _neighborhood_tiles(kind, how, keys, queries, sizes, q_tile, kv_tile)
+            if counted is not None:
+                return counted
             bounds = _key_interval(kind, how, keys, queries, sizes)
             if bounds is not None:
                 return _tiles_of_intervals(*bounds, len(keys), q_tile, kv_tile)
-    counted = _tiles_by_intervals(cascade, sizes, q_tile, kv_tile)
-    if counted is not None:
-        return counted
+    if cascade is not None:
+        counted = _tiles_by_intervals(cascade, sizes, q_tile, kv_tile)
+        if counted is not None:
+            return counted
     total = float(np.prod([float(e) for e in extents.values()]))
     if total > BRUTE_FORCE_LIMIT:
-        raise MappingError(f"Einsum {einsum_name}: cannot count the tiles of its mask "
-                           f"'{einsum.condition}' at these sizes ({total:.3g} points)")
-    return _tiles_by_brute_force(einsum.condition, variables, extents, sizes, query_variables,
+        raise MappingError(f"Einsum {name}: cannot count the tiles of its mask "
+                           f"'{condition}' at these sizes ({total:.3g} points)")
+    return _tiles_by_brute_force(condition, variables, extents, sizes, query_variables,
                                  q_tile, kv_tile)
+
+
+def _neighborhood_tiles(kind, how, keys, queries, sizes, q_tile, kv_tile):
+    """An undilated neighborhood over a whole axis (queries and keys both 0..L-1), by
+    :func:`einsim.gna.axis_counts`: O(Q tiles)."""
+    if kind != "predicate" or how.name != "neighborhood":
+        return None
+    args = [arg.offset(sizes) if not arg.variables else None for arg in how.args[2:]]
+    if any(a is None for a in args):
+        return None
+    length, window, *rest = [int(x) for x in args]
+    stride, dilation, causal = (rest + [1, 1, 0][len(rest):])[:3]
+    if dilation != 1 or not (len(keys) == len(queries) == length and keys[0] == 0
+                             and queries[0] == 0) or not 1 <= window <= length:
+        return None
+    from einsim.gna import axis_counts
+
+    counts = axis_counts(length, window, stride, 1, bool(causal), q_tile, kv_tile)
+    dense = counts.q_tiles * -(-length // kv_tile)
+    return (counts.visited_total / dense,
+            (counts.visited_total - counts.unmasked_total) / dense)
 
 
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
@@ -230,7 +308,8 @@ def _tiles_of_intervals(lo: np.ndarray, hi: np.ndarray, keys: int, q_tile: int,
     last = -(-keys // kv_tile) - 1
     first_full = -(-common_lo // kv_tile)
     inner_full = np.minimum((common_hi + 1) // kv_tile - 1, last - 1) - first_full + 1
-    full = np.clip(inner_full, 0, None) + ((common_hi >= keys - 1)
+    # a ragged last KV tile always needs masking: its padding keys must not count
+    full = np.clip(inner_full, 0, None) + ((common_hi >= keys - 1) & (keys % kv_tile == 0)
                                            & (last * kv_tile >= common_lo))
     full = np.where(any_empty | (common_lo > common_hi), 0, full)
     dense = len(starts) * (last + 1)
@@ -288,7 +367,8 @@ def _tiles_by_intervals(cascade: ir.Cascade, sizes: Mapping[str, float], q_tile:
     except SparseMaskError:
         return None
     dense = counts.q_tiles * counts.kv_tiles
-    return float(counts.visited.sum()) / dense, float(counts.partial.sum()) / dense
+    partial = counts.partial.sum() + (counts.last_full.sum() if keys % kv_tile else 0)
+    return float(counts.visited.sum()) / dense, float(partial) / dense
 
 
 def _tiles_by_brute_force(condition, variables, extents, sizes, query_variables, q_tile,
@@ -306,7 +386,15 @@ def _tiles_by_brute_force(condition, variables, extents, sizes, query_variables,
     padded[:mask.shape[0], :mask.shape[1]] = mask
     counts = padded.reshape(q_tiles, q_tile, kv_tiles, kv_tile).sum(axis=(1, 3))
     rows = np.minimum(q_tile, mask.shape[0] - np.arange(q_tiles) * q_tile)
-    cols = np.minimum(kv_tile, mask.shape[1] - np.arange(kv_tiles) * kv_tile)
-    area = rows[:, None] * cols[None, :]
+    area = rows[:, None] * kv_tile  # padding keys of a ragged KV tile are masked too
     dense = q_tiles * kv_tiles
     return float((counts > 0).sum()) / dense, float(((counts > 0) & (counts < area)).sum()) / dense
+
+
+def mask_operations(condition: ir.Condition) -> int:
+    """Operations per score that mask a partial tile element by element: one per comparison,
+    two per ``within`` or ``neighborhood`` window (its two ends), one per ``and``/``or``, and
+    the select that writes -inf (a window's ends are per query, so not counted per score)."""
+    parts = list(ir.condition_parts(condition))
+    compares = sum(1 if isinstance(p, ir.IndexComparison) else 2 for p in parts)
+    return compares + (len(parts) - 1) + 1

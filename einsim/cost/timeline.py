@@ -251,11 +251,6 @@ class _Walker:
                                               for s in expression.free_symbols})
         return float(expression)
 
-    def is_grid(self, node) -> bool:
-        grid = self.hardware.grid
-        return isinstance(node, Spatial) and grid is not None and \
-            any(axis == grid.axis for axis, _ in node.axes)
-
     def time_shared(self, node) -> bool:
         if not isinstance(node, Spatial):
             return False
@@ -281,10 +276,14 @@ class _Walker:
             elif isinstance(node, Spatial):
                 spread = self.derivation._spread_in_time(node, extents)
                 waves = math.prod(self.number(info.trips) for info in spread)
-                if self.is_grid(node):
+                if self.derivation.is_grid(node):
                     kernel = self.kernel_facts(node, iterations)
-                    found.append(self.build(chain[position + 1:], iterations * waves, extents,
-                                            kernel, at))
+                    end = self.derivation.grid_end(chain, position)
+                    for inner in chain[position + 1:end]:
+                        waves *= math.prod(self.number(info.trips) for info in
+                                           self.derivation._spread_in_time(inner, extents))
+                    found.append(self.build(chain[end:], iterations * waves, extents, kernel,
+                                            at))
                     return
                 iterations *= waves
             elif isinstance(node, Branch):
@@ -384,7 +383,7 @@ class _Walker:
                 trips = self.step(node, extents)
                 iterations, repeat = iterations * trips, repeat * trips
             elif isinstance(node, Spatial):
-                if self.is_grid(node):
+                if self.derivation.is_grid(node):
                     raise MappingError(f"{node.path}: a kernel inside a kernel")
                 spread = self.derivation._spread_in_time(node, extents)
                 waves = math.prod(self.number(info.trips) for info in spread)

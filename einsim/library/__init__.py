@@ -100,6 +100,19 @@ _ENTRIES = [
            "window, stride, dilation and causality", _NATTEN, references.gna_attention_3d,
            {"MX": 6, "PX": 6, "MY": 6, "PY": 6, "MZ": 8, "PZ": 8, "MX0": 4, "WX": 3, "WY": 5,
             "WZ": 3, "SY": 2, "DZ": 2, "CX": 1}, sequence_rank="mx"),
+    _entry("gna-2d-tiles", "gna-2d over 2-D KV tiles as fused neighborhood attention walks "
+           "them: an online softmax along each row of tiles, merged into a running state over "
+           "rows", _NATTEN, references.gna_attention_2d,
+           {"MX": 12, "PX": 12, "MY": 10, "PY": 10, "MX0": 5, "MY0": 4, "WX": 5, "WY": 3,
+            "SX": 2, "DY": 2, "CX": 0, "CY": 1}, sequence_rank="mx"),
+    _entry("gna-3d-tiles", "gna-3d over 3-D KV tiles as fused neighborhood attention walks "
+           "them: online softmax along z, merged per plane, then over planes", _NATTEN,
+           references.gna_attention_3d,
+           {"MX": 6, "PX": 6, "MY": 6, "PY": 6, "MZ": 8, "PZ": 8, "MX0": 4, "MY0": 3, "MZ0": 3,
+            "WX": 3, "WY": 5, "WZ": 3, "SY": 2, "DZ": 2, "CX": 1}, sequence_rank="mx"),
+    _entry("token-permute", "The token permute around fused neighborhood attention: Q, K, V "
+           "copied into tile order and the output back (a layout change: the values are the "
+           "identity, the cost is the data moved)", _NATTEN, references.token_permute),
     _entry("decode-split", "Split-KV decode: partial (max, sum, numerator) states per KV split "
            "merged associatively (FlashDecoding, LeanAttention)", "Dao et al., Flash-Decoding "
            "for long-context inference, 2023; Sanovar et al., Lean Attention, 2024",

@@ -33,6 +33,7 @@ __all__ = [
     "gna_attention",
     "gna_attention_2d",
     "gna_attention_3d",
+    "token_permute",
     "causal_linear_attention",
     "attention_scan",
     "REFERENCES",
@@ -293,6 +294,12 @@ def gna_attention_3d(
 ) -> dict[str, np.ndarray]:
     """3-D neighborhood attention over axes X, Y, Z; parameters "WX", ..., "CZ"."""
     return _gna_attention(inputs, sizes, ["X", "Y", "Z"])
+
+
+def token_permute(inputs: dict[str, np.ndarray], sizes: dict[str, float]) -> dict[str, np.ndarray]:
+    """A layout change, so the identity on values: ``QP, KP, VP = Q, K, V`` and ``O = AV``."""
+    copies = {"QP": "Q", "KP": "K", "VP": "V", "O": "AV"}
+    return {out: np.asarray(inputs[source], dtype=np.float64) for out, source in copies.items()}
 
 
 # --------------------------------------------------------------------------
