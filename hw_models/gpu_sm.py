@@ -1,10 +1,6 @@
-"""GPUs as streaming multiprocessors: the hardware schema and the execution model (DESIGN §7).
-
-A kernel is a grid of CTAs.  A CTA's time is its tile loop: per KV tile two GEMMs on the tensor
-cores, exponentials on the special-function units and the rest of the softmax on the FP32
-lanes.  FlashAttention-2 runs softmax after the GEMMs; FlashAttention-3/4-style pipelining
-overlaps them.  CTAs run in waves on the SMs (or under a persistent scheduler), so wave
-quantization and tails are explicit, and the kernel cannot beat its HBM traffic.
+"""GPUs as streaming multiprocessors: the hardware schema (DESIGN §7).  The engine sees a GPU
+through :func:`einsim.cost.gpu_hierarchy.gpu_hierarchy`; kernels are loop trees
+(``mappings/``).
 
 Each preset's ``calibration`` says where its efficiency numbers come from; only the published
 kernel facts in ``reference/gpus.md`` are used.
@@ -12,7 +8,6 @@ kernel facts in ``reference/gpus.md`` are used.
 
 from __future__ import annotations
 
-import heapq
 import math
 from functools import lru_cache
 from importlib import resources
@@ -24,13 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from einsim.errors import EinsimError, SpecError
 from einsim.spec_types import Frequency, Count, Fraction, NonNegative, Positive, count, spec_name
 from einsim.specfile import describe_validation_error, load_yaml_text, preset_names, read_spec
-
-SOFTMAX_FP32_OPS = 3.5
-"""FP32-pipe instructions per attention score besides the exponential: row max, the scaled
-subtraction (one FMA), the row-sum add and half a conversion (two scores per packed fp16)."""
-
-MASK_FP32_OPS = 1.0
-"""Extra FP32 work per score of a tile that needs element masking (a compare-and-select)."""
 
 L2_OVER_HBM = 2.5
 """L2 bandwidth as a multiple of HBM's, an assumption (the reference gives no L2 figure): what
@@ -153,71 +141,3 @@ def size_argument(name: str, value, limit: int = MAX_SIZE,
         shown = text if len(text) <= 24 else f"{text[:8]}...({len(text)} digits)"
         raise error(f"{name} {shown}: expected a positive integer of at most {limit:,}")
     return int(value)
-
-
-def tile_cycles(gpu: GPU, dtype: str, q_rows: int, kv_cols: int, head_dim: int,
-                pipelined: bool, masked: bool = False) -> dict[str, float]:
-    """Cycles of one KV tile on one SM, per resource and in total.
-
-    ``pipelined`` overlaps softmax with the GEMMs (FlashAttention-3/4); otherwise they add up
-    (FlashAttention-2).  A masked tile pays a compare-and-select per score.
-    """
-    scores = q_rows * kv_cols
-    tensor = 4 * scores * head_dim / (gpu.tensor_rate(dtype) * gpu.calibration.tensor_efficiency)
-    sfu = scores / gpu.exp_per_clock_per_sm
-    fp32 = scores * (SOFTMAX_FP32_OPS + (MASK_FP32_OPS if masked else 0.0)) \
-        / gpu.fp32_per_clock_per_sm
-    softmax = sfu + fp32
-    total = max(tensor, softmax) if pipelined else tensor + softmax
-    return {"tensor_core": tensor, "sfu": sfu, "fp32": fp32, "total": total}
-
-
-def makespan(cta_cycles: np.ndarray, slots: int, persistent: bool = False,
-             counts: np.ndarray | None = None) -> tuple[float, int]:
-    """Time for CTAs on ``slots`` concurrent CTA slots, and the number of waves.
-
-    Non-persistent: CTAs launch in grid order onto the first free slot (a hardware block
-    scheduler); equal CTAs finish in ``ceil(n / slots)`` waves.  Persistent: the longest CTAs
-    are placed first (largest-processing-time), as a persistent tile scheduler would.
-
-    ``counts`` (optional) run-length encodes the grid: ``counts[k]`` consecutive CTAs of
-    ``cta_cycles[k]`` cycles, so a billion equal CTAs cost O(distinct CTA shapes), not memory.
-    """
-    cycles = np.asarray(cta_cycles, dtype=float).ravel()
-    repeats = np.ones(cycles.size, dtype=np.int64) if counts is None \
-        else np.asarray(counts, dtype=np.int64).ravel()
-    if repeats.size != cycles.size or np.any(repeats < 0):
-        raise ValueError("counts: expected one non-negative count per CTA shape")
-    cycles, repeats = cycles[repeats > 0], repeats[repeats > 0]
-    total = int(repeats.sum())
-    if total == 0:
-        return 0.0, 0
-    waves = -(-total // slots)
-    if np.all(cycles == cycles[0]):
-        return float(cycles[0]) * waves, waves
-    if persistent:
-        cycles, inverse = np.unique(cycles, return_inverse=True)
-        repeats = np.bincount(inverse, weights=repeats).astype(np.int64)
-        cycles, repeats = cycles[::-1], repeats[::-1]
-    return _greedy_runs(cycles, repeats, min(slots, total)), waves
-
-
-def _greedy_runs(cycles: np.ndarray, repeats: np.ndarray, slots: int) -> float:
-    """Each CTA, in order, to the least-loaded slot; a run of equal CTAs advances in whole
-    rounds (one per slot) once the loads are within one CTA of each other, which is exactly
-    what one-at-a-time placement would do."""
-    free = [0.0] * slots
-    highest = 0.0
-    for work, count in zip(cycles.tolist(), repeats.tolist()):
-        while count:
-            if count >= slots and highest - free[0] <= work:
-                rounds = count // slots
-                free = [load + rounds * work for load in free]  # still a heap
-                highest += rounds * work
-                count -= rounds * slots
-                continue
-            load = free[0] + work
-            heapq.heapreplace(free, load)
-            highest = max(highest, load)
-            count -= 1
-    return highest

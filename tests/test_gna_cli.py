@@ -193,36 +193,6 @@ def test_predicted_runtime_of_a_huge_batch_is_fast_and_small():
     assert huge["speedup"] > 1
 
 
-@pytest.mark.parametrize("batch, heads", [(1, 1), (3, 5), (7, 24)])
-def test_grouped_ctas_match_the_listed_grid(batch, heads):
-    """The grouped prediction equals the kernel model run on every CTA listed."""
-    import numpy as np
-
-    from einsim.gna import axis_counts
-    from hw_models.gpu_sm import tile_cycles
-    from einsim.kernels.flash_attention import fmha, kernel_time
-
-    gpu = load_gpu("h100")
-    spec = problem((48, 40), (13, 9), (16, 8), (16, 8), stride=(4, 2), dilation=(1, 2))
-    got = predict(gpu, spec, heads=heads, head_dim=128, batch=batch)
-    visited, clean = np.ones(1), np.ones(1)
-    for a in range(2):
-        axis = axis_counts(spec.shape[a], spec.window[a], spec.stride[a], spec.dilation[a],
-                           spec.causal[a], spec.q_tile[a], spec.kv_tile[a])
-        visited = np.multiply.outer(visited, axis.visited).ravel()
-        clean = np.multiply.outer(clean, axis.unmasked).ravel()
-    full = tile_cycles(gpu, "fp16", 128, 128, 128, pipelined=True)
-    edge = tile_cycles(gpu, "fp16", 128, 128, 128, pipelined=True, masked=True)
-    per = clean * full["total"] + (visited - clean) * edge["total"] \
-        + gpu.calibration.cta_overhead_cycles
-    hbm = 4 * batch * heads * spec.tokens * 128 * 2
-    sparse = kernel_time(gpu, np.tile(per, batch * heads), hbm, {}, 0.0, persistent=True)
-    dense = fmha(gpu, batch=batch, heads=heads, q_len=spec.tokens, kv_len=spec.tokens,
-                 head_dim=128, q_tile=128, kv_tile=176, pipelined=True)
-    assert got["sparse_s"] == pytest.approx(sparse.seconds)
-    assert got["dense_s"] == pytest.approx(dense.seconds)
-
-
 @pytest.mark.parametrize("name, value", [("batch", "2"), ("heads", None), ("batch", 1.5),
                                          ("head_dim", float("inf")), ("batch", 2 ** 63)])
 def test_predict_misuse_names_the_argument(name, value):

@@ -1,16 +1,12 @@
-"""The GPU streaming-multiprocessor model: presets, tile cycles, CTA scheduling, FMHA calibration
-and the evaluator front door on GPUs."""
+"""The GPU streaming-multiprocessor model: presets and the evaluator front door on GPUs (the
+kernels themselves are loop trees: tests/test_gpu_trees.py)."""
 
-import math
 
-import numpy as np
 import pytest
 
 import einsim
 from einsim.errors import EinsimError, SpecError
-from hw_models.gpu_sm import (MASK_FP32_OPS, SOFTMAX_FP32_OPS, gpu_presets, load_gpu, makespan,
-                              tile_cycles)
-from einsim.kernels.flash_attention import fmha
+from hw_models.gpu_sm import gpu_presets, load_gpu
 
 # Published dense figures (reference/gpus.md): SMs, FP16 tensor TFLOP/s, HBM TB/s, HBM GB.
 PUBLISHED = {
@@ -106,133 +102,6 @@ def test_invalid_gpu_file_names_the_field(tmp_path):
     assert "sms" in str(caught.value)
 
 
-# --------------------------------------------------------------------------- tile cycles
-
-
-def test_tile_cycles_of_an_fa3_tile_on_h100(h100):
-    q, kv, d = 128, 176, 128
-    scores = q * kv
-    efficiency = h100.calibration.tensor_efficiency
-    tensor = 4 * scores * d / (4096 * efficiency)   # two GEMMs, 2 FLOPs per MAC
-    sfu = scores / 16                                # one exp per score
-    fp32 = scores * SOFTMAX_FP32_OPS / 128           # 128 FP32 lanes per Hopper SM
-    pipelined = tile_cycles(h100, "fp16", q, kv, d, pipelined=True)
-    serial = tile_cycles(h100, "fp16", q, kv, d, pipelined=False)
-    for cycles in (pipelined, serial):
-        assert cycles["tensor_core"] == pytest.approx(tensor)
-        assert cycles["sfu"] == pytest.approx(sfu)
-        assert cycles["fp32"] == pytest.approx(fp32)
-    assert pipelined["total"] == pytest.approx(max(tensor, sfu + fp32))
-    assert serial["total"] == pytest.approx(tensor + sfu + fp32)
-    # At d = 128 on H100 the exponentials are half the matmul time (reference/gpus.md).
-    assert sfu / (tensor * efficiency) == pytest.approx(0.5)
-    assert serial["total"] > pipelined["total"]
-
-
-def test_masked_tile_pays_more_fp32(h100):
-    clean = tile_cycles(h100, "fp16", 128, 128, 128, pipelined=False)
-    masked = tile_cycles(h100, "fp16", 128, 128, 128, pipelined=False, masked=True)
-    assert masked["fp32"] == pytest.approx(128 * 128 * (SOFTMAX_FP32_OPS + MASK_FP32_OPS) / 128)
-    assert masked["fp32"] > clean["fp32"]
-    assert masked["tensor_core"] == clean["tensor_core"] and masked["sfu"] == clean["sfu"]
-    assert masked["total"] > clean["total"]
-
-
-def test_exponentials_bound_blackwell_tiles():
-    b200 = load_gpu("b200")
-    cycles = tile_cycles(b200, "fp16", 128, 128, 128, pipelined=True)
-    assert cycles["total"] == pytest.approx(cycles["sfu"] + cycles["fp32"])
-    assert cycles["total"] > cycles["tensor_core"]
-
-
-# --------------------------------------------------------------------------- makespan
-
-
-@pytest.mark.parametrize("count, slots", [(1, 132), (132, 132), (133, 132), (264, 132),
-                                          (265, 132), (1000, 108), (7, 3)])
-def test_equal_ctas_run_in_ceil_n_over_slots_waves(count, slots):
-    waves = math.ceil(count / slots)
-    for persistent in (False, True):
-        span, got_waves = makespan(np.full(count, 10.0), slots, persistent)
-        assert got_waves == waves
-        assert span == pytest.approx(10.0 * waves)
-
-
-def test_one_extra_cta_doubles_the_time():
-    full, _ = makespan(np.full(132, 5.0), 132)
-    one_more, waves = makespan(np.full(133, 5.0), 132)
-    assert waves == 2 and one_more == pytest.approx(2 * full)
-
-
-def test_empty_grid_takes_no_time():
-    assert makespan(np.array([]), 132) == (0.0, 0)
-
-
-def test_grid_order_and_persistent_longest_first_by_hand():
-    # Grid order on 2 slots: [1, 1] start, then 4 goes behind a 1 → 5.  Longest first: 4 | 1+1.
-    assert makespan(np.array([1.0, 1.0, 4.0]), 2)[0] == pytest.approx(5.0)
-    assert makespan(np.array([1.0, 1.0, 4.0]), 2, persistent=True)[0] == pytest.approx(4.0)
-    # Fewer CTAs than slots: the longest one.
-    assert makespan(np.array([3.0, 7.0, 2.0]), 8) == (7.0, 1)
-
-
-@pytest.mark.parametrize("seed", range(8))
-def test_persistent_lpt_on_random_unequal_work(seed):
-    rng = np.random.default_rng(seed)
-    slots = int(rng.integers(4, 140))
-    count = int(rng.integers(3 * slots, 12 * slots))
-    work = rng.uniform(1.0, 100.0, count)
-    grid, waves = makespan(work, slots)
-    lpt, lpt_waves = makespan(work, slots, persistent=True)
-    assert waves == lpt_waves == math.ceil(count / slots)
-    bound = max(work.max(), work.sum() / slots)
-    assert lpt <= grid + 1e-9
-    assert bound - 1e-9 <= lpt <= 4 / 3 * bound
-    assert lpt <= work.sum() / slots + work.max()   # Graham's list-scheduling bound
-    assert grid >= bound - 1e-9
-
-
-# --------------------------------------------------------------------------- FMHA calibration
-
-
-def test_fa3_h100_calibration_point(h100):
-    batch, seq, heads, d = 4, 8448, 16, 128
-    estimate = fmha(h100, batch=batch, heads=heads, q_len=seq, kv_len=seq, head_dim=d,
-                    q_tile=128, kv_tile=176, pipelined=True)
-    flops = 4 * seq * seq * d * heads * batch
-    assert estimate.flops == pytest.approx(flops)
-    assert flops / estimate.seconds / 1e12 == pytest.approx(661, rel=0.01)
-    assert estimate.ctas == batch * heads * math.ceil(seq / 128)
-    assert estimate.waves == math.ceil(estimate.ctas / 132)
-    assert estimate.seconds >= estimate.memory_s
-
-
-@pytest.mark.parametrize("seq", [8192, 12288, 16384])
-def test_fa2_on_a100_inside_the_published_range(a100, seq):
-    estimate = fmha(a100, batch=1, heads=16, q_len=seq, kv_len=seq, head_dim=128, q_tile=128,
-                    kv_tile=64, pipelined=False)
-    share = estimate.flops / estimate.seconds / a100.peak_flops("fp16")
-    assert 0.40 <= share <= 0.73
-
-
-def test_pipelining_helps(h100):
-    args = dict(batch=4, heads=16, q_len=8448, kv_len=8448, head_dim=128, q_tile=128,
-                kv_tile=176)
-    assert fmha(h100, pipelined=False, **args).seconds > fmha(h100, pipelined=True, **args).seconds
-
-
-@pytest.mark.parametrize("seq", [16384, 32768])
-def test_causal_takes_about_half_the_time(h100, seq):
-    args = dict(batch=1, heads=16, q_len=seq, kv_len=seq, head_dim=128, q_tile=128,
-                kv_tile=176, pipelined=True)
-    causal = fmha(h100, causal=True, **args)
-    dense = fmha(h100, **args)
-    assert 0.45 <= causal.seconds / dense.seconds <= 0.6
-    assert causal.flops == pytest.approx(4 * 128 * 16 * seq * (seq + 1) / 2)
-
-
-# --------------------------------------------------------------------------- evaluator on GPUs
-
 SPATIAL_REPORT_KEYS = {"cascade", "mapping", "hardware", "workload", "passes", "buffer_bytes",
                        "buffer_capacity_bytes", "traffic_bytes", "compute_latency_s",
                        "memory_latency_s", "latency_s", "utilization", "energy_j",
@@ -273,31 +142,6 @@ def test_unknown_gpu_in_evaluate_lists_the_gpu_presets():
     message = str(caught.value)
     assert "h999" in message
     assert all(name in message for name in PUBLISHED), message
-
-
-# --------------------------------------------------------------------- grouped makespan
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 50), st.integers(0, 40)), min_size=1, max_size=8),
-       st.integers(1, 9), st.booleans())
-def test_run_length_encoded_grid_equals_the_expanded_grid(runs, slots, persistent):
-    """Counting equal CTAs gives the same makespan as listing them one by one."""
-    cycles = np.array([float(c) for c, _ in runs])
-    counts = np.array([n for _, n in runs])
-    expanded = np.repeat(cycles, counts)
-    want = makespan(expanded, slots, persistent)
-    got = makespan(cycles, slots, persistent, counts=counts)
-    assert got[1] == want[1] and got[0] == pytest.approx(want[0])
-
-
-def test_a_billion_equal_ctas_cost_no_memory():
-    span, waves = makespan(np.array([3.0, 2.0]), 132, persistent=True,
-                           counts=np.array([10 ** 9, 10 ** 9]))
-    assert waves == -(-2 * 10 ** 9 // 132)
-    assert span == pytest.approx(5e9 / 132, rel=1e-6)
 
 
 @pytest.mark.parametrize("field, value, fragment", [

@@ -18,7 +18,7 @@ from pathlib import Path
 _LIBRARY = Path(__file__).resolve().parent.parent / "library"
 
 # BEGIN GENERATED (python -m einsim.cli.cascade_listing --write)
-LISTING: dict = {'digest': '68322e7f12a81e58179e',
+LISTING: dict = {'digest': 'cbc599b927c642aff9f4',
  'rows': [{'name': 'attention-3pass',
            'description': 'Numerically stable softmax attention: global max, exp, sum, divide, '
                           'AV — three passes over M (unfused and FLAT)',
@@ -111,6 +111,29 @@ LISTING: dict = {'digest': '68322e7f12a81e58179e',
                           'window, stride, dilation and causality',
            'passes_over_m': 1,
            'sequence_rank': 'mx',
+           'citation': 'Hassani et al., Generalized Neighborhood Attention: Multi-dimensional '
+                       'Sparse Attention at the Speed of Light, 2025'},
+          {'name': 'gna-2d-tiles',
+           'description': 'gna-2d over 2-D KV tiles as fused neighborhood attention walks '
+                          'them: an online softmax along each row of tiles, merged into a '
+                          'running state over rows',
+           'passes_over_m': 1,
+           'sequence_rank': 'mx',
+           'citation': 'Hassani et al., Generalized Neighborhood Attention: Multi-dimensional '
+                       'Sparse Attention at the Speed of Light, 2025'},
+          {'name': 'gna-3d-tiles',
+           'description': 'gna-3d over 3-D KV tiles as fused neighborhood attention walks '
+                          'them: online softmax along z, merged per plane, then over planes',
+           'passes_over_m': 1,
+           'sequence_rank': 'mx',
+           'citation': 'Hassani et al., Generalized Neighborhood Attention: Multi-dimensional '
+                       'Sparse Attention at the Speed of Light, 2025'},
+          {'name': 'token-permute',
+           'description': 'The token permute around fused neighborhood attention: Q, K, V '
+                          'copied into tile order and the output back (a layout change: the '
+                          'values are the identity, the cost is the data moved)',
+           'passes_over_m': 1,
+           'sequence_rank': 'm',
            'citation': 'Hassani et al., Generalized Neighborhood Attention: Multi-dimensional '
                        'Sparse Attention at the Speed of Light, 2025'},
           {'name': 'decode-split',

@@ -454,7 +454,6 @@ class Derivation(GridSemantics):
                 iterations = iterations * sympy.ceiling(before / node.tile)
                 extents[node.variable] = _min(node.tile, before)
             elif isinstance(node, Spatial):
-                grid = self.hardware.grid
                 rest = chain[position + 1:]
                 spread = self._spread_in_time(node, extents)
                 waves = sympy.Mul(*(info.trips for info in spread))

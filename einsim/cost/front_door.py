@@ -110,23 +110,32 @@ def execute_tree(mapping: str, cascade: str | None = None, seq_len: int = 200,
     reference; the tree's pass legality was already checked when it was compiled."""
     from einsim import library
     from einsim.cost.tree import Loop, nodes
-    from einsim.execution.validate import random_inputs, validate
+    from einsim.execution.validate import input_axis_ranks, random_inputs, validate
 
     tree = load_mapping_tree(mapping)
     chosen = library.load(cascade or tree.cascade)
-    family = {"m"} | {part.lower() for p in chosen.partitions if p.rank == "M"
-                      for part in p.parts}
-    variable = next((n.variable for n in nodes(tree.root)
-                     if isinstance(n, Loop) and n.variable in family), None)
-    sizes = {"M": seq_len, "P": seq_len, "E": head_dim, "F": head_dim}
+    # a library cascade has its own NumPy reference and sizes (a 2-D one: MX, MY, ...); any
+    # other is checked against itself executed whole, so the tree's tiling must not change
+    # its numbers
+    own = chosen.name in library.names() and library.get(chosen.name) == chosen
+    entry = library.entry(chosen.name) if own else None
+    # the innermost loop over a key rank (a multi-dimensional window walks several)
+    ranks = {r for r in input_axis_ranks(chosen, "K") if r} if "K" in chosen.input_names \
+        else {entry.sequence_rank.upper() if entry else "M"}
+    family = {r.lower() for r in ranks} | {part.lower() for p in chosen.partitions
+                                          if p.rank in ranks for part in p.parts}
+    walked = [n.variable for n in nodes(tree.root) if isinstance(n, Loop)
+              and n.variable in family]
+    variable = walked[-1] if walked else None
+    # (a multi-dimensional one keeps its own small token grid: seq_len sets a 1-D sequence)
+    sizes = {**(entry.sizes_for(seq_len if entry.sequence_rank == "m" else None) if entry
+                else {"M": seq_len, "P": seq_len}),
+             "E": head_dim, "F": head_dim}
     for partition in chosen.partitions:
         for part in partition.sizes:
             if isinstance(part, str):
                 sizes[part] = tile
     inputs = random_inputs(chosen, sizes)
-    # a library cascade has its own NumPy reference; any other is checked against itself
-    # executed whole, so the tree's tiling must not change its numbers
-    own = chosen.name in library.names() and library.get(chosen.name) == chosen
     return validate(chosen, sizes=sizes, inputs=inputs, tile=variable,
                     reference=None if own else chosen)
 

@@ -1,5 +1,5 @@
-"""GPU and device models still written as code: the dense FMHA baseline of the neighborhood
-kernels (``flash_attention.fmha``), decode schedules (``decode``), fused neighborhood
-attention (``fna``) and attention offloading (``lamina``).  FlashAttention-2/3 prefill are loop
-trees (``mappings/flash-attention-*.yaml``) on the engine; the rest follow (issue 10).
+"""Kernel front ends on the loop-tree engine: decode schedules (``decode``), fused
+neighborhood attention (``fna``) and attention offloading (``lamina``).  Each evaluates loop
+trees from ``mappings/`` (``tree_runs``); what remains as code here is a kernel's own choices
+(FlashDecoding's split heuristic) and, for offloading, the projections, FFN and link exchange.
 """

@@ -19,7 +19,7 @@ import numpy as np
 
 from einsim.errors import EinsimError
 from hw_models.gpu_sm import GPU, size_argument
-from einsim.kernels.flash_attention import BYTES
+from einsim.kernels.tree_runs import BYTES
 
 SCHEDULES = ("fa2", "flash-decoding", "lean")
 
@@ -88,10 +88,6 @@ def num_splits(work: int, slots: int, blocks: int, max_splits: int = 128) -> int
             efficiency[s] = waves / math.ceil(waves)
     best = max(efficiency.values())
     return next(s for s, e in efficiency.items() if e >= 0.85 * best)
-
-
-MAPPINGS = {"fa2": "decode-fa2", "flash-decoding": "flash-decoding", "lean": "lean-attention"}
-"""The loop tree of each schedule (``mappings/``)."""
 
 
 MAPPINGS = {"fa2": "decode-fa2", "flash-decoding": "flash-decoding", "lean": "lean-attention"}

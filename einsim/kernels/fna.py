@@ -1,21 +1,31 @@
-"""Fused neighborhood attention (FNA) on GPUs: predicted runtime of a GNA problem.
+"""Fused neighborhood attention (FNA) on GPUs: predicted runtime of a GNA problem, from loop
+trees on the engine.
 
-Each CTA owns one multi-dimensional Q tile of one (batch, head) and visits the KV tiles its
-window needs (static or dynamic tiling); tiles that need element masking pay a
-compare-and-select per score.  CTAs are unequal, so they are placed by a persistent scheduler
-(longest first).  Multi-dimensional or dilated layouts first permute Q, K, V into tile order
-and O back.  The dense baseline is the GPU's own FMHA on the same tokens.
+* the attention kernel is ``mappings/fna-1d``, ``fna-2d`` or ``fna-3d`` on the ``gna``,
+  ``gna-2d-tiles`` or ``gna-3d-tiles`` cascade: a CTA owns one multi-dimensional Q tile (nested
+  grid nodes) and walks the KV tiles its windows touch; the engine skips empty tiles and masks
+  partial ones score by score, counting them from the mask (:func:`einsim.gna.axis_counts`);
+* a multi-dimensional or dilated layout is first permuted into tile order and the output back:
+  ``mappings/token-permute``, its own kernels;
+* dilation groups are contiguous after the permute, so they run as more sequences of the
+  undilated problem (a group length of ``ceil(L / D)``: groups one token shorter are padded);
+* the dense baseline is the GPU's own FMHA tree (FlashAttention-3, or -2 where the preset says
+  its kernel does not overlap softmax with the GEMMs) on the same tokens.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
+from einsim.errors import EinsimError
+from einsim.gna import GNAError, GNAProblem
+from einsim.kernels.tree_runs import check_gpu, run_tree
+from hw_models.gpu_sm import GPU, size_argument
 
-from einsim.gna import GNAError, GNAProblem, axis_counts
-from hw_models.gpu_sm import GPU, makespan, size_argument, tile_cycles
-from einsim.kernels.flash_attention import BYTES, fmha
+MAPPINGS = {1: "fna-1d", 2: "fna-2d", 3: "fna-3d"}
+"""The attention tree of each dimensionality (``mappings/``)."""
+
+_AXES = {1: [""], 2: ["X", "Y"], 3: ["X", "Y", "Z"]}
 
 
 def supported_tiles(gpu: GPU, dims: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -40,60 +50,62 @@ def check_tiles(gpu: GPU, spec: GNAProblem) -> None:
                        f"supported {len(spec.shape)}-D tile on {gpu.name} (supported: {listing})")
 
 
+def tree_inputs(spec: GNAProblem, head_dim: int) -> tuple[dict, dict, dict, int]:
+    """(rank sizes, tree parameters, cascade params, dilation groups) of the FNA tree for
+    ``spec``: per axis, the length of one dilation group, the window, stride and causality;
+    the Q and KV tile extents."""
+    dims = len(spec.shape)
+    sizes: dict[str, int] = {"E": head_dim, "F": head_dim}
+    parameters: dict[str, int] = {}
+    params: dict[str, int] = {}
+    groups = 1
+    for a, axis in enumerate(_AXES[dims]):
+        length = math.ceil(spec.shape[a] / spec.dilation[a])
+        groups *= spec.dilation[a]
+        sizes[f"M{axis}"] = sizes[f"P{axis}"] = length
+        params.update({f"W{axis}": spec.window[a], f"S{axis}": spec.stride[a],
+                       f"D{axis}": 1, f"C{axis}": int(spec.causal[a])})
+        if dims == 1:
+            parameters.update(TQ=spec.q_tile[0], M0=spec.kv_tile[0])
+        else:
+            parameters.update({f"Q{axis}": spec.q_tile[a], f"M{axis}0": spec.kv_tile[a]})
+    return sizes, parameters, params, groups
+
+
 def predict(gpu: GPU, spec: GNAProblem, *, heads: int, head_dim: int, batch: int = 1,
             dtype: str = "fp16") -> dict[str, float]:
     """``dense_s``, ``sparse_s``, ``permute_s`` and ``speedup`` of GNA against dense FMHA.
 
-    CTAs are grouped by shape (visited and unmasked KV tiles) with counts, so time and memory
-    are O(distinct CTA shapes), whatever ``batch x heads``.
+    Each is one evaluation of a loop tree on the engine; time and memory do not grow with
+    ``batch x heads`` (the grid is counted, never listed).
     """
     _gpu(gpu)
     if not isinstance(spec, GNAProblem):
         raise GNAError(f"spec {spec!r:.60}: expected a GNAProblem (see einsim.gna.problem)")
-    if not isinstance(dtype, str) or dtype not in BYTES:
-        raise GNAError(f"dtype {dtype!r}: expected one of {', '.join(BYTES)}")
+    try:
+        check_gpu(gpu, dtype)
+    except EinsimError as error:
+        raise GNAError(str(error)) from None
     heads, head_dim, batch = (size_argument(name, value, error=GNAError) for name, value in (
         ("heads", heads), ("head_dim", head_dim), ("batch", batch)))
-    gpu.tensor_rate(dtype)
-    tokens = spec.tokens
+    if spec.kv_tiling != "static":
+        raise GNAError("kv_tiling 'dynamic': the FNA trees tile the keys on a fixed grid "
+                       "(static); dynamic KV tiling has counts (einsim.gna) but no GPU tree yet")
     sequences = batch * heads
-    dense_s = _dense_seconds(gpu, sequences, tokens, head_dim, dtype)
-    visited, clean, counts = np.ones(1), np.ones(1), np.ones(1, dtype=np.int64)
-    for a in range(len(spec.shape)):
-        axis_visited, axis_clean, axis_counts_ = axis_counts(
-            spec.shape[a], spec.window[a], spec.stride[a], spec.dilation[a], spec.causal[a],
-            spec.q_tile[a], spec.kv_tile[a], spec.kv_tiling == "dynamic").distinct()
-        visited = np.multiply.outer(visited, axis_visited).ravel()
-        clean = np.multiply.outer(clean, axis_clean).ravel()
-        counts = np.multiply.outer(counts, axis_counts_).ravel()
-    q_rows, kv_cols = math.prod(spec.q_tile), math.prod(spec.kv_tile)
-    full = tile_cycles(gpu, dtype, q_rows, kv_cols, head_dim, pipelined=True)
-    edge = tile_cycles(gpu, dtype, q_rows, kv_cols, head_dim, pipelined=True, masked=True)
-    per_q_tile = clean * full["total"] + (visited - clean) * edge["total"] \
-        + gpu.calibration.cta_overhead_cycles
-    ctas = int(counts.sum()) * sequences
-    if ctas >= 2 ** 62:
-        raise GNAError(f"batch {batch} x heads {heads}: {ctas:,} CTAs is more than the model "
-                       "counts (2^62); use a smaller batch or fewer heads")
-    span, _ = makespan(per_q_tile, gpu.sms, persistent=True, counts=counts * sequences)
-    element = BYTES[dtype]
-    hbm = 4 * sequences * tokens * head_dim * element
-    sparse_s = max(span / gpu.clock_hz, hbm / gpu.hbm_bandwidth_bytes_per_s)
+    sizes, parameters, params, groups = tree_inputs(spec, head_dim)
+    sparse = run_tree(gpu, MAPPINGS[len(spec.shape)], sizes, sequences * groups, parameters,
+                      params, dtype)
+    tokens = spec.tokens
+    dense_q, dense_kv = gpu.tiles.fmha[0]
+    dense = run_tree(gpu, "flash-attention-3" if gpu.fmha_pipelined else "flash-attention-2",
+                     {"M": tokens, "P": tokens, "E": head_dim, "F": head_dim}, sequences,
+                     {"TQ": dense_q, "M0": dense_kv}, dtype=dtype)
     permuted = len(spec.shape) > 1 or any(d > 1 for d in spec.dilation)
-    permute_s = 2 * hbm / gpu.hbm_bandwidth_bytes_per_s if permuted else 0.0
+    permute_s = 0.0
+    if permuted:
+        permute_s = float(run_tree(gpu, "token-permute", {"M": tokens, "P": tokens,
+                                                          "E": head_dim, "F": head_dim},
+                                   sequences, dtype=dtype)["latency_s"])
+    dense_s, sparse_s = float(dense["latency_s"]), float(sparse["latency_s"])
     return {"dense_s": dense_s, "sparse_s": sparse_s, "permute_s": permute_s,
             "speedup": dense_s / (sparse_s + permute_s)}
-
-
-def _dense_seconds(gpu: GPU, sequences: int, tokens: int, head_dim: int, dtype: str) -> float:
-    """The GPU's own FMHA on ``sequences`` (batch x heads) of ``tokens``.  Its CTAs are equal,
-    so one sequence's grid gives the CTA time and the whole grid only its wave count."""
-    dense_q, dense_kv = gpu.tiles.fmha[0]
-    one = fmha(gpu, batch=1, heads=1, q_len=tokens, kv_len=tokens, head_dim=head_dim,
-               q_tile=dense_q, kv_tile=dense_kv, pipelined=gpu.fmha_pipelined, dtype=dtype)
-    cycles = np.asarray(one.cta_cycles, dtype=float)
-    span, _ = makespan(cycles[:1], gpu.sms, counts=np.array([cycles.size * sequences]))
-    if not np.all(cycles == cycles[0]):  # not the case for non-causal FMHA; kept exact
-        span, _ = makespan(cycles, gpu.sms, counts=np.full(cycles.size, sequences))
-    memory = one.hbm_bytes * sequences / gpu.hbm_bandwidth_bytes_per_s
-    return max(span / gpu.clock_hz, memory)

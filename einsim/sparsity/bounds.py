@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from einsim.language import ir
+from einsim.sparsity.kernel import gpu_runtimes
 from einsim.sparsity.mask import Mask, SparseMaskError, cascade_mask, resolve_sizes
 from einsim.sparsity.rows import count_rows
 from einsim.sparsity.tiles import TileCounts, check_work, tile_counts
@@ -131,7 +132,8 @@ def _analyze(cascade, q_tile, kv_tile, workload, seq_len, kv_len, hw, sizes,
                               "larger q_tile")
     if sizes is not None and not isinstance(sizes, Mapping):
         raise SparseMaskError(f"sizes {sizes!r:.60}: expected a dict of name to integer")
-    mask = cascade_mask(cascade, resolve_sizes(cascade, M, P, q_tile, kv_tile, sizes))
+    resolved = resolve_sizes(cascade, M, P, q_tile, kv_tile, sizes)
+    mask = cascade_mask(cascade, resolved)
     check_work(mask, P, q_tile, kv_tile)
     gpu = _gpu(hw)
     counts = tile_counts(mask, P, M, q_tile, kv_tile, grid)
@@ -147,7 +149,8 @@ def _analyze(cascade, q_tile, kv_tile, workload, seq_len, kv_len, hw, sizes,
         tile_speedup_bound=dense / visited if visited else math.inf,
         flop_speedup_bound=P * M / attended if attended else math.inf)
     if gpu is not None:
-        sparse_s, dense_s = gpu_runtimes(gpu, counts, q_tile=q_tile, kv_tile=kv_tile,
+        params = {p.name: resolved[p.name] for p in cascade.params}
+        sparse_s, dense_s = gpu_runtimes(gpu, cascade, params, q_tile=q_tile, kv_tile=kv_tile,
                                          seq_len=P, kv_len=M, head_dim=work.E,
                                          sequences=work.B * work.H, dtype=_dtype(work))
         bounds.update(hw=gpu.name, predicted_runtime_s=sparse_s, dense_runtime_s=dense_s,
@@ -213,40 +216,3 @@ def _dtype(work) -> str:
         raise SparseMaskError(f"workload {work.name}: {work.dtype_bytes}-byte elements have no "
                               "tensor-core type in the GPU model (2: fp16, 1: fp8)")
     return names[work.dtype_bytes]
-
-
-def gpu_runtimes(gpu, counts: TileCounts, *, q_tile: int, kv_tile: int, seq_len: int,
-                 kv_len: int, head_dim: int, sequences: int, dtype: str) -> tuple[float, float]:
-    """(sparse, dense) seconds of a FlashAttention-style kernel on ``gpu``: the only use of the
-    GPU model here, so it can be swapped for the loop-tree engine.
-
-    One CTA per (batch, head, Q tile) walks its visited KV tiles; partial tiles (and a visited
-    ragged last KV tile) pay element masking (:func:`hw_models.gpu_sm.tile_cycles` with
-    ``masked=True``); CTAs of unequal lengths go to a persistent scheduler
-    (:func:`hw_models.gpu_sm.makespan`); the kernel cannot beat reading Q, K, V and writing O
-    once.  The dense baseline is the same kernel visiting every tile.
-    """
-    from hw_models.gpu_sm import makespan, tile_cycles
-
-    if counts.q_tiles * sequences >= 2 ** 62:
-        raise SparseMaskError(f"{counts.q_tiles:,} Q tiles x {sequences:,} (batch x heads) "
-                              "CTAs is more than the GPU model counts (2^62)")
-    pipelined = gpu.fmha_pipelined
-    full = tile_cycles(gpu, dtype, q_tile, kv_tile, head_dim, pipelined)["total"]
-    edge = tile_cycles(gpu, dtype, q_tile, kv_tile, head_dim, pipelined, masked=True)["total"]
-    element = {"fp8": 1}.get(dtype, 2)
-    memory = sequences * (2 * seq_len + 2 * kv_len) * head_dim * element \
-        / gpu.hbm_bandwidth_bytes_per_s
-
-    def seconds(visited: np.ndarray, masked: np.ndarray) -> float:
-        shapes, repeats = np.unique(np.stack([visited, masked], axis=1), axis=0,
-                                    return_counts=True)
-        cycles = (shapes[:, 0] - shapes[:, 1]) * full + shapes[:, 1] * edge \
-            + gpu.calibration.cta_overhead_cycles
-        span, _ = makespan(cycles, gpu.sms, persistent=True, counts=repeats * sequences)
-        return max(span / gpu.clock_hz, memory)
-
-    ragged = kv_len % kv_tile != 0
-    masked = counts.partial + (ragged & counts.last_full)
-    every = np.full(counts.q_tiles, counts.kv_tiles, dtype=np.int64)
-    return seconds(counts.visited, masked), seconds(every, np.full_like(every, int(ragged)))
