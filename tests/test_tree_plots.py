@@ -128,12 +128,17 @@ def reports(tmp_path_factory) -> dict:
     decode.write_text(yaml.safe_dump({"name": "decode", "batch": 4, "heads": 8, "head_dim": 128,
                                       "model_dim": 1024, "ffn_dim": 4096, "seq_len": 8,
                                       "kv_len": 4096}))
-    return {p.stem: evaluate_tree(str(p), seq_len=None if p.stem in DECODE else 4096,
-                                  workload=str(decode) if p.stem in DECODE else "bert").best
-            for p in TREE_FILES}
+    def workload(stem: str) -> tuple[str, int | None]:
+        if stem in DECODE:
+            return str(decode), None
+        return GRIDS.get(stem, "bert"), None if stem in GRIDS else 4096
+
+    return {p.stem: evaluate_tree(str(p), workload=workload(p.stem)[0],
+                                  seq_len=workload(p.stem)[1]).best for p in TREE_FILES}
 
 
 DECODE = {"decode-fa2", "flash-decoding", "lean-attention"}
+GRIDS = {"fna-2d": "flux-4k", "fna-3d": "hunyuan-video"}  # image and video token grids
 
 
 @pytest.mark.parametrize("name", [p.stem for p in TREE_FILES])

@@ -224,6 +224,13 @@ class CompiledMapping:
         for node in nodes(self.mapping.root):
             if isinstance(node, Loop) and node.tile.free_symbols:
                 _check_size(f"{node.path}.tile", _numeric(node.tile, values, f"{node.path}.tile"))
+        masked = set(self.counts.densities) | {key[0] for key in self.counts.tile_masks.values()}
+        lacking = sorted({ir.rank_of(v) for source in masked for v in
+                          ir.condition_variables(self.cascade.producers[source].condition)}
+                         - set(values))
+        if lacking:
+            raise MappingError(f"mapping {self.mapping.name}: no value for {', '.join(lacking)} "
+                               "(a rank size the workload lacks)")
         for source in self.counts.densities:
             values[str(density_symbol(source))] = _density(self.cascade, source, values)
         for stem, key in self.counts.tile_masks.items():

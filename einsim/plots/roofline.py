@@ -100,6 +100,9 @@ def roofline_points(hardware: str, workload: str = "bert", seq_len: int | str = 
                 reason = reason or str(error)
                 continue
             point = report_point(found.best, f"{name} ({shape})")
+            if point["flops"] == 0:  # a data movement (the token permute): no roofline place
+                reason = "no arithmetic: a data movement kernel"
+                continue
             points.append({**point, "mapping": name, "shape": shape})
             break
         else:

@@ -58,6 +58,10 @@ class Workload(pydantic.BaseModel):
     seq_len: Length
     kv_len: Length | None = None
     dtype_bytes: count(high=16) = 2
+    token_grid: tuple[Length, ...] | None = pydantic.Field(
+        default=None, min_length=2, max_length=3,
+        description="the tokens as a 2-D or 3-D grid (image, video: x, y[, z]) for "
+                    "multi-dimensional attention; seq_len must be its product")
 
     @property
     def B(self) -> int:
@@ -78,6 +82,14 @@ class Workload(pydantic.BaseModel):
     def _groups_divide(self):
         if self.kv_heads is not None and self.heads % self.kv_heads:
             raise ValueError(f"kv_heads {self.kv_heads} must divide heads {self.heads}")
+        if self.token_grid is not None:
+            tokens = 1
+            for extent in self.token_grid:
+                tokens *= extent
+            if tokens != self.seq_len or self.kv_len not in (None, self.seq_len):
+                raise ValueError(f"token_grid {list(self.token_grid)} holds {tokens:,} tokens: "
+                                 f"seq_len (and kv_len, if given) must be that, not "
+                                 f"{self.seq_len:,}")
         return self
 
     @property
@@ -106,9 +118,13 @@ class Workload(pydantic.BaseModel):
         return self.model_dim
 
     def sizes(self) -> dict[str, int]:
-        """Return the rank sizes ``{"B", "H", "G", "M", "P", "E", "F", "D"}``."""
-        return {"B": self.B, "H": self.H, "G": self.G, "M": self.M, "P": self.P,
-                "E": self.E, "F": self.F, "D": self.D}
+        """Return the rank sizes ``{"B", "H", "G", "M", "P", "E", "F", "D"}``, and with a
+        ``token_grid`` the key and query extents per axis (``MX = PX``, ``MY = PY``, ...)."""
+        sizes = {"B": self.B, "H": self.H, "G": self.G, "M": self.M, "P": self.P,
+                 "E": self.E, "F": self.F, "D": self.D}
+        for axis, extent in zip("XYZ", self.token_grid or ()):
+            sizes[f"M{axis}"] = sizes[f"P{axis}"] = extent
+        return sizes
 
     def with_seq_len(self, n: int | str, kv_len: int | str | None = None) -> Workload:
         """Return a copy with ``seq_len = n`` (``"64K"`` accepted).
