@@ -211,6 +211,38 @@ class LinkedGroup:
                 f'"link": {self.link.model_dump_json()}}}')
 
 
+@dataclass(frozen=True)
+class DevicePair:
+    """Compute devices and memory devices joined by an offload link, as one piece of hardware
+    (kind ``device_group``; attention offloading): named ``COMPUTE:COUNT+MEMORY:COUNT@LINK``
+    (``h100:2+h20:4@roce-400g``; the link defaults to the RoCE preset).  Each group's own
+    devices are joined by their NVLink."""
+
+    compute: DeviceGroup
+    memory: DeviceGroup
+    link: Link
+    kind: str = "device_group"
+
+    def __post_init__(self):
+        for role, group in (("compute", self.compute), ("memory", self.memory)):
+            if not isinstance(group, DeviceGroup):
+                raise SpecError(f"{role} {group!r}: expected a DeviceGroup")
+        if not isinstance(self.link, Link):
+            raise SpecError(f"link {self.link!r}: expected a Link (hw_models.offload.load_link)")
+
+    @property
+    def name(self) -> str:
+        return f"{self.compute.label}+{self.memory.label}@{self.link.name}"
+
+    def model_dump_json(self) -> str:
+        """Identifies the numbers the pair's hierarchy bakes in (a compilation cache key)."""
+        return (f'{{"compute": {self.compute.gpu.model_dump_json()}, '
+                f'"devices": {self.compute.count}, '
+                f'"memory": {self.memory.gpu.model_dump_json()}, '
+                f'"memory_devices": {self.memory.count}, '
+                f'"link": {self.link.model_dump_json()}}}')
+
+
 def is_device_group(name) -> bool:
     """Whether a hardware name means a device group (``GPU:COUNT[@LINK]``)."""
     if not isinstance(name, str):
@@ -219,11 +251,16 @@ def is_device_group(name) -> bool:
     return ":" in head and not head.endswith((".yaml", ".yml"))
 
 
-def load_device_group(name: str) -> LinkedGroup:
-    """``h100:8`` (NVLink) or ``h100:8@roce-400g`` → a :class:`LinkedGroup`."""
+def load_device_group(name: str) -> LinkedGroup | DevicePair:
+    """``h100:8`` (NVLink) or ``h100:8@roce-400g`` → a :class:`LinkedGroup`;
+    ``h100:2+h20:4[@roce-400g]`` → a :class:`DevicePair`."""
     if not is_device_group(name):
         raise SpecError(f"device group {name!r}: expected GPU:COUNT or GPU:COUNT@LINK, e.g. "
-                        "h100:8 or h100:8@roce-400g")
+                        "h100:8 or h100:8@roce-400g, or COMPUTE:COUNT+MEMORY:COUNT@LINK")
     group, _, link = name.strip().partition("@")
+    if "+" in group:
+        compute, _, memory = group.partition("+")
+        return DevicePair(parse_group(compute, "hw"), parse_group(memory, "hw"),
+                          load_link(link) if link else load_link())
     devices = parse_group(group, "hw")
     return LinkedGroup(devices.gpu, devices.count, device_link(devices.gpu, link or NVLINK))

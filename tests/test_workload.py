@@ -126,7 +126,8 @@ def test_invalid_yaml(tmp_path, text, expected):
 def test_sizes_mapping():
     w = Workload(name="x", batch=2, heads=3, head_dim=5, value_dim=7, model_dim=11,
                  ffn_dim=13, seq_len=17, kv_len=19)
-    assert w.sizes() == {"B": 2, "H": 3, "G": 1, "M": 19, "P": 17, "E": 5, "F": 7, "D": 11}
+    assert w.sizes() == {"B": 2, "H": 3, "G": 1, "N": 3, "M": 19, "P": 17, "E": 5, "F": 7,
+                         "D": 11, "I": w.ffn_dim}
 
 
 def test_immutable_and_strict():

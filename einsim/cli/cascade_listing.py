@@ -18,7 +18,7 @@ from pathlib import Path
 _LIBRARY = Path(__file__).resolve().parent.parent / "library"
 
 # BEGIN GENERATED (python -m einsim.cli.cascade_listing --write)
-LISTING: dict = {'digest': 'cbc599b927c642aff9f4',
+LISTING: dict = {'digest': '1bc5d06c299d19a11e2b',
  'rows': [{'name': 'attention-3pass',
            'description': 'Numerically stable softmax attention: global max, exp, sum, divide, '
                           'AV — three passes over M (unfused and FLAT)',
@@ -150,6 +150,15 @@ LISTING: dict = {'digest': 'cbc599b927c642aff9f4',
            'passes_over_m': 1,
            'sequence_rank': 'm',
            'citation': 'Dao et al., Flash-Decoding for long-context inference, 2023'},
+          {'name': 'decode-layer',
+           'description': 'One decoder layer at a decode step for B sequences: Q/K/V '
+                          'projections, grouped-query attention over M cached tokens (online '
+                          'softmax over KV tiles), output projection and a SwiGLU FFN with '
+                          'residuals (what attention offloading splits between devices)',
+           'passes_over_m': 1,
+           'sequence_rank': 'm',
+           'citation': 'Chen et al., Efficient and Economic Large Language Model Inference '
+                       'with Attention Offloading (Lamina), 2024'},
           {'name': 'linear-attention',
            'description': 'Causal kernelized linear attention, phi = elu + 1, computed as '
                           'intra-block masked products plus an inter-block running state '

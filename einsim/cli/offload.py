@@ -41,8 +41,10 @@ OFFLOAD_BATCH = typer.Option("auto", "--batch", help="Batch size or auto.")
 OFFLOAD_LINK = typer.Option("roce-400g", "--link", help="Link preset.")
 OFFLOAD_NO_PIPELINING = typer.Option(False, "--no-pipelining",
                                      help="Do not stagger two micro-batches.")
-OFFLOAD_SCHEDULE = typer.Option("flash-decoding", "--schedule",
-                                help="Decode schedule for attention.")
+OFFLOAD_MAPPING = typer.Option(None, "--mapping",
+                               help="Loop tree of the layer (a mapping of decode-layer; default "
+                                    "attention-offload, or decode-tensor-parallel without "
+                                    "--memory).")
 
 
 @app.command()
@@ -54,20 +56,20 @@ def offload(model: str = OFFLOAD_MODEL,
             batch: str = OFFLOAD_BATCH,
             link: str = OFFLOAD_LINK,
             no_pipelining: bool = OFFLOAD_NO_PIPELINING,
-            schedule: str = OFFLOAD_SCHEDULE,
+            mapping: Optional[str] = OFFLOAD_MAPPING,
             as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Decode throughput and cost of attention offloading against a homogeneous deployment."""
     llm = load_llm(model)
     tokens = parse_seq_len(context)
     offloaded = Deployment(llm, parse_group(compute, "compute"),
                            parse_group(memory, "memory") if memory else None,
-                           load_link(link) if memory else None, not no_pipelining, schedule)
+                           load_link(link) if memory else None, not no_pipelining, mapping)
     result = _run(offloaded, tokens, batch).summary()
     output = {k: result[k] for k in _KEYS}
     output.update(batch=result["batch"], time_split_s=result["time_split_s"],
                   deployment=offloaded.name)
     if baseline:
-        reference = Deployment(llm, parse_group(baseline, "baseline"), schedule=schedule)
+        reference = Deployment(llm, parse_group(baseline, "baseline"))
         other = _run(reference, tokens, "auto").summary()
         output["baseline"] = {k: other[k] for k in _KEYS} | {"batch": other["batch"]}
         output["tokens_per_dollar_ratio"] = (output["tokens_per_dollar"]

@@ -207,7 +207,7 @@ def offload(ctx: typer.Context,
             batch: str = cli_offload.OFFLOAD_BATCH,
             link: str = cli_offload.OFFLOAD_LINK,
             no_pipelining: bool = cli_offload.OFFLOAD_NO_PIPELINING,
-            schedule: str = cli_offload.OFFLOAD_SCHEDULE,
+            mapping: Optional[str] = cli_offload.OFFLOAD_MAPPING,
             out: Path = _OUT, force: bool = _FORCE):
     """Report of ``einsim offload``: time split, tokens per dollar against context."""
     from einsim.workloads import parse_seq_len
@@ -217,15 +217,15 @@ def offload(ctx: typer.Context,
     _check_out(out, force)
     result = _json_of(cli_offload.offload, model=model, context=context, compute=compute,
                       memory=memory, baseline=baseline, batch=batch, link=link,
-                      no_pipelining=no_pipelining, schedule=schedule)
+                      no_pipelining=no_pipelining, mapping=mapping)
     llm, tokens = load_llm(model), parse_seq_len(context)
     deployments = {(f"lamina {compute} + {memory}" if memory else f"homogeneous {compute}"): (
         Deployment(llm, parse_group(compute, "compute"),
                    parse_group(memory, "memory") if memory else None,
-                   load_link(link) if memory else None, not no_pipelining, schedule), batch)}
+                   load_link(link) if memory else None, not no_pipelining, mapping), batch)}
     if baseline:
         deployments[f"homogeneous {baseline}"] = (
-            Deployment(llm, parse_group(baseline, "baseline"), schedule=schedule), "auto")
+            Deployment(llm, parse_group(baseline, "baseline")), "auto")
     summaries = {label: cli_offload._run(d, tokens, b).summary()
                  for label, (d, b) in deployments.items()}
     curve = []

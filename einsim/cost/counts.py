@@ -38,6 +38,7 @@ class KeepInfo:
     parent: "KeepInfo | None" = None
     producing: bool = False
     tile: sympy.Expr = sympy.Integer(0)
+    partials: sympy.Expr = sympy.Integer(1)  # positions each draining a partial result
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Counts:
     messages: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)  # (keep, level)
     compute_cycles: sympy.Expr = sympy.Integer(0)
     latency_s: sympy.Expr = sympy.Integer(0)
+    branches: dict[str, sympy.Expr] = field(default_factory=dict)  # branch path -> seconds
     densities: tuple[str, ...] = ()
     # GPU block-sparse masks: symbol stem -> (mask source, query variables, Q tile, KV tile)
     tile_masks: dict[str, tuple] = field(default_factory=dict)

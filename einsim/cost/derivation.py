@@ -178,12 +178,17 @@ class Derivation(GridSemantics):
                 output = self.relevant(info.tensor,
                                        self.view.einsums[info.tensor].write.variables)
                 shared = [l for l in info.loops if l.spatial and l.variable not in output]
-                if shared:
+                above = len(info.parent.loops) if info.parent is not None else None
+                if shared and above is not None and all(l in info.loops[above:] for l in shared):
+                    # each position drains its partial result; they meet at the parent keep
+                    info.partials = sympy.Mul(*(l.trips * l.fanout for l in shared))
+                elif shared:
                     raise MappingError(
                         f"{info.path}: keeps {info.label} below spatial node {shared[0].path}, "
                         f"whose {shared[0].variable} does not index {info.label}: partial results"
                         f" across its positions would have no place to meet; keep "
-                        f"{info.label} above that spatial node (reduced in the network)")
+                        f"{info.label} above that spatial node (reduced in the network), or "
+                        f"at a level above it too (each position's partial drains there)")
             accesses = self._accesses_below(info)
             if not accesses:
                 raise MappingError(f"{info.path}: keeps {info.label}, but no Einsum below reads "
@@ -366,12 +371,13 @@ class Derivation(GridSemantics):
                 if info.producing else relevant
             per_instance = [replace(l, fanout=sympy.Integer(1)) for l in info.loops]
             moves = self._changes(per_instance, changed) * parent.level.remote_fraction
-            key = (info.path, parent.level.name)  # the tiles of one keep node move together
+            # the tiles one keep node fills move together, and those it drains (later) too
+            key = (info.path, parent.level.name, info.producing)
             self.counts.messages[key] = _max(self.counts.messages.get(key, 0), moves)
         if info.producing:
             einsum = self.view.einsums[info.tensor]
             output = self.relevant(info.tensor, einsum.write.variables)
-            drains = info.tile * self._changes(info.loops, output)
+            drains = info.tile * self._changes(info.loops, output) * info.partials
             refills = drains - info.tile * self._distinct(info.loops, output)
             self._access("reads", info.level.name, info.tensor, drains, info.path)
             self._access("writes", parent.level.name, info.tensor, drains, info.path)
@@ -475,6 +481,9 @@ class Derivation(GridSemantics):
             elif isinstance(node, Branch):
                 parts = [self._time(child, f"{node.path}.{node.kind}[{k}]", iterations, extents,
                                     memory_bound) for k, child in enumerate(node.children)]
+                if memory_bound:  # each branch's own time, for reports that split a step
+                    for k, part in enumerate(parts):
+                        self.counts.branches[f"{node.path}.{node.kind}[{k}]"] = part
                 if node.kind == "sequence":
                     return _max(sympy.Add(*parts), memory)
                 self._check_disjoint_units(node)

@@ -33,53 +33,104 @@ from einsim.cost.hierarchy import Hierarchy, Level, Unit
 from einsim.errors import MappingError, SpecError
 from hw_models.gpu_sm import size_argument
 
-WORD_BYTES = 2  # FP16/BF16 operands
+WORD_BYTES = 2  # FP16/BF16 operands (FP8: 1)
 AXIS = "devices"
+MEMORY_AXIS = "memory_devices"  # the memory group's devices, attention offloading
 _FP32_ACTIONS = ("add", "max", "mul", "mac")
 
 
 def device_hierarchy(group, dtype: str = "fp16") -> Hierarchy:
-    """The hierarchy of a :class:`hw_models.offload.LinkedGroup`."""
+    """The hierarchy of a :class:`hw_models.offload.LinkedGroup` (or of a
+    :class:`~hw_models.offload.DevicePair`: :func:`pair_hierarchy`)."""
+    from hw_models.offload import DevicePair
+
+    if isinstance(group, DevicePair):
+        return pair_hierarchy(group, dtype)
     gpu, devices, link = group.gpu, group.devices, group.link
-    sms = gpu.sms
-    tensor_macs = sms * gpu.tensor_rate(dtype) / 2 * gpu.calibration.tensor_efficiency
-    lanes = sms * gpu.fp32_per_clock_per_sm
-    sfu = sms * gpu.exp_per_clock_per_sm
     count = symbol(AXIS)  # a symbol: one compiled tree serves every group size
-    axes = {AXIS: count}
+    word = _word_bytes(dtype)
+    units, levels = _group(gpu, AXIS, "", dtype, 1.0)
+    levels = {"link": Level("link", 32 / word, 0.0, 0.0,
+                            bandwidth_bytes_per_s=sympy.Float(link.bandwidth_bytes_per_s) * count,
+                            remote_fraction=(count - 1) / count,
+                            message_latency_s=float(link.round_trip_s)), **levels}
+    return Hierarchy(group.name, "device_group", levels, units, symbol("clock_hz"), word,
+                     {"clock_hz": gpu.clock_hz, AXIS: devices}, None,
+                     float(gpu.power_w) * devices, "hbm", None, multicast=False)
+
+
+def pair_hierarchy(pair, dtype: str = "fp16") -> Hierarchy:
+    """Attention offloading's hardware: the compute group as :func:`device_hierarchy` names
+    it (axis ``devices``, units ``tensor_core``..., levels ``link`` — its NVLink — ``hbm`` and
+    ``sram``), the memory group the same with the prefix ``memory.`` (axis
+    ``memory_devices``), and ``offload``, the link between the groups.
+
+    A tensor kept at ``offload`` is written by one group and read by the other, so each
+    crossing counts twice: the level's bandwidth is twice the link's (over min(compute,
+    memory) lanes), and each move waits a quarter of the link's round trip (a round trip is
+    two crossings of two moves).  The engine runs on the compute devices' clock: the memory
+    devices' rates are scaled to it."""
+    compute, memory, link = pair.compute, pair.memory, pair.link
+    word = _word_bytes(dtype)
+    units, levels = _group(compute.gpu, AXIS, "", dtype, 1.0)
+    count, remote = symbol(AXIS), symbol(MEMORY_AXIS)
+    nvlink = {"link": Level("link", 32 / word, 0.0, 0.0,
+                            bandwidth_bytes_per_s=sympy.Float(compute.gpu.nvlink_bytes_per_s)
+                            * count, remote_fraction=(count - 1) / count)}
+    scale = memory.gpu.clock_hz / compute.gpu.clock_hz
+    memory_units, memory_levels = _group(memory.gpu, MEMORY_AXIS, "memory.", dtype, scale)
+    lanes = sympy.Min(count, remote)
+    offload = Level("offload", 32 / word, 0.0, 0.0,
+                    bandwidth_bytes_per_s=2 * sympy.Float(link.bandwidth_bytes_per_s) * lanes,
+                    message_latency_s=float(link.round_trip_s) / 4)
+    power = float(compute.gpu.power_w) * compute.count + float(memory.gpu.power_w) * memory.count
+    return Hierarchy(pair.name, "device_group",
+                     {"offload": offload, **nvlink, **levels, **memory_levels},
+                     {**units, **memory_units}, symbol("clock_hz"), word,
+                     {"clock_hz": compute.gpu.clock_hz, AXIS: compute.count,
+                      MEMORY_AXIS: memory.count}, None, power, "hbm", None, multicast=False)
+
+
+def _word_bytes(dtype: str) -> int:
+    """Bytes per operand: one for FP8, else two (FP16/BF16)."""
+    return 1 if dtype == "fp8" else WORD_BYTES
+
+
+def _group(gpu, axis: str, prefix: str, dtype: str, scale: float):
+    """(units, levels ``hbm`` and ``sram``) of a group of ``gpu`` spread over ``axis``: one PE
+    per device at its aggregate rate per clock (× ``scale`` for another clock)."""
+    sms, word = gpu.sms, _word_bytes(dtype)
+    tensor_macs = sms * gpu.tensor_rate(dtype) / 2 * gpu.calibration.tensor_efficiency * scale
+    lanes = sms * gpu.fp32_per_clock_per_sm * scale
+    sfu = sms * gpu.exp_per_clock_per_sm * scale
+    count = symbol(axis)
+    axes = {axis: count}
 
     def unit(name: str, actions: dict[str, str], rates: dict[str, float],
              op_costs: dict | None = None) -> Unit:
-        return Unit(name, dict(axes), {a: 0.0 for a in actions}, actions, op_costs or {},
-                    {k: sympy.Float(v) for k, v in rates.items()})
+        return Unit(prefix + name, dict(axes), {a: 0.0 for a in actions}, actions,
+                    op_costs or {}, {k: sympy.Float(v) for k, v in rates.items()})
 
     fp32_actions = {a: "fp32" for a in _FP32_ACTIONS}
-    units = {
-        "tensor_core": unit("tensor_core", {"mac": "tensor"}, {"tensor": tensor_macs}),
-        "exp_unit": unit("exp_unit", {"exp": "sfu", "divide": "sfu", **fp32_actions},
-                         {"sfu": sfu, "fp32": lanes}, {"div": {"divide": 1, "mul": 1}}),
-        "fp32": unit("fp32", {**fp32_actions, "divide": "sfu"}, {"fp32": lanes, "sfu": sfu},
-                     {"div": {"divide": 1, "mul": 1}}),
-    }
-    burst = 32 / WORD_BYTES
-    remote = (count - 1) / count
-    levels = {
-        "link": Level("link", burst, 0.0, 0.0,
-                      bandwidth_bytes_per_s=sympy.Float(link.bandwidth_bytes_per_s) * count,
-                      remote_fraction=remote, message_latency_s=float(link.round_trip_s)),
-        "hbm": Level("hbm", burst, 0.0, 0.0,
-                     capacity_words=sympy.Integer(int(gpu.hbm_bytes // WORD_BYTES)),
-                     bandwidth_bytes_per_s=sympy.Float(gpu.hbm_bandwidth_bytes_per_s) * count,
-                     per_instance=True),
-        "sram": Level("sram", 1, 0.0, 0.0,
-                      capacity_words=sympy.Integer(
-                          sms * (gpu.shared_memory_bytes_per_sm + gpu.register_bytes_per_sm)
-                          // WORD_BYTES),
-                      per_instance=True),
-    }
-    return Hierarchy(group.name, "device_group", levels, units, symbol("clock_hz"), WORD_BYTES,
-                     {"clock_hz": gpu.clock_hz, AXIS: devices}, None,
-                     float(gpu.power_w) * devices, "hbm", None, multicast=False)
+    units = [
+        unit("tensor_core", {"mac": "tensor"}, {"tensor": tensor_macs}),
+        unit("exp_unit", {"exp": "sfu", "divide": "sfu", **fp32_actions},
+             {"sfu": sfu, "fp32": lanes}, {"div": {"divide": 1, "mul": 1}}),
+        unit("fp32", {**fp32_actions, "divide": "sfu"}, {"fp32": lanes, "sfu": sfu},
+             {"div": {"divide": 1, "mul": 1}}),
+    ]
+    levels = [
+        Level(prefix + "hbm", 32 / word, 0.0, 0.0,
+              capacity_words=sympy.Integer(int(gpu.hbm_bytes // word)),
+              bandwidth_bytes_per_s=sympy.Float(gpu.hbm_bandwidth_bytes_per_s) * count,
+              per_instance=True),
+        Level(prefix + "sram", 1, 0.0, 0.0,
+              capacity_words=sympy.Integer(
+                  sms * (gpu.shared_memory_bytes_per_sm + gpu.register_bytes_per_sm)
+                  // word),
+              per_instance=True),
+    ]
+    return {u.name: u for u in units}, {l.name: l for l in levels}
 
 
 # ------------------------------------------------- a tree on a group: step, compute, communication

@@ -71,6 +71,8 @@ class CompiledMapping:
                     entries.append((("kernel", number, name), expr))
         entries.append((("compute_cycles",), counts.compute_cycles))
         entries.append((("latency_s",), counts.latency_s))
+        for path, expr in counts.branches.items():
+            entries.append((("branch_s", path), expr))
         for level in hierarchy.levels.values():
             if level.capacity_words is not None:
                 entries.append((("capacity", level.name), level.capacity_words))
@@ -137,9 +139,13 @@ class CompiledMapping:
         return keys, expressions
 
     def copies(self, values: Mapping[str, object], copies):
-        """Independent copies of the cascade: batch × heads, or batch × key/value heads for a
-        cascade whose rank G holds the query heads sharing one (grouped-query attention)."""
-        return copies / values["G"] if "G" in self.symbol_names else copies
+        """Independent copies of the cascade: the workload's batch × heads, less what the
+        cascade iterates itself — its rank ``B`` (the batch), ``N`` (key/value heads) and
+        ``G`` (query heads sharing one: grouped-query attention)."""
+        for rank in ("B", "N", "G"):
+            if rank in self.symbol_names:
+                copies = copies / values[rank]
+        return copies
 
     def summary(self, values: Mapping[str, object], copies, specialize: bool = False
                 ) -> dict[str, object]:
@@ -359,7 +365,7 @@ class CompiledMapping:
 
 def _messages(counts, level: str) -> sympy.Expr:
     """Moves of tiles from or to ``level`` per instance, over every keep node."""
-    return sympy.Add(*(n for (_, name), n in counts.messages.items() if name == level))
+    return sympy.Add(*(n for (_, name, _), n in counts.messages.items() if name == level))
 
 
 def _check_size(where: str, value) -> None:

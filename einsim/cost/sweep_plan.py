@@ -130,15 +130,22 @@ class PlanEngine:
 
     # ---------------------------------------------------------------------------- outputs
 
+    def copies(self, values, copies):
+        """As :meth:`einsim.cost.engine.CompiledMapping.copies`."""
+        for rank in ("B", "N", "G"):
+            if rank in self.symbols:
+                copies = copies / values[rank]
+        return copies
+
     def summary(self, values, copies, specialize: bool = False) -> dict:
         """As :meth:`einsim.cost.engine.CompiledMapping.summary`."""
-        return summary_table(self.summary_keys,
-                             self.program(*(values[n] for n in self.symbols), copies))
+        return summary_table(self.summary_keys, self.program(
+            *(values[n] for n in self.symbols), self.copies(values, copies)))
 
     def reasons(self, values, copies) -> list[str]:
         """Per point, why it does not fit (as the engine's ``reasons(raw(values))``)."""
-        raw = dict(zip(self.capacity_keys,
-                       self.capacity(*(values[n] for n in self.symbols), copies)))
+        raw = dict(zip(self.capacity_keys, self.capacity(
+            *(values[n] for n in self.symbols), self.copies(values, copies))))
         return capacity_reasons(raw, self.name, self.hardware_name, lambda _: self.word_bytes)
 
     # ---------------------------------------------------------------------------- domains

@@ -1,20 +1,22 @@
-"""Attention offloading for LLM decode (Lamina) and the homogeneous deployment it competes with.
+"""Attention offloading for LLM decode (Lamina) and the homogeneous deployment it competes with,
+as loop trees on the engine (DESIGN.md §9).
 
-One decode iteration runs every layer once for a batch of sequences:
+One decode iteration runs every layer once for a batch of sequences.  A layer is the
+``decode-layer`` cascade (Q/K/V projections, grouped-query attention over the KV cache, output
+projection, SwiGLU FFN) and its mapping is data:
 
-* **non-attention** (projections, FFN) on the compute devices, tensor-parallel: the time to
-  stream the layer's weights from HBM or to do its FLOPs at this batch, whichever is longer,
-  plus two all-reduces over NVLink;
-* **attention** from the decode schedule's loop tree on the cost engine
-  (:func:`einsim.kernels.decode.estimate`: ``mappings/flash-decoding.yaml`` by default) on one
-  device holding the KV cache, partitioned by KV head — each device runs ``ceil(kv_heads / N)``
-  KV heads of the whole batch as the engine's copies — the memory devices for ``lamina``, the
-  compute devices themselves for ``homogeneous``;
-* **link** (lamina): queries, new keys and values go to the memory devices and attention
-  outputs come back, once per layer, plus the round trip.
+* ``mappings/decode-tensor-parallel`` — the homogeneous deployment: tensor-parallel over the
+  compute devices joined by NVLink (``GPU:COUNT``), each device holding its key/value heads'
+  weights and KV cache; the layer's two all-reduces go through the link level;
+* ``mappings/attention-offload`` — Lamina: the same projections and FFN on the compute
+  devices, the KV cache and attention on the memory devices, the new token's queries, keys,
+  values and the attention outputs across the offload link (``COMPUTE:COUNT+MEMORY:COUNT@LINK``,
+  :func:`einsim.cost.device_hierarchy.pair_hierarchy`).  Staggered pipelining is the tree's
+  micro-batch loop (``BM = ceil(B / 2)``: two micro-batches in a pipeline, each streaming the
+  weights once; ``BM = B``: none).
 
-Lamina's staggered pipelining splits the batch into two micro-batches so each side works on
-one while the other crosses the link; it pays for streaming the weights twice.
+What stays code here is capacity arithmetic (the largest batch whose KV cache fits) and the
+economics (tokens per dollar).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from dataclasses import dataclass, field
 from einsim.errors import EinsimError
 from hw_models.gpu_sm import size_argument
 from hw_models.offload import LLM, DeviceGroup, Link, load_link
-from einsim.kernels.decode import SCHEDULES, estimate
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Deployment:
     memory: DeviceGroup | None = None
     link: Link | None = None
     pipelined: bool = True
-    schedule: str = "flash-decoding"
+    mapping: str | None = None  # the layer's loop tree (default: MAPPINGS by deployment)
     memory_fraction: float = 0.9
 
     def __post_init__(self):
@@ -48,9 +49,13 @@ class Deployment:
             if not isinstance(value, kind):
                 raise EinsimError(f"{name} {value!r}: expected "
                                   f"{getattr(kind, '__name__', 'a ' + name)}")
-        if self.schedule not in SCHEDULES:
-            raise EinsimError(f"schedule {self.schedule!r}: expected one of "
-                              f"{', '.join(SCHEDULES)}")
+        if self.mapping is not None:
+            from einsim.cost.tree import load_mapping_tree
+
+            tree = load_mapping_tree(self.mapping)
+            if tree.cascade != "decode-layer":
+                raise EinsimError(f"mapping {tree.name}: runs cascade {tree.cascade}; a "
+                                  "deployment's tree maps decode-layer")
         fraction = self.memory_fraction
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
                 or not 0 < fraction <= 1:
@@ -127,39 +132,70 @@ def max_batch(deployment: Deployment, context: int) -> int:
     return batch
 
 
-def _non_attention_s(deployment: Deployment, batch: float) -> float:
-    model, group = deployment.model, deployment.compute
-    gpu, devices = group.gpu, group.count
-    params = model.attention_weights_per_layer + model.ffn_weights_per_layer
-    stream = params * model.bytes_per_value / devices / gpu.hbm_bandwidth_bytes_per_s
+MAPPINGS = {"homogeneous": "decode-tensor-parallel", "lamina": "attention-offload"}
+"""The loop tree of each deployment (``mappings/``)."""
+
+
+def _layer(deployment: Deployment, batch: int, context: int) -> dict:
+    """One layer's step on the engine: its time, the split, and the bytes over the link."""
+    from einsim import library
+    from einsim.cost.device_hierarchy import device_hierarchy
+    from einsim.cost.engine import Problem, compiled
+    from einsim.cost.tree import load_mapping_tree, leaves
+    from hw_models.offload import DevicePair, LinkedGroup, device_link, load_link
+
+    model, compute = deployment.model, deployment.compute
     dtype = "fp16" if model.bytes_per_value == 2 else "fp8"
-    compute = 2 * batch * params / devices / (gpu.peak_flops(dtype)
-                                              * gpu.calibration.tensor_efficiency)
-    reduce = 0.0
-    if devices > 1:  # two ring all-reduces of the hidden state per layer
-        message = batch * model.hidden * model.bytes_per_value
-        reduce = 2 * 2 * (devices - 1) / devices * message / gpu.nvlink_bytes_per_s
-    return max(stream, compute) + reduce
-
-
-def _attention_s(deployment: Deployment, batch: int, context: int) -> float:
-    model = deployment.model
-    group = deployment.memory or deployment.compute
-    kv_heads = math.ceil(model.kv_heads / group.count)  # partitioned by KV head
-    heads = kv_heads * (model.heads // model.kv_heads)
-    return estimate(group.gpu, deployment.schedule, batch=batch, heads=heads,
-                    kv_heads=kv_heads, head_dim=model.head_dim, context=context).latency_s
-
-
-def _link(deployment: Deployment, batch: float) -> tuple[float, float]:
-    """(seconds, bytes) of one layer's exchange with the memory devices."""
     if deployment.memory is None:
-        return 0.0, 0.0
-    model, link = deployment.model, deployment.link
-    values = batch * model.head_dim * (2 * model.heads + 2 * model.kv_heads)  # q, k, v out; o in
-    data = values * model.bytes_per_value
-    lanes = min(deployment.compute.count, deployment.memory.count)
-    return data / (link.bandwidth_bytes_per_s * lanes) + link.round_trip_s, data
+        hardware = LinkedGroup(compute.gpu, compute.count, device_link(compute.gpu))
+    else:
+        hardware = DevicePair(compute, deployment.memory, deployment.link or load_link())
+    tree = load_mapping_tree(deployment.mapping or MAPPINGS[deployment.name])
+    cascade = library.load(tree.cascade)
+    engine = compiled(cascade, tree, device_hierarchy(hardware, dtype),
+                      hardware.model_dump_json() + dtype)
+    sizes = {"D": model.hidden, "N": model.kv_heads, "G": model.heads // model.kv_heads,
+             "E": model.head_dim, "F": model.head_dim, "I": model.ffn, "B": batch,
+             "M": context, "P": 1}
+    parameters = {}
+    if "BM" in tree.parameters:
+        pipelined = deployment.pipelined and batch >= 2
+        parameters["BM"] = math.ceil(batch / 2) if pipelined else batch
+    copies = batch * model.heads
+    metrics = engine.metrics(engine.values(Problem("decode-layer", sizes, copies, context),
+                                           parameters), copies)
+    if not metrics["feasible"]:
+        raise EinsimError(f"{deployment.name} deployment, batch {batch}: {metrics['reason']}")
+    raw = metrics["raw"]
+    branches = {key[1]: float(value) for key, value in raw.items() if key[0] == "branch_s"}
+    # the attention: the innermost branch holding every leaf that reads the KV cache
+    cache = {leaf.nodes[-1].path for leaf in leaves(tree.root)
+             if {"KC", "VC"} & {a.tensor for a in cascade.producers[leaf.einsum].inputs}}
+    holding = [path for path in branches
+               if all(p == path or p.startswith(path + ".") or p.startswith(path + "[")
+                      for p in cache)]
+    attention = max(holding, key=len)
+    memory_s = branches[attention]
+    latency = float(metrics["latency_s"])
+    parent = attention[:attention.rindex(".pipeline[")] if ".pipeline[" in attention else None
+    if parent is not None:  # the other side of the pipeline
+        compute_s = sum(t for path, t in branches.items()
+                        if path.startswith(parent + ".pipeline[") and path != attention
+                        and path.count("[") == attention.count("["))
+    else:
+        compute_s = max(latency - memory_s, 0.0)
+    link_s, link_bytes = 0.0, 0.0
+    if deployment.memory is not None:
+        level = engine.hardware.levels["offload"]
+        words = sum(float(v) for k, v in raw.items() if k[0] in ("reads", "writes")
+                    and k[1] == "offload")
+        crossing = words * engine.hardware.word_bytes  # each crossing is counted twice
+        link_s = crossing / float(level.bandwidth_bytes_per_s.subs(
+            {s: engine.hardware.values[str(s)] for s in level.bandwidth_bytes_per_s.free_symbols}))
+        link_s += float(raw.get(("messages", "offload"), 0.0)) * level.message_latency_s
+        link_bytes = crossing / 2
+    return {"latency_s": latency, "compute_s": compute_s, "memory_s": memory_s,
+            "link_s": link_s, "link_bytes": link_bytes}
 
 
 def iteration(deployment: Deployment, batch: int, context: int) -> Iteration:
@@ -170,25 +206,13 @@ def iteration(deployment: Deployment, batch: int, context: int) -> Iteration:
     if not 1 <= batch <= limit:
         raise EinsimError(f"batch {batch}: must be between 1 and the largest that fits, {limit}")
     layers = deployment.model.layers
+    step = _layer(deployment, batch, context)
     pipelined = deployment.pipelined and deployment.memory is not None and batch >= 2
-    if pipelined:
-        half = batch / 2
-        compute = _non_attention_s(deployment, half)
-        attention = _attention_s(deployment, math.ceil(half), context)
-        link, data = _link(deployment, half)
-        per_layer = max(2 * compute, 2 * attention, 2 * link,
-                        compute + link + attention)  # a micro-batch's own path
-        split = (2 * compute, 2 * link, 2 * attention)
-        data *= 2
-    else:
-        compute = _non_attention_s(deployment, batch)
-        attention = _attention_s(deployment, batch, context)
-        link, data = _link(deployment, batch)
-        per_layer = compute + link + attention
-        split = (compute, link, attention)
-    return Iteration(batch, context, layers * per_layer, layers * split[0], layers * split[1],
-                     layers * split[2], limit, layers * data, deployment.cost_per_hour,
-                     {"pipelined": pipelined, "deployment": deployment.name})
+    return Iteration(batch, context, layers * step["latency_s"], layers * step["compute_s"],
+                     layers * step["link_s"], layers * step["memory_s"], limit,
+                     layers * step["link_bytes"], deployment.cost_per_hour,
+                     {"pipelined": pipelined, "deployment": deployment.name,
+                      "mapping": deployment.mapping or MAPPINGS[deployment.name]})
 
 
 def best_batch(deployment: Deployment, context: int) -> Iteration:

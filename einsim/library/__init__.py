@@ -121,6 +121,14 @@ _ENTRIES = [
            "softmax over the KV tiles of each split, then an associative merge of the splits' "
            "states", "Dao et al., Flash-Decoding for long-context inference, 2023",
            references.attention, {"P": 4, "M": 1000, "M1": 3, "M0": 32}),
+    _entry("decode-layer", "One decoder layer at a decode step for B sequences: Q/K/V "
+           "projections, grouped-query attention over M cached tokens (online softmax over KV "
+           "tiles), output projection and a SwiGLU FFN with residuals (what attention "
+           "offloading splits between devices)", "Chen et al., Efficient and Economic Large "
+           "Language Model Inference with Attention Offloading (Lamina), 2024",
+           references.decode_layer,
+           {"D": 12, "N": 2, "G": 3, "E": 4, "F": 4, "I": 10, "B": 3, "M": 50, "P": 1,
+            "M0": 16}),
     _entry("linear-attention", "Causal kernelized linear attention, phi = elu + 1, computed as "
            "intra-block masked products plus an inter-block running state (Lightning "
            "Attention-2)", "Qin et al., Lightning Attention-2, 2024; Katharopoulos et al., "

@@ -34,6 +34,7 @@ __all__ = [
     "gna_attention_2d",
     "gna_attention_3d",
     "token_permute",
+    "decode_layer",
     "causal_linear_attention",
     "attention_scan",
     "REFERENCES",
@@ -300,6 +301,31 @@ def token_permute(inputs: dict[str, np.ndarray], sizes: dict[str, float]) -> dic
     """A layout change, so the identity on values: ``QP, KP, VP = Q, K, V`` and ``O = AV``."""
     copies = {"QP": "Q", "KP": "K", "VP": "V", "O": "AV"}
     return {out: np.asarray(inputs[source], dtype=np.float64) for out, source in copies.items()}
+
+
+def decode_layer(inputs: dict[str, np.ndarray], sizes: dict[str, float]) -> dict[str, np.ndarray]:
+    """One decoder layer at a decode step: ``X`` (D, B) through Q/K/V projections, grouped-query
+    attention of each query head over its key/value head's cache ``KC``, ``VC`` (E|F, N, M, B),
+    the output projection plus residual and a SwiGLU FFN plus residual.  Returns the new
+    token's ``KN``, ``VN`` and the layer output ``Z``."""
+    x = np.asarray(inputs["X"], dtype=np.float64)
+    w = {k: np.asarray(inputs[k], dtype=np.float64)
+         for k in ("WQ", "WK", "WV", "WO", "WG", "WU", "WDN", "KC", "VC")}
+    queries = np.einsum("db,dnge->ngeb", x, w["WQ"])
+    outputs = np.zeros((queries.shape[0], queries.shape[1], w["VC"].shape[0], x.shape[1]))
+    for n in range(queries.shape[0]):
+        for b in range(x.shape[1]):
+            keys, values = w["KC"][:, n, :, b], w["VC"][:, n, :, b]  # (E, M), (F, M)
+            query = queries[n, :, :, b].T                          # (E, G)
+            outputs[n, :, :, b] = masked_attention(query, keys, values,
+                                                   np.ones((keys.shape[1], query.shape[1]),
+                                                           dtype=bool)).T
+    residual = x + np.einsum("ngfb,ngfd->db", outputs, w["WO"])
+    gate, up = residual.T @ w["WG"], residual.T @ w["WU"]            # (B, I)
+    hidden = gate / (1.0 + np.exp(-gate)) * up
+    return {"KN": np.einsum("db,dne->neb", x, w["WK"]),
+            "VN": np.einsum("db,dnf->nfb", x, w["WV"]),
+            "Z": residual + (hidden @ w["WDN"]).T}
 
 
 # --------------------------------------------------------------------------

@@ -118,10 +118,11 @@ class Workload(pydantic.BaseModel):
         return self.model_dim
 
     def sizes(self) -> dict[str, int]:
-        """Return the rank sizes ``{"B", "H", "G", "M", "P", "E", "F", "D"}``, and with a
-        ``token_grid`` the key and query extents per axis (``MX = PX``, ``MY = PY``, ...)."""
-        sizes = {"B": self.B, "H": self.H, "G": self.G, "M": self.M, "P": self.P,
-                 "E": self.E, "F": self.F, "D": self.D}
+        """Return the rank sizes ``{"B", "H", "G", "N", "M", "P", "E", "F", "D", "I"}`` (``N``
+        key/value heads, ``I`` the FFN width), and with a ``token_grid`` the key and query
+        extents per axis (``MX = PX``, ``MY = PY``, ...)."""
+        sizes = {"B": self.B, "H": self.H, "G": self.G, "N": self.H // self.G, "M": self.M,
+                 "P": self.P, "E": self.E, "F": self.F, "D": self.D, "I": self.ffn_dim}
         for axis, extent in zip("XYZ", self.token_grid or ()):
             sizes[f"M{axis}"] = sizes[f"P{axis}"] = extent
         return sizes
