@@ -1,5 +1,7 @@
-"""GPU trees on the engine: time per evaluation (compiled once, then one point) and per mapper
-search, for the FlashAttention trees, the decode schedules and the GPU tree mapper.
+"""GPU and device trees on the engine: time per evaluation (compiled once, then one point) and
+per mapper search, for the FlashAttention trees, the decode schedules, fused neighborhood
+attention (with its dense baseline and token permute), attention offloading and the GPU tree
+mapper.
 
 Run ``python benchmarks/gpu_trees.py [--json]`` from the repository root.
 """
@@ -38,6 +40,33 @@ def run() -> list[dict]:
     for schedule in ("fa2", "flash-decoding", "lean"):
         rows.append({"what": f"decode {schedule} on h100", "evaluation_ms": 1e3 * median_of(
             lambda: estimate(h100, schedule, batch=8, heads=32, head_dim=128, context=32768))})
+    from einsim.gna import problem
+    from einsim.kernels.fna import predict, supported_tiles
+
+    for shape, window in (((32768,), (2048,)), ((256, 256), (80, 80)),
+                          ((30, 48, 80), (18, 24, 24))):
+        q, kv = supported_tiles(h100, len(shape))[0]
+        spec = problem(shape, window, q, kv)
+        started = time.perf_counter()
+        predict(h100, spec, heads=24, head_dim=128)
+        first = time.perf_counter() - started
+        rows.append({"what": f"FNA {len(shape)}-D {'x'.join(map(str, shape))} on h100",
+                     "first_s": first, "evaluation_ms": 1e3 * median_of(
+                         lambda: predict(h100, spec, heads=24, head_dim=128))})
+    from einsim.kernels.lamina import Deployment, best_batch, iteration
+    from hw_models.offload import load_link, load_llm, parse_group
+
+    llm = load_llm("llama3-70b")
+    for label, deployment in (
+            ("lamina h100:2+h20:4", Deployment(llm, parse_group("h100:2", "compute"),
+                                              parse_group("h20:4", "memory"), load_link())),
+            ("homogeneous h100:4", Deployment(llm, parse_group("h100:4", "compute")))):
+        started = time.perf_counter()
+        iteration(deployment, 8, 32768)
+        first = time.perf_counter() - started
+        rows.append({"what": f"offload {label}", "first_s": first,
+                     "evaluation_ms": 1e3 * median_of(lambda: iteration(deployment, 8, 32768)),
+                     "best_batch_ms": 1e3 * median_of(lambda: best_batch(deployment, 32768))})
     for cascade in ("attention-1pass", "examples/sigmoid_attention.einsum",
                     "causal-attention-1pass"):
         started = time.perf_counter()

@@ -260,7 +260,11 @@ def load_device_group(name: str) -> LinkedGroup | DevicePair:
     group, _, link = name.strip().partition("@")
     if "+" in group:
         compute, _, memory = group.partition("+")
-        return DevicePair(parse_group(compute, "hw"), parse_group(memory, "hw"),
+        if not compute.strip() or not memory.strip() or "+" in memory:
+            raise SpecError(f"device pair {name!r}: expected COMPUTE:COUNT+MEMORY:COUNT[@LINK], "
+                            "e.g. h100:2+h20:4@roce-400g")
+        return DevicePair(parse_group(compute.strip(), "compute"),
+                          parse_group(memory.strip(), "memory"),
                           load_link(link) if link else load_link())
     devices = parse_group(group, "hw")
     return LinkedGroup(devices.gpu, devices.count, device_link(devices.gpu, link or NVLINK))

@@ -111,7 +111,8 @@ def test_plans_equal_sympy_on_every_library_mapping(mapping, hardware):
         function = sympy.lambdify(engine.symbols + [sympy.Symbol("copies", positive=True)],
                                   engine._summary_expressions_list, "numpy")
         with np.errstate(all="ignore"):
-            reference = function(*(values[k] for k in engine.symbol_names), problem.copies)
+            reference = function(*(values[k] for k in engine.symbol_names),
+                                 engine.copies(values, problem.copies))
             summary = variant.summary(values, problem.copies)
         assert variant.summary_keys == engine.summary_keys
         for key, want in zip(engine.summary_keys, reference):

@@ -276,7 +276,7 @@ def test_every_library_cascade_is_covered():
         "attention-3pass", "attention-2pass", "attention-2pass-tiled", "attention-1pass",
         "fusemax", "causal-attention-3pass", "causal-attention-2pass",
         "causal-attention-1pass", "causal-fusemax", "attention-naive", "gna", "gna-2d", "gna-3d",
-        "gna-2d-tiles", "gna-3d-tiles", "token-permute",
+        "gna-2d-tiles", "gna-3d-tiles", "token-permute", "decode-layer",
         "decode-split", "decode-split-online", "gqa-attention-1pass", "linear-attention", "linear-attention-lasp2",
         "attention-scan"}
 

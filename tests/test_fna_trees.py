@@ -133,3 +133,32 @@ def test_sliding_windows_pay_for_masking_blocked_ones_do_not(stride):
                         stride=(stride, stride))
     assert result["sparse_s"] > 0
     assert result["dense_s"] / result["sparse_s"] < counts.tile_upper_bound
+
+
+def test_grid_nodes_must_be_directly_nested(tmp_path):
+    """Two grid nodes with a keep between them would be a kernel inside a kernel."""
+    import yaml
+
+    from einsim.errors import MappingError
+
+    document = yaml.safe_load(open("mappings/fna-2d.yaml"))
+    tree = document["tree"]
+    tree.insert(3, {"keep": {"shared_memory": ["Q"]}})  # between the px and py grid nodes
+    path = tmp_path / "split.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(MappingError, match="inside nested kernels"):
+        einsim.evaluate(str(path), workload="flux-4k")
+
+
+def test_image_and_video_workloads_evaluate_the_fna_trees():
+    """A workload's token grid sizes the multi-dimensional trees; the CTAs are the Q tiles of
+    the grid: 256/16 x 256/8 per head on FLUX.1 4K."""
+    report = einsim.evaluate("fna-2d", workload="flux-4k")
+    assert report.passes == 1 and report.latency_s > 0
+    h100 = load_gpu("h100")
+    tree_3d = einsim.evaluate("fna-3d", workload="hunyuan-video")
+    assert tree_3d.latency_s > report.latency_s  # more tokens, a 3x3x3 window against 3x3
+    sizes, parameters, params, _ = tree_inputs(problem((256, 256), (3, 3), (16, 8), (16, 8)),
+                                               128)
+    metrics = run_tree(h100, "fna-2d", sizes, 24, parameters, params)
+    assert kernel_records(metrics["raw"])[0]["ctas"] == 24 * (256 // 16) * (256 // 8)

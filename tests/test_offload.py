@@ -443,3 +443,28 @@ def test_integral_float_batch_on_the_cli(capsys):
     assert status == 0 and json.loads(out)["batch"] == 8
     status, _, err = run_cli(capsys, "--batch", "2.5", "--context", "4K")
     assert status == 2 and "--batch '2.5'" in err
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("h100:2+", "expected COMPUTE:COUNT"), ("+h20:4", "expected COMPUTE:COUNT"),
+    ("h100:2+h20:4+h20:1", "expected COMPUTE:COUNT"), ("h100:2+x:3", "unknown device 'x'"),
+    ("h100:2+h20:0", "count must be from 1"), ("h100:2+h20:4@nope", "nope")])
+def test_device_pairs_name_what_is_wrong(text, fragment):
+    from hw_models.offload import load_device_group
+
+    with pytest.raises(SpecError, match=fragment):
+        load_device_group(text)
+
+
+def test_a_device_pair_is_hardware_for_any_decode_layer_tree():
+    """``einsim evaluate attention-offload`` runs on its pair like any mapping; a workload
+    gives the layer's ranks (N key/value heads, I FFN width) and its batch is a rank of the
+    cascade, so the evaluation holds one copy."""
+    import einsim
+    from hw_models.offload import DevicePair, load_device_group
+
+    pair = load_device_group("h100:2+h20:4@roce-400g")
+    assert isinstance(pair, DevicePair) and pair.name == "h100:2+h20:4@roce-400g"
+    report = einsim.evaluate("attention-offload", workload="bert", seq_len=4096)
+    layer = iteration(lamina("llama3-8b"), 2, 4096)
+    assert report.latency_s > 0 and layer.iteration_s > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pydantic
 import pytest
+import yaml
 
 from einsim.errors import SpecError
 from einsim.workloads import (GemmLayer, Workload, linear_layers, load_workload, parse_seq_len,
@@ -26,9 +27,23 @@ def write(tmp_path, text: str, name: str = "my.yaml") -> str:
 VALID = "name: mine\nheads: 4\nhead_dim: 32\nmodel_dim: 128\nffn_dim: 512\nseq_len: 2K\n"
 
 
+GRIDS = {  # reference/gpus.md, GNA token layouts: tokens, heads, head dim
+    "flux-4k": ((256, 256), 24, 128),
+    "hunyuan-video": ((30, 48, 80), 24, 128),
+    "cosmos-7b": ((16, 44, 80), 32, 128),
+}
+
+
 def test_workload_names():
-    assert set(workload_names()) == set(PUBLISHED)
+    assert set(workload_names()) == set(PUBLISHED) | set(GRIDS)
     assert all(name == name.lower() for name in workload_names())
+
+
+@pytest.mark.parametrize("name", sorted(GRIDS))
+def test_grid_presets_have_the_published_layouts(name):
+    w = load_workload(name)
+    assert (w.token_grid, w.heads, w.head_dim) == GRIDS[name]
+    assert w.model_dim == w.heads * w.head_dim
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
@@ -224,3 +239,22 @@ def test_api_seq_len_misuse_is_a_spec_error(value):
         return
     with pytest.raises(SpecError, match="seq_len"):
         load_workload("bert", seq_len=value if value != "4K" else "4K4")
+
+
+def test_a_token_grid_gives_each_axis_its_extent():
+    w = load_workload("hunyuan-video")
+    assert (w.seq_len, w.token_grid) == (30 * 48 * 80, (30, 48, 80))
+    sizes = w.sizes()
+    assert [sizes[k] for k in ("MX", "PX", "MY", "PY", "MZ", "PZ")] == [30, 30, 48, 48, 80, 80]
+    assert "MX" not in load_workload("bert").sizes()
+
+
+@pytest.mark.parametrize("grid, seq_len, fragment", [
+    ([64, 64], 4000, "holds 4,096 tokens"), ([4096], 4096, "token_grid"),
+    ([2, 2, 2, 2], 16, "token_grid"), ([0, 4], 4, "token_grid"), ([2.5, 2], 5, "token_grid")])
+def test_a_token_grid_must_hold_the_sequence(tmp_path, grid, seq_len, fragment):
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({"name": "g", "heads": 2, "head_dim": 8, "model_dim": 16,
+                                    "ffn_dim": 64, "seq_len": seq_len, "token_grid": grid}))
+    with pytest.raises(SpecError, match=fragment):
+        load_workload(str(path))

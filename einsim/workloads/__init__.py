@@ -15,6 +15,7 @@ from typing import Any
 
 import pydantic
 from pydantic import ConfigDict
+from pydantic_core import PydanticCustomError
 
 from einsim.errors import SpecError
 from einsim.spec_types import Count, count, spec_name
@@ -82,15 +83,22 @@ class Workload(pydantic.BaseModel):
     def _groups_divide(self):
         if self.kv_heads is not None and self.heads % self.kv_heads:
             raise ValueError(f"kv_heads {self.kv_heads} must divide heads {self.heads}")
-        if self.token_grid is not None:
-            tokens = 1
-            for extent in self.token_grid:
-                tokens *= extent
-            if tokens != self.seq_len or self.kv_len not in (None, self.seq_len):
-                raise ValueError(f"token_grid {list(self.token_grid)} holds {tokens:,} tokens: "
-                                 f"seq_len (and kv_len, if given) must be that, not "
-                                 f"{self.seq_len:,}")
         return self
+
+    @pydantic.field_validator("token_grid")
+    @classmethod
+    def _grid_holds_the_sequence(cls, grid, info: pydantic.ValidationInfo):
+        tokens = 1
+        for extent in grid or ():
+            tokens *= extent
+        lengths = {info.data.get("seq_len"), info.data.get("kv_len") or info.data.get("seq_len")}
+        if grid is not None and None not in lengths and lengths != {tokens}:
+            raise PydanticCustomError(
+                "token_grid", "{grid} holds {tokens} tokens: expected seq_len (and kv_len, if "
+                "given) to be that, not {lengths}",
+                {"grid": list(grid), "tokens": f"{tokens:,}",
+                 "lengths": " and ".join(f"{n:,}" for n in sorted(lengths))})
+        return grid
 
     @property
     def E(self) -> int:
