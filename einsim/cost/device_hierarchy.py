@@ -85,7 +85,9 @@ def pair_hierarchy(pair, dtype: str = "fp16") -> Hierarchy:
                     message_latency_s=float(link.round_trip_s) / 4)
     power = float(compute.gpu.power_w) * compute.count + float(memory.gpu.power_w) * memory.count
     return Hierarchy(pair.name, "device_group",
-                     {"offload": offload, **nvlink, **levels, **memory_levels},
+                     {"hbm": levels["hbm"], **nvlink, "offload": offload,  # outer to inner
+                      "memory.hbm": memory_levels["memory.hbm"], "sram": levels["sram"],
+                      "memory.sram": memory_levels["memory.sram"]},
                      {**units, **memory_units}, symbol("clock_hz"), word,
                      {"clock_hz": compute.gpu.clock_hz, AXIS: compute.count,
                       MEMORY_AXIS: memory.count}, None, power, "hbm", None, multicast=False)

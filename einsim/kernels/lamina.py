@@ -141,7 +141,7 @@ def _layer(deployment: Deployment, batch: int, context: int) -> dict:
     from einsim import library
     from einsim.cost.device_hierarchy import device_hierarchy
     from einsim.cost.engine import Problem, compiled
-    from einsim.cost.tree import load_mapping_tree, leaves
+    from einsim.cost.tree import load_mapping_tree
     from hw_models.offload import DevicePair, LinkedGroup, device_link, load_link
 
     model, compute = deployment.model, deployment.compute
@@ -167,23 +167,8 @@ def _layer(deployment: Deployment, batch: int, context: int) -> dict:
     if not metrics["feasible"]:
         raise EinsimError(f"{deployment.name} deployment, batch {batch}: {metrics['reason']}")
     raw = metrics["raw"]
-    branches = {key[1]: float(value) for key, value in raw.items() if key[0] == "branch_s"}
-    # the attention: the innermost branch holding every leaf that reads the KV cache
-    cache = {leaf.nodes[-1].path for leaf in leaves(tree.root)
-             if {"KC", "VC"} & {a.tensor for a in cascade.producers[leaf.einsum].inputs}}
-    holding = [path for path in branches
-               if all(p == path or p.startswith(path + ".") or p.startswith(path + "[")
-                      for p in cache)]
-    attention = max(holding, key=len)
-    memory_s = branches[attention]
     latency = float(metrics["latency_s"])
-    parent = attention[:attention.rindex(".pipeline[")] if ".pipeline[" in attention else None
-    if parent is not None:  # the other side of the pipeline
-        compute_s = sum(t for path, t in branches.items()
-                        if path.startswith(parent + ".pipeline[") and path != attention
-                        and path.count("[") == attention.count("["))
-    else:
-        compute_s = max(latency - memory_s, 0.0)
+    memory_s, compute_s = _sides(tree, cascade, raw, latency)
     link_s, link_bytes = 0.0, 0.0
     if deployment.memory is not None:
         level = engine.hardware.levels["offload"]
@@ -196,6 +181,31 @@ def _layer(deployment: Deployment, batch: int, context: int) -> dict:
         link_bytes = crossing / 2
     return {"latency_s": latency, "compute_s": compute_s, "memory_s": memory_s,
             "link_s": link_s, "link_bytes": link_bytes}
+
+
+def _sides(tree, cascade, raw, latency: float) -> tuple[float, float]:
+    """(attention, the rest) of a layer's time.  The attention side is the pipeline branch
+    holding every leaf that reads the KV cache, the rest its other branches; without a
+    pipeline, the innermost branch holding them, the rest the remainder of the step."""
+    from einsim.cost.tree import Branch, leaves, nodes
+
+    times = {key[1]: float(value) for key, value in raw.items() if key[0] == "branch_s"}
+    reading = [leaf.nodes[-1] for leaf in leaves(tree.root)
+               if {"KC", "VC"} & {a.tensor for a in cascade.producers[leaf.einsum].inputs}]
+    holding = []  # (branch node, child index), outer to inner
+    for node in nodes(tree.root):
+        if isinstance(node, Branch):
+            for k, child in enumerate(node.children):
+                below = {id(n) for n in nodes(child)}
+                if reading and all(id(run) in below for run in reading):
+                    holding.append((node, k))
+    if not holding:  # no branch isolates the attention: it is the whole step
+        return latency, 0.0
+    node, k = next(((n, k) for n, k in holding if n.kind == "pipeline"), holding[-1])
+    paths = [f"{node.path}.{node.kind}[{j}]" for j in range(len(node.children))]
+    if node.kind == "pipeline":
+        return times[paths[k]], sum(times[p] for j, p in enumerate(paths) if j != k)
+    return times[paths[k]], max(latency - times[paths[k]], 0.0)
 
 
 def iteration(deployment: Deployment, batch: int, context: int) -> Iteration:
