@@ -37,7 +37,8 @@ from einsim.cost.gpu_semantics import GridSemantics
 from einsim.cost.hierarchy import Hierarchy
 from einsim.cost.legality import check_legality
 from einsim.cost.masks import mask_sources
-from einsim.cost.tree import Branch, Chain, Keep, LeafPath, Loop, MappingTree, Run, Spatial, leaves
+from einsim.cost.tree import (Branch, Chain, Keep, LeafPath, Loop, MappingTree, Run, Spatial,
+                              leaves, nodes)
 from einsim.analysis.footprint import op_counts
 from einsim.errors import MappingError
 
@@ -56,6 +57,9 @@ class Derivation(GridSemantics):
         self.leaf_items: dict[str, list] = {}             # Einsum -> [LoopInfo | KeepInfo]
         self.counts = Counts()
         self.grid_extents: dict[str, dict] = {}  # GPU kernel path -> a CTA's extents
+        self.loop_starts = {n.path: n.start for n in nodes(mapping.root) if isinstance(n, Loop)}
+        self.keep_buffers = {n.path: n.buffers for n in nodes(mapping.root)
+                             if isinstance(n, Keep)}
         self._check_bindings()
         self._check_grid()
         check_legality(cascade, [l for l in self.leaves if l.einsum in self.view.einsums])
@@ -428,9 +432,29 @@ class Derivation(GridSemantics):
             return info.tile
         return sympy.ceiling(info.tile / self.hardware.units[info.level.per_unit].pes)
 
+    def _waits(self, owner: str, level) -> bool:
+        """Whether a transfer at ``level`` moved by node ``owner`` adds to its subtree's time:
+        a network transfer to or from a single-buffered keep (not prefetched)."""
+        return level.network and self.keep_buffers.get(owner) == 1
+
+    def _serial_seconds(self, owner: str) -> sympy.Expr:
+        """Time of the transfers keep node ``owner`` waits for: their bytes over each network
+        level's bandwidth, plus a message latency per move."""
+        total = sympy.Integer(0)
+        for level in self.hardware.levels.values():
+            if not self._waits(owner, level):
+                continue
+            words = self.counts.owned.get((owner, level.name), 0)
+            total += words * self.hardware.word_bytes / level.bandwidth_bytes_per_s
+            total += sympy.Add(*(n for (path, name, _), n in self.counts.messages.items()
+                                 if path == owner and name == level.name)) \
+                * level.message_latency_s
+        return total
+
     def _memory_seconds(self, within) -> sympy.Expr:
         """Time the bandwidth-limited levels need for the traffic moved within a subtree
-        (``within``: its path prefix, or a test of the owning node's path)."""
+        (``within``: its path prefix, or a test of the owning node's path), overlapped with
+        its work (transfers a keep waits for are added where the keep is: ``_time``)."""
         if isinstance(within, str):
             prefix = within
             within = lambda owner: owner == prefix or owner.startswith(prefix + "[")  # noqa
@@ -439,7 +463,8 @@ class Derivation(GridSemantics):
             if level.bandwidth_bytes_per_s is None:
                 continue
             words = sympy.Add(*(amount for (owner, name), amount in self.counts.owned.items()
-                                if name == level.name and within(owner)))
+                                if name == level.name and within(owner)
+                                and not self._waits(owner, level)))
             times.append(words * self.hardware.word_bytes / level.bandwidth_bytes_per_s)
         if self.hardware.grid is not None:  # a GPU kernel moves every copy's data
             return _max(*times) * COPIES
@@ -449,12 +474,17 @@ class Derivation(GridSemantics):
               memory_bound: bool) -> sympy.Expr:
         """A subtree's duration per (batch, head).  Compute alone, in cycles; or, with
         ``memory_bound``, in seconds, each subtree lasting as long as its compute or its own
-        memory traffic, whichever is longer (they overlap).  ``sequence`` children add;
-        ``pipeline`` children overlap (slowest branch plus one iteration of the others)."""
+        memory traffic, whichever is longer (they overlap), plus the network transfers its
+        single-buffered keeps wait for.  ``sequence`` children add; ``pipeline`` children
+        overlap (slowest branch plus one iteration of the others)."""
         extents = dict(extents)
         memory = self._memory_seconds(prefix) if memory_bound else sympy.Integer(0)
         clock = self.hardware.clock_hz if memory_bound else sympy.Integer(1)
+        waited = sympy.Integer(0)
+        result = memory
         for position, node in enumerate(chain):
+            if isinstance(node, Keep) and memory_bound:
+                waited += self._serial_seconds(node.path)
             if isinstance(node, Loop):
                 before = extents.get(node.variable, size(node.variable))
                 iterations = iterations * sympy.ceiling(before / node.tile)
@@ -468,16 +498,19 @@ class Derivation(GridSemantics):
                     for inner in chain[position + 1:end]:
                         spread += self._spread_in_time(inner, extents)
                     kernel = self._kernel_cycles(node, chain[end:], iterations, extents, spread)
-                    return _max(kernel / clock, memory)
+                    result = _max(kernel / clock, memory)
+                    break
                 iterations = iterations * waves
                 shared = [info.fanout for info in spread if info.time_shared]
                 if shared:  # positions take turns on one PE: its load, or one chain
                     chain_time = self._time(rest, prefix, iterations, extents, False)
                     load = sympy.Mul(*shared) * self._busiest_unit_cycles(node)
-                    return _max(_max(chain_time, load) / clock, memory)
+                    result = _max(_max(chain_time, load) / clock, memory)
+                    break
             elif isinstance(node, Run):
                 compute = sympy.Add(*(self.counts.cycles.get(e, 0) for e in node.einsums)) / clock
-                return _max(compute, memory)
+                result = _max(compute, memory)
+                break
             elif isinstance(node, Branch):
                 parts = [self._time(child, f"{node.path}.{node.kind}[{k}]", iterations, extents,
                                     memory_bound) for k, child in enumerate(node.children)]
@@ -485,11 +518,13 @@ class Derivation(GridSemantics):
                     for k, part in enumerate(parts):
                         self.counts.branches[f"{node.path}.{node.kind}[{k}]"] = part
                 if node.kind == "sequence":
-                    return _max(sympy.Add(*parts), memory)
+                    result = _max(sympy.Add(*parts), memory)
+                    break
                 self._check_disjoint_units(node)
                 slowest = _max(*parts)
-                return _max(slowest + (sympy.Add(*parts) - slowest) / iterations, memory)
-        return memory
+                result = _max(slowest + (sympy.Add(*parts) - slowest) / iterations, memory)
+                break
+        return result + waited
 
     def is_grid(self, node) -> bool:
         """A spatial node over a GPU's grid axis (it launches CTAs)."""

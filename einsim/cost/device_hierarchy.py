@@ -53,7 +53,7 @@ def device_hierarchy(group, dtype: str = "fp16") -> Hierarchy:
     levels = {"link": Level("link", 32 / word, 0.0, 0.0,
                             bandwidth_bytes_per_s=sympy.Float(link.bandwidth_bytes_per_s) * count,
                             remote_fraction=(count - 1) / count,
-                            message_latency_s=float(link.round_trip_s)), **levels}
+                            message_latency_s=float(link.round_trip_s), network=True), **levels}
     return Hierarchy(group.name, "device_group", levels, units, symbol("clock_hz"), word,
                      {"clock_hz": gpu.clock_hz, AXIS: devices}, None,
                      float(gpu.power_w) * devices, "hbm", None, multicast=False)
@@ -76,13 +76,13 @@ def pair_hierarchy(pair, dtype: str = "fp16") -> Hierarchy:
     count, remote = symbol(AXIS), symbol(MEMORY_AXIS)
     nvlink = {"link": Level("link", 32 / word, 0.0, 0.0,
                             bandwidth_bytes_per_s=sympy.Float(compute.gpu.nvlink_bytes_per_s)
-                            * count, remote_fraction=(count - 1) / count)}
+                            * count, remote_fraction=(count - 1) / count, network=True)}
     scale = memory.gpu.clock_hz / compute.gpu.clock_hz
     memory_units, memory_levels = _group(memory.gpu, MEMORY_AXIS, "memory.", dtype, scale)
     lanes = sympy.Min(count, remote)
     offload = Level("offload", 32 / word, 0.0, 0.0,
                     bandwidth_bytes_per_s=2 * sympy.Float(link.bandwidth_bytes_per_s) * lanes,
-                    message_latency_s=float(link.round_trip_s) / 4)
+                    message_latency_s=float(link.round_trip_s) / 4, network=True)
     power = float(compute.gpu.power_w) * compute.count + float(memory.gpu.power_w) * memory.count
     return Hierarchy(pair.name, "device_group",
                      {"hbm": levels["hbm"], **nvlink, "offload": offload,  # outer to inner

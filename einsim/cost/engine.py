@@ -450,7 +450,7 @@ def _density(cascade: ir.Cascade, source: str, values: Mapping[str, object]):
 def _tile_fractions(cascade: ir.Cascade, key: tuple, values: Mapping[str, object]):
     """A GPU kernel's visited and partial tile fractions, once per distinct combination of
     sizes and tile shapes when they are arrays."""
-    source, q_tiles, kv_tiles = key
+    source, q_tiles, kv_tiles, dynamic = key
     einsum = cascade.producers[source]
     names = sorted({ir.rank_of(v) for v in ir.condition_variables(einsum.condition)}
                    | {p.name for p in cascade.params}
@@ -470,7 +470,7 @@ def _tile_fractions(cascade: ir.Cascade, key: tuple, values: Mapping[str, object
             extent = dict(zip(variables, (int(x) for x in combination[len(present):])))
             cache[combination] = tile_fractions(
                 cascade, source, sizes, {v: extent[v] for v, _ in q_tiles},
-                {v: extent[v] for v, _ in kv_tiles})
+                {v: extent[v] for v, _ in kv_tiles}, dynamic)
         visited[index], partial[index] = cache[combination]
     if not grid[0].shape:
         return float(visited), float(partial)

@@ -44,7 +44,7 @@ class GridSemantics:
         source = self.masks.get(einsum.name) or self._kernel_mask(grid_extents["#"], loops)
         if source is None:
             return None
-        visited, partial = self._tile_symbols(source, grid_extents, extents)
+        visited, partial = self._tile_symbols(source, grid_extents, extents, loops)
         condition = self.cascade.producers[source].condition
         variables = ir.condition_variables(condition)
         others = sympy.Mul(*(size(v) for v in einsum.variables if v not in variables))
@@ -52,13 +52,17 @@ class GridSemantics:
             return visited, sympy.Integer(0)
         return visited, partial * mask_operations(condition) / others
 
-    def _tile_symbols(self, source: str, grid_extents: dict, extents: dict):
+    def _tile_symbols(self, source: str, grid_extents: dict, extents: dict, loops):
         """(visited, partial) tile fractions of ``source``'s mask, for the kernel's Q tile and
-        the KV tile of ``extents``."""
+        the KV tile of ``extents``; a loop over its keys with ``start: mask`` aligns the KV
+        tiles to each Q tile's first attended key (dynamic KV tiling)."""
         variables = ir.condition_variables(self.cascade.producers[source].condition)
         query = set(grid_extents[""])
+        dynamic = any(self.loop_starts.get(l.path) == "mask" for l in loops
+                      if l.variable in variables and l.variable not in query)
         key = (source, tuple((v, grid_extents.get(v, size(v))) for v in variables if v in query),
-               tuple((v, extents.get(v, size(v))) for v in variables if v not in query))
+               tuple((v, extents.get(v, size(v))) for v in variables if v not in query),
+               dynamic)
         stem = next((k for k, v in self.counts.tile_masks.items() if v == key), None)
         if stem is None:
             stem = f"{source}_{len(self.counts.tile_masks)}"
@@ -75,7 +79,8 @@ class GridSemantics:
         source = self._kernel_mask(kernel, info.loops)
         if source is None:
             return sympy.Integer(1)
-        return self._tile_symbols(source, self.grid_extents[kernel], info.extents)[0]
+        return self._tile_symbols(source, self.grid_extents[kernel], info.extents,
+                                  info.loops)[0]
 
     def _kernel_mask(self, kernel: str, loops) -> str | None:
         """The mask of a kernel's Einsum whose key variables a temporal loop above this leaf

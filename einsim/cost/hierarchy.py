@@ -53,6 +53,10 @@ class Level:
     # finds 1/G of its data at home, so only ``remote_fraction`` = (G - 1) / G moves
     remote_fraction: sympy.Expr | float = 1
     message_latency_s: float = 0.0  # per fill of a tile from this level (a link's latency)
+    # a network between devices: a transfer to or from a single-buffered keep waits (its data
+    # is needed next, or was just made), so it adds to the subtree's time; ``buffers: 2``
+    # prefetches it behind the work
+    network: bool = False
 
     @property
     def instanced(self) -> bool:

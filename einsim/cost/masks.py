@@ -160,8 +160,8 @@ def _brute_force(condition, variables, extents, sizes) -> float:
 
 
 def tile_fractions(cascade: ir.Cascade, einsum_name: str, sizes: Mapping[str, float],
-                   q_tiles: Mapping[str, int], kv_tiles: Mapping[str, int]
-                   ) -> tuple[float, float]:
+                   q_tiles: Mapping[str, int], kv_tiles: Mapping[str, int],
+                   dynamic: bool = False) -> tuple[float, float]:
     """(visited, partial): the fractions of (Q tile, KV tile) pairs a block-sparse kernel
     visits (at least one unmasked point) and must mask element by element (also a masked
     point, or a padding key of a ragged last KV tile).  ``q_tiles`` gives each query variable of the mask its extent per Q tile (a CTA's
@@ -173,7 +173,8 @@ def tile_fractions(cascade: ir.Cascade, einsum_name: str, sizes: Mapping[str, fl
     counted by :func:`einsim.gna.axis_counts` (a neighborhood over a whole axis), by closed
     forms per query where the attended keys form one interval, O(queries); else by interval
     arithmetic per tile on any mask over (m, p) (:mod:`einsim.sparsity`), O(tiles); else by
-    brute force up to :data:`BRUTE_FORCE_LIMIT` points.
+    brute force up to :data:`BRUTE_FORCE_LIMIT` points.  ``dynamic`` (dynamic KV tiling: each
+    Q tile's KV tiles start at its first attended key) is counted for neighborhoods.
     """
     condition = cascade.producers[einsum_name].condition
     factors = _independent_factors(condition)
@@ -185,7 +186,7 @@ def tile_fractions(cascade: ir.Cascade, einsum_name: str, sizes: Mapping[str, fl
         kv_tile = int(np.prod([kv_tiles.get(v, 1) for v in variables if v not in q_tiles]))
         whole = cascade if len(factors) == 1 else None
         seen, partial = _factor_fractions(factor, whole, sizes, query, q_tile, kv_tile,
-                                          einsum_name)
+                                          einsum_name, dynamic)
         visited *= seen
         unmasked *= seen - partial
     return visited, visited - unmasked
@@ -213,7 +214,7 @@ def _independent_factors(condition) -> list:
 
 
 def _factor_fractions(condition, cascade, sizes, query_variables: set, q_tile: int,
-                      kv_tile: int, name: str) -> tuple[float, float]:
+                      kv_tile: int, name: str, dynamic: bool = False) -> tuple[float, float]:
     variables = ir.condition_variables(condition)
     extents = {v: int(sizes[ir.rank_of(v)]) for v in variables}
     pair = _index_pair(condition, cascade)
@@ -224,12 +225,16 @@ def _factor_fractions(condition, cascade, sizes, query_variables: set, q_tile: i
             how = _FLIPPED.get(how, how) if kind == "compare" else how
         keys, queries = _values(left, extents, sizes), _values(right, extents, sizes)
         if keys is not None and queries is not None and len(keys) and len(queries):
-            counted = _neighborhood_tiles(kind, how, keys, queries, sizes, q_tile, kv_tile)
+            counted = _neighborhood_tiles(kind, how, keys, queries, sizes, q_tile, kv_tile,
+                                          dynamic)
             if counted is not None:
                 return counted
             bounds = _key_interval(kind, how, keys, queries, sizes)
             if bounds is not None:
                 return _tiles_of_intervals(*bounds, len(keys), q_tile, kv_tile)
+    if dynamic:
+        raise MappingError(f"Einsum {name}: start: mask (dynamic KV tiling) is counted for a "
+                           f"neighborhood over a whole axis; '{condition}' is not one")
     if cascade is not None:
         counted = _tiles_by_intervals(cascade, sizes, q_tile, kv_tile)
         if counted is not None:
@@ -242,7 +247,7 @@ def _factor_fractions(condition, cascade, sizes, query_variables: set, q_tile: i
                                  q_tile, kv_tile)
 
 
-def _neighborhood_tiles(kind, how, keys, queries, sizes, q_tile, kv_tile):
+def _neighborhood_tiles(kind, how, keys, queries, sizes, q_tile, kv_tile, dynamic=False):
     """An undilated neighborhood over a whole axis (queries and keys both 0..L-1), by
     :func:`einsim.gna.axis_counts`: O(Q tiles)."""
     if kind != "predicate" or how.name != "neighborhood":
@@ -257,7 +262,7 @@ def _neighborhood_tiles(kind, how, keys, queries, sizes, q_tile, kv_tile):
         return None
     from einsim.gna import axis_counts
 
-    counts = axis_counts(length, window, stride, 1, bool(causal), q_tile, kv_tile)
+    counts = axis_counts(length, window, stride, 1, bool(causal), q_tile, kv_tile, dynamic)
     dense = counts.q_tiles * -(-length // kv_tile)
     return (counts.visited_total / dense,
             (counts.visited_total - counts.unmasked_total) / dense)

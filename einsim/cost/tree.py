@@ -41,6 +41,7 @@ class Loop:
     variable: str
     tile: sympy.Expr
     path: str
+    start: str | None = None  # "mask": from the first key the CTA's mask attends (GPUs)
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ def _parse_node(item, path: str) -> Node:
         raise SpecError(f"{path}: expected exactly one of {', '.join(_KINDS)}; "
                         f"got keys {', '.join(map(_shown, item)) or 'none'}")
     kind = kinds[0]
-    allowed = {"loop": {"loop", "tile"}, "spatial": {"spatial", "tile", "persistent"},
+    allowed = {"loop": {"loop", "tile", "start"}, "spatial": {"spatial", "tile", "persistent"},
                "keep": {"keep", "buffers"},
                "run": {"run", "on", "unit"}}.get(kind, {kind})
     extra = set(item) - allowed
@@ -207,7 +208,11 @@ def _parse_node(item, path: str) -> Node:
     body = item[kind]
     if kind == "loop":
         _check_variable(body, f"{path}.loop")
-        return Loop(body, parse_size(item.get("tile", 1), f"{path}.tile"), path)
+        start = item.get("start")
+        if start not in (None, "mask"):
+            raise SpecError(f"{path}.start: expected mask (the loop starts at the first key "
+                            f"the CTA's mask attends: dynamic KV tiling), got {_shown(start)}")
+        return Loop(body, parse_size(item.get("tile", 1), f"{path}.tile"), path, start)
     if kind == "spatial":
         if not isinstance(body, dict) or not body:
             raise SpecError(f"{path}.spatial: expected a map of axis to variable, "

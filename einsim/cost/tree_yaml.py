@@ -28,6 +28,8 @@ def chain_document(chain: Chain) -> list:
             entry = {"loop": node.variable}
             if node.tile != 1:
                 entry["tile"] = size_text(node.tile)
+            if node.start is not None:
+                entry["start"] = node.start
             document.append(entry)
         elif isinstance(node, Spatial):
             entry = {"spatial": dict(node.axes)}

@@ -9,6 +9,8 @@ trees on the engine.
   ``mappings/token-permute``, its own kernels;
 * dilation groups are contiguous after the permute, so they run as more sequences of the
   undilated problem (a group length of ``ceil(L / D)``: groups one token shorter are padded);
+* dynamic KV tiling is the same tree with its KV loops starting at each Q tile's first attended
+  key (``start: mask``);
 * the dense baseline is the GPU's own FMHA tree (FlashAttention-3, or -2 where the preset says
   its kernel does not overlap softmax with the GEMMs) on the same tokens.
 """
@@ -50,6 +52,30 @@ def check_tiles(gpu: GPU, spec: GNAProblem) -> None:
                        f"supported {len(spec.shape)}-D tile on {gpu.name} (supported: {listing})")
 
 
+def fna_tree(dims: int, kv_tiling: str = "static"):
+    """The FNA tree of ``dims`` axes; with ``dynamic`` KV tiling, the same tree with its loops
+    over KV tiles starting at each Q tile's first attended key (``start: mask``): a tree edit,
+    not another model."""
+    from einsim.cost.tree import load_mapping_tree, mapping_from_document
+
+    tree = load_mapping_tree(MAPPINGS[dims])
+    if kv_tiling == "static":
+        return tree
+    document = tree.model_dump()
+
+    def edit(chain):
+        for item in chain:
+            if isinstance(item, dict) and item.get("loop") in ("m1", "mx1", "my1", "mz1"):
+                item["start"] = "mask"
+            for kind in ("sequence", "pipeline"):
+                for child in (item.get(kind, []) if isinstance(item, dict) else []):
+                    edit(child)
+
+    edit(document["tree"])
+    document["name"] = f"{tree.name} (dynamic KV tiling)"
+    return mapping_from_document(document)
+
+
 def tree_inputs(spec: GNAProblem, head_dim: int) -> tuple[dict, dict, dict, int]:
     """(rank sizes, tree parameters, cascade params, dilation groups) of the FNA tree for
     ``spec``: per axis, the length of one dilation group, the window, stride and causality;
@@ -88,13 +114,10 @@ def predict(gpu: GPU, spec: GNAProblem, *, heads: int, head_dim: int, batch: int
         raise GNAError(str(error)) from None
     heads, head_dim, batch = (size_argument(name, value, error=GNAError) for name, value in (
         ("heads", heads), ("head_dim", head_dim), ("batch", batch)))
-    if spec.kv_tiling != "static":
-        raise GNAError("kv_tiling 'dynamic': the FNA trees tile the keys on a fixed grid "
-                       "(static); dynamic KV tiling has counts (einsim.gna) but no GPU tree yet")
     sequences = batch * heads
     sizes, parameters, params, groups = tree_inputs(spec, head_dim)
-    sparse = run_tree(gpu, MAPPINGS[len(spec.shape)], sizes, sequences * groups, parameters,
-                      params, dtype)
+    sparse = run_tree(gpu, fna_tree(len(spec.shape), spec.kv_tiling), sizes,
+                      sequences * groups, parameters, params, dtype)
     tokens = spec.tokens
     dense_q, dense_kv = gpu.tiles.fmha[0]
     dense = run_tree(gpu, "flash-attention-3" if gpu.fmha_pipelined else "flash-attention-2",

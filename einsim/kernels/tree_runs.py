@@ -21,22 +21,23 @@ def check_gpu(gpu, dtype: str) -> None:
     gpu.tensor_rate(dtype)
 
 
-def run_tree(gpu: GPU, mapping: str, sizes: Mapping[str, int], copies: int,
+def run_tree(gpu: GPU, mapping, sizes: Mapping[str, int], copies: int,
              parameters: Mapping[str, int] | None = None,
              cascade_params: Mapping[str, int] | None = None, dtype: str = "fp16",
              cascade=None) -> dict:
     """The engine's metrics (``latency_s``, ``raw`` with per-kernel records, ...) of the
-    mapping ``mapping`` on ``gpu`` for rank ``sizes`` and ``copies`` (batch x heads); the
-    tree runs ``cascade`` (a parsed Cascade) instead of its own when given."""
+    mapping ``mapping`` (a name, a file or a MappingTree) on ``gpu`` for rank ``sizes`` and
+    ``copies`` (batch x heads); the tree runs ``cascade`` (a parsed Cascade) instead of its
+    own when given."""
     from einsim import library
     from einsim.cost.engine import Problem, compiled
     from einsim.cost.gpu_hierarchy import gpu_hierarchy
     from einsim.cost.tree import load_mapping_tree
 
-    tree = load_mapping_tree(mapping)
+    tree = load_mapping_tree(mapping) if isinstance(mapping, str) else mapping
     engine = compiled(cascade or library.load(tree.cascade), tree, gpu_hierarchy(gpu, dtype),
                       gpu.model_dump_json() + dtype)
-    problem = Problem(mapping, dict(sizes), copies, max(sizes.values()))
+    problem = Problem(tree.name, dict(sizes), copies, max(sizes.values()))
     values = engine.values(problem, dict(parameters or {}), dict(cascade_params or {}))
     return engine.metrics(values, copies)
 
