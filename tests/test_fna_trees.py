@@ -162,3 +162,56 @@ def test_image_and_video_workloads_evaluate_the_fna_trees():
                                                128)
     metrics = run_tree(h100, "fna-2d", sizes, 24, parameters, params)
     assert kernel_records(metrics["raw"])[0]["ctas"] == 24 * (256 // 16) * (256 // 8)
+
+
+@pytest.mark.parametrize("shape, window, q_tile, kv_tile, stride", [
+    ((4096,), (200,), (128,), (128,), (1,)), ((64, 64), (13, 13), (16, 8), (16, 8), (1, 1)),
+    ((48, 40), (13, 9), (16, 8), (16, 8), (4, 2))])
+def test_dynamic_kv_tiling_is_a_tree_edit_counted_by_einsim_gna(shape, window, q_tile,
+                                                                kv_tile, stride):
+    """``start: mask`` on the KV loops: each Q tile's KV tiles start at its first attended
+    key.  The engine's visited tiles equal einsim.gna's dynamic counts, and never exceed the
+    static ones."""
+    h100 = load_gpu("h100")
+    dims = len(shape)
+    axes = [""] if dims == 1 else list("XYZ"[:dims])
+    cascade = einsim.library.get("gna" if dims == 1 else f"gna-{dims}d-tiles")
+    visited = {}
+    for tiling in ("static", "dynamic"):
+        spec = problem(shape, window, q_tile, kv_tile, stride=stride, kv_tiling=tiling)
+        sizes, _, params, _ = tree_inputs(spec, 128)
+        q_tiles, kv_tiles = {}, {}
+        for a, axis in enumerate(axes):
+            low = axis.lower()
+            sizes[f"M{axis}0"] = kv_tile[a]
+            sizes[f"M{axis}1"] = -(-shape[a] // kv_tile[a])
+            q_tiles[f"p{low}"] = q_tile[a]
+            kv_tiles.update({f"m{low}1": 1, f"m{low}0": kv_tile[a]})
+        seen, _ = tile_fractions(cascade, "BQK", {**sizes, **params}, q_tiles, kv_tiles,
+                                 tiling == "dynamic")
+        dense = math.prod(-(-n // t) for n, t in zip(shape, q_tile)) \
+            * math.prod(-(-n // t) for n, t in zip(shape, kv_tile))
+        counted = einsim.gna(shape=shape, window=window, q_tile=q_tile, kv_tile=kv_tile,
+                             stride=stride, kv_tiling=tiling)
+        assert seen * dense == pytest.approx(counted.visited_kv_tiles)
+        visited[tiling] = counted.visited_kv_tiles
+    assert visited["dynamic"] <= visited["static"]
+    static = predict(h100, problem(shape, window, q_tile, kv_tile, stride=stride), heads=8,
+                     head_dim=128)
+    dynamic = predict(h100, problem(shape, window, q_tile, kv_tile, stride=stride,
+                                    kv_tiling="dynamic"), heads=8, head_dim=128)
+    assert dynamic["sparse_s"] <= static["sparse_s"] * (1 + 1e-9)
+
+
+def test_start_mask_counts_neighborhoods_only(tmp_path):
+    import yaml
+
+    from einsim.errors import MappingError
+
+    document = yaml.safe_load(open("mappings/flash-attention-3.yaml"))
+    document["tree"][5]["sequence"][0][0]["start"] = "mask"
+    path = tmp_path / "causal-dynamic.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(MappingError, match="start: mask"):
+        einsim.evaluate(str(path), cascade="causal-attention-1pass", workload="bert",
+                        seq_len=4096)

@@ -218,20 +218,20 @@ def _factor_fractions(condition, cascade, sizes, query_variables: set, q_tile: i
     variables = ir.condition_variables(condition)
     extents = {v: int(sizes[ir.rank_of(v)]) for v in variables}
     pair = _index_pair(condition, cascade)
+    keys = queries = None
     if pair is not None:
         kind, left, right, how = pair
         if set(left.variables) & query_variables and not set(right.variables) & query_variables:
             left, right = right, left
             how = _FLIPPED.get(how, how) if kind == "compare" else how
         keys, queries = _values(left, extents, sizes), _values(right, extents, sizes)
-        if keys is not None and queries is not None and len(keys) and len(queries):
-            counted = _neighborhood_tiles(kind, how, keys, queries, sizes, q_tile, kv_tile,
-                                          dynamic)
-            if counted is not None:
-                return counted
-            bounds = _key_interval(kind, how, keys, queries, sizes)
-            if bounds is not None:
-                return _tiles_of_intervals(*bounds, len(keys), q_tile, kv_tile)
+    if keys is not None and queries is not None and len(keys) and len(queries):
+        counted = _neighborhood_tiles(kind, how, keys, queries, sizes, q_tile, kv_tile, dynamic)
+        if counted is not None:
+            return counted
+        bounds = None if dynamic else _key_interval(kind, how, keys, queries, sizes)
+        if bounds is not None:
+            return _tiles_of_intervals(*bounds, len(keys), q_tile, kv_tile)
     if dynamic:
         raise MappingError(f"Einsum {name}: start: mask (dynamic KV tiling) is counted for a "
                            f"neighborhood over a whole axis; '{condition}' is not one")

@@ -57,11 +57,12 @@ def fna_tree(dims: int, kv_tiling: str = "static"):
     over KV tiles starting at each Q tile's first attended key (``start: mask``): a tree edit,
     not another model."""
     from einsim.cost.tree import load_mapping_tree, mapping_from_document
+    from einsim.cost.tree_yaml import mapping_document
 
     tree = load_mapping_tree(MAPPINGS[dims])
     if kv_tiling == "static":
         return tree
-    document = tree.model_dump()
+    document = mapping_document(tree)
 
     def edit(chain):
         for item in chain:
