@@ -31,7 +31,8 @@ from hw_models.offload import LLM, DeviceGroup, Link, load_link
 
 @dataclass(frozen=True)
 class Deployment:
-    """Who runs what: compute devices, optional memory devices and link, decode schedule."""
+    """Who runs what: compute devices, optional memory devices and link, and the layer's loop
+    tree (``mapping``: a mapping of ``decode-layer``; default by deployment, :data:`MAPPINGS`)."""
 
     model: LLM
     compute: DeviceGroup
