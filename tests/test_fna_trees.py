@@ -22,14 +22,16 @@ from hw_models.gpu_sm import load_gpu
 def _materialized_fractions(shape, window, stride, causal, q_tile, kv_tile):
     """Count (Q tile, KV tile) pairs of a materialized N-D mask with loops: a tile pair is
     visited when some query of the Q block attends some key of the KV block, partial when it
-    is visited and some pair (or a padding key past an axis) is masked."""
+    is visited and some pair (or a padding key past an axis) is masked; and the busiest Q
+    block's visited share of the KV blocks."""
     dims = len(shape)
     mask = neighborhood_mask(shape, window, stride, [1] * dims, causal).reshape(
         tuple(shape) + tuple(shape))  # mask[keys..., queries...] (keys first, as Q·K)
     q_blocks = [range(0, n, t) for n, t in zip(shape, q_tile)]
     kv_blocks = [range(0, n, t) for n, t in zip(shape, kv_tile)]
-    visited = partial = dense = 0
+    visited = partial = dense = busiest = 0
     for q in np.ndindex(*[len(b) for b in q_blocks]):
+        row = 0
         for k in np.ndindex(*[len(b) for b in kv_blocks]):
             q_slice = tuple(slice(q_blocks[a][q[a]], q_blocks[a][q[a]] + q_tile[a])
                             for a in range(dims))
@@ -39,9 +41,12 @@ def _materialized_fractions(shape, window, stride, causal, q_tile, kv_tile):
             ragged = any(block.shape[a] < kv_tile[a] for a in range(dims))
             dense += 1
             if block.any():
-                visited += 1
+                row += 1
                 partial += bool(ragged or not block.all())
-    return visited / dense, partial / dense
+        visited += row
+        busiest = max(busiest, row)
+    kv_count = math.prod(len(b) for b in kv_blocks)
+    return visited / dense, partial / dense, busiest / kv_count
 
 
 @settings(max_examples=60, deadline=None)
@@ -187,7 +192,7 @@ def test_dynamic_kv_tiling_is_a_tree_edit_counted_by_einsim_gna(shape, window, q
             sizes[f"M{axis}1"] = -(-shape[a] // kv_tile[a])
             q_tiles[f"p{low}"] = q_tile[a]
             kv_tiles.update({f"m{low}1": 1, f"m{low}0": kv_tile[a]})
-        seen, _ = tile_fractions(cascade, "BQK", {**sizes, **params}, q_tiles, kv_tiles,
+        seen, _, _ = tile_fractions(cascade, "BQK", {**sizes, **params}, q_tiles, kv_tiles,
                                  tiling == "dynamic")
         dense = math.prod(-(-n // t) for n, t in zip(shape, q_tile)) \
             * math.prod(-(-n // t) for n, t in zip(shape, kv_tile))

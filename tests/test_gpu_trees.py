@@ -147,6 +147,22 @@ def test_causal_attention_skips_work(tmp_path):
     assert 0.45 <= causal.latency_s / dense.latency_s <= 0.65
 
 
+def test_one_wave_of_causal_ctas_lasts_as_long_as_the_longest(tmp_path):
+    """One head at 16K tokens with 128 x 128 tiles: 128 CTAs, one wave on 132 SMs.  The last
+    Q tile's CTA walks all 128 KV tiles, like every CTA of dense attention, so the causal
+    kernel takes about as long as the dense one (the mean CTA walks only 64.5 tiles); with
+    16 heads (16 waves) the saving returns."""
+    fixed = {"TQ": 128, "M0": 128}
+    one = {kind: run(tree("flash-attention-3"), tmp_path, parameters=fixed, batch=1, heads=1,
+                     seq_len=16384, cascade=cascade).latency_s
+           for kind, cascade in (("dense", None), ("causal", "causal-attention-1pass"))}
+    assert 0.95 <= one["causal"] / one["dense"] <= 1.05
+    many = {kind: run(tree("flash-attention-3"), tmp_path, parameters=fixed, batch=1, heads=16,
+                      seq_len=16384, cascade=cascade).latency_s
+            for kind, cascade in (("dense", None), ("causal", "causal-attention-1pass"))}
+    assert many["causal"] / many["dense"] < 0.6
+
+
 def test_cross_attention_scales_with_the_key_length(tmp_path):
     short = run(tree("flash-attention-3"), tmp_path, parameters={"TQ": 128, "M0": 128},
                 seq_len=4096, kv_len=8192)
@@ -202,15 +218,18 @@ def _oracle(mask: str, P: int, M: int, M0: int, q_tile: int, kv_tile: int):
         text = mask.replace("m1*M0 + m0", "m")
         keep = {"m <= p": m <= p, "m < p": m < p, "m >= p": m >= p, "m == p": m == p,
                 "m + 2 <= p": m + 2 <= p}[text]
-    visited = partial = 0
+    visited = partial = busiest = 0
     q_tiles, kv_tiles = -(-P // q_tile), -(-M // kv_tile)
     for i in range(q_tiles):
+        row = 0
         for j in range(kv_tiles):
             block = keep[i * q_tile:(i + 1) * q_tile, j * kv_tile:(j + 1) * kv_tile]
             ragged = block.shape[1] < kv_tile  # its padding keys must be masked
-            visited += bool(block.any())
+            row += bool(block.any())
             partial += bool(block.any() and (ragged or not block.all()))
-    return visited / (q_tiles * kv_tiles), partial / (q_tiles * kv_tiles)
+        visited += row
+        busiest = max(busiest, row)
+    return visited / (q_tiles * kv_tiles), partial / (q_tiles * kv_tiles), busiest / kv_tiles
 
 
 def kv_tiles(mask: str, kv_tile: int) -> dict:
@@ -357,7 +376,7 @@ def test_gpu_tile_masks_of_any_mask_by_interval_arithmetic():
     cascade = einsim.parse("param PREFIX = 16\ninput Q[E, P], K[E, M]\n"
                            "S[m, p] = Q[e, p] * K[e, m] where m <= p or m < PREFIX\n")
     sizes = {"P": 64, "M": 64, "E": 2, "PREFIX": 16}
-    assert tile_fractions(cascade, "S", sizes, {"p": 16}, {"m": 16}) == (10 / 16, 3 / 16)
+    assert tile_fractions(cascade, "S", sizes, {"p": 16}, {"m": 16}) == (10 / 16, 3 / 16, 4 / 4)
 
 
 def test_linear_attention_on_a_gpu_scales_linearly():

@@ -240,7 +240,7 @@ class CompiledMapping:
         for source in self.counts.densities:
             values[str(density_symbol(source))] = _density(self.cascade, source, values)
         for stem, key in self.counts.tile_masks.items():
-            values[f"visited_{stem}"], values[f"partial_{stem}"] = \
+            values[f"visited_{stem}"], values[f"partial_{stem}"], values[f"worst_{stem}"] = \
                 _tile_fractions(self.cascade, key, values)
         missing = [n for n in self.symbol_names if n not in values]
         if missing:
@@ -448,8 +448,8 @@ def _density(cascade: ir.Cascade, source: str, values: Mapping[str, object]):
 
 
 def _tile_fractions(cascade: ir.Cascade, key: tuple, values: Mapping[str, object]):
-    """A GPU kernel's visited and partial tile fractions, once per distinct combination of
-    sizes and tile shapes when they are arrays."""
+    """A GPU kernel's visited, partial and worst-Q-tile fractions, once per distinct
+    combination of sizes and tile shapes when they are arrays."""
     source, q_tiles, kv_tiles, dynamic = key
     einsum = cascade.producers[source]
     names = sorted({ir.rank_of(v) for v in ir.condition_variables(einsum.condition)}
@@ -460,8 +460,8 @@ def _tile_fractions(cascade: ir.Cascade, key: tuple, values: Mapping[str, object
     present = [n for n in names if n in values]
     grid = np.broadcast_arrays(*([np.asarray(values[n]) for n in present]
                                  + [np.asarray(t) for t in tiles]))
-    visited, partial = np.empty(grid[0].shape), np.empty(grid[0].shape)
-    cache: dict[tuple, tuple[float, float]] = {}
+    visited, partial, worst = (np.empty(grid[0].shape) for _ in range(3))
+    cache: dict[tuple, tuple[float, float, float]] = {}
     variables = [variable for variable, _ in q_tiles + kv_tiles]
     for index in np.ndindex(grid[0].shape):
         combination = tuple(float(g[index]) for g in grid)
@@ -471,10 +471,10 @@ def _tile_fractions(cascade: ir.Cascade, key: tuple, values: Mapping[str, object
             cache[combination] = tile_fractions(
                 cascade, source, sizes, {v: extent[v] for v, _ in q_tiles},
                 {v: extent[v] for v, _ in kv_tiles}, dynamic)
-        visited[index], partial[index] = cache[combination]
+        visited[index], partial[index], worst[index] = cache[combination]
     if not grid[0].shape:
-        return float(visited), float(partial)
-    return visited, partial
+        return float(visited), float(partial), float(worst)
+    return visited, partial, worst
 
 
 def _streamed_rank(cascade: ir.Cascade) -> str:

@@ -94,6 +94,18 @@ class GridSemantics:
                 return source
         return None
 
+    def _longest(self, work: sympy.Expr) -> sympy.Expr:
+        """A chunk's work for the busiest Q tile: every tile mask's visited fraction replaced
+        by the busiest Q tile's (its partial tiles in the same proportion).  Rounds of the
+        mean chunk plus this excess once is the list-scheduling bound on unequal CTAs."""
+        swap = {}
+        for stem in self.counts.tile_masks:
+            visited = sympy.Symbol(f"visited_{stem}", positive=True)
+            worst = sympy.Symbol(f"worst_{stem}", positive=True)
+            partial = sympy.Symbol(f"partial_{stem}", nonnegative=True)
+            swap[visited], swap[partial] = worst, partial * worst / visited
+        return work.xreplace(swap) if swap else work
+
     def _busiest_unit_cycles(self, node: Spatial) -> sympy.Expr:
         """Cycles of the busiest unit over the leaves below ``node``, per position."""
         per_unit: dict[str, sympy.Expr] = {}
@@ -121,6 +133,8 @@ class GridSemantics:
         memory = self._memory_seconds(lambda owner: owner in below) \
             / (COPIES * chunks * iterations) * grid.instances * self.hardware.clock_hz
         work = _max(compute, memory)
+        # CTAs are unequal under a mask: the longest (the busiest Q tile's) ends the kernel
+        excess = self._longest(work) - work
         resident = [sympy.Integer(grid.max_resident)]
         for level, words in self._occupancy(rest).items():
             capacity = self.hardware.levels[level].capacity_words
@@ -133,11 +147,11 @@ class GridSemantics:
         tail = sympy.ceiling((ctas - full * grid.instances * slots) / grid.instances)
         rounds = full * slots + tail
         if node.persistent:  # one CTA per slot walks its share of the chunks: one prologue
-            cycles = rounds * work + slots * grid.overhead_cycles
+            cycles = rounds * work + slots * grid.overhead_cycles + excess
             launched = _min(ctas, grid.instances * slots)
             per_cta = ctas / launched * work + grid.overhead_cycles
         else:
-            cycles = rounds * (work + grid.overhead_cycles)
+            cycles = rounds * (work + grid.overhead_cycles) + excess
             launched, per_cta = ctas, work + grid.overhead_cycles
         kernel_waves = sympy.ceiling(ctas / (grid.instances * slots))
         self.counts.kernels.append({"path": node.path, "ctas": launched * iterations,

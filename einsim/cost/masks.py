@@ -161,10 +161,11 @@ def _brute_force(condition, variables, extents, sizes) -> float:
 
 def tile_fractions(cascade: ir.Cascade, einsum_name: str, sizes: Mapping[str, float],
                    q_tiles: Mapping[str, int], kv_tiles: Mapping[str, int],
-                   dynamic: bool = False) -> tuple[float, float]:
-    """(visited, partial): the fractions of (Q tile, KV tile) pairs a block-sparse kernel
+                   dynamic: bool = False) -> tuple[float, float, float]:
+    """(visited, partial, worst): the fractions of (Q tile, KV tile) pairs a block-sparse kernel
     visits (at least one unmasked point) and must mask element by element (also a masked
-    point, or a padding key of a ragged last KV tile).  ``q_tiles`` gives each query variable of the mask its extent per Q tile (a CTA's
+    point, or a padding key of a ragged last KV tile), and the fraction of the KV tiles the
+    busiest Q tile visits (the longest CTA).  ``q_tiles`` gives each query variable of the mask its extent per Q tile (a CTA's
     share of the grid), ``kv_tiles`` each key variable its extent per KV tile.
 
     A mask that is a conjunction of conditions over disjoint variables (a multi-dimensional
@@ -178,18 +179,19 @@ def tile_fractions(cascade: ir.Cascade, einsum_name: str, sizes: Mapping[str, fl
     """
     condition = cascade.producers[einsum_name].condition
     factors = _independent_factors(condition)
-    visited = unmasked = 1.0
+    visited = unmasked = worst = 1.0
     for factor in factors:
         variables = ir.condition_variables(factor)
         query = {v for v in variables if v in q_tiles}
         q_tile = int(np.prod([q_tiles[v] for v in variables if v in q_tiles]))
         kv_tile = int(np.prod([kv_tiles.get(v, 1) for v in variables if v not in q_tiles]))
         whole = cascade if len(factors) == 1 else None
-        seen, partial = _factor_fractions(factor, whole, sizes, query, q_tile, kv_tile,
-                                          einsum_name, dynamic)
+        seen, partial, busiest = _factor_fractions(factor, whole, sizes, query, q_tile,
+                                                   kv_tile, einsum_name, dynamic)
         visited *= seen
         unmasked *= seen - partial
-    return visited, visited - unmasked
+        worst *= busiest  # a Q tile's tile pairs are the product of its per-axis ones
+    return visited, visited - unmasked, worst
 
 
 def _independent_factors(condition) -> list:
@@ -214,7 +216,8 @@ def _independent_factors(condition) -> list:
 
 
 def _factor_fractions(condition, cascade, sizes, query_variables: set, q_tile: int,
-                      kv_tile: int, name: str, dynamic: bool = False) -> tuple[float, float]:
+                      kv_tile: int, name: str, dynamic: bool = False
+                      ) -> tuple[float, float, float]:
     variables = ir.condition_variables(condition)
     extents = {v: int(sizes[ir.rank_of(v)]) for v in variables}
     pair = _index_pair(condition, cascade)
@@ -265,7 +268,8 @@ def _neighborhood_tiles(kind, how, keys, queries, sizes, q_tile, kv_tile, dynami
     counts = axis_counts(length, window, stride, 1, bool(causal), q_tile, kv_tile, dynamic)
     dense = counts.q_tiles * -(-length // kv_tile)
     return (counts.visited_total / dense,
-            (counts.visited_total - counts.unmasked_total) / dense)
+            (counts.visited_total - counts.unmasked_total) / dense,
+            counts.worst / -(-length // kv_tile))
 
 
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
@@ -300,7 +304,7 @@ def _key_interval(kind, how, keys: np.ndarray, queries: np.ndarray, sizes):
 
 
 def _tiles_of_intervals(lo: np.ndarray, hi: np.ndarray, keys: int, q_tile: int,
-                        kv_tile: int) -> tuple[float, float]:
+                        kv_tile: int) -> tuple[float, float, float]:
     starts = np.arange(0, len(lo), q_tile)
     empty = lo > hi
     big = np.iinfo(np.int64).max
@@ -318,7 +322,8 @@ def _tiles_of_intervals(lo: np.ndarray, hi: np.ndarray, keys: int, q_tile: int,
                                            & (last * kv_tile >= common_lo))
     full = np.where(any_empty | (common_lo > common_hi), 0, full)
     dense = len(starts) * (last + 1)
-    return float(visited.sum()) / dense, float((visited - full).sum()) / dense
+    return (float(visited.sum()) / dense, float((visited - full).sum()) / dense,
+            float(visited.max()) / (last + 1))
 
 
 def _interval_mask(cascade: ir.Cascade, sizes: Mapping[str, float], q_tile: int = 1,
@@ -357,7 +362,7 @@ def _pairs_by_intervals(cascade: ir.Cascade, sizes: Mapping[str, float]) -> floa
 
 
 def _tiles_by_intervals(cascade: ir.Cascade, sizes: Mapping[str, float], q_tile: int,
-                        kv_tile: int) -> tuple[float, float] | None:
+                        kv_tile: int) -> tuple[float, float, float] | None:
     """Any mask over (m, p), by three-valued interval arithmetic per tile
     (:mod:`einsim.sparsity`); None when the mask is not one over the key and query ranks."""
     from einsim.sparsity.mask import SparseMaskError
@@ -373,11 +378,12 @@ def _tiles_by_intervals(cascade: ir.Cascade, sizes: Mapping[str, float], q_tile:
         return None
     dense = counts.q_tiles * counts.kv_tiles
     partial = counts.partial.sum() + (counts.last_full.sum() if keys % kv_tile else 0)
-    return float(counts.visited.sum()) / dense, float(partial) / dense
+    return (float(counts.visited.sum()) / dense, float(partial) / dense,
+            float(counts.visited.max()) / counts.kv_tiles)
 
 
 def _tiles_by_brute_force(condition, variables, extents, sizes, query_variables, q_tile,
-                          kv_tile) -> tuple[float, float]:
+                          kv_tile) -> tuple[float, float, float]:
     grids = np.meshgrid(*(np.arange(extents[v]) for v in variables), indexing="ij")
     mask = condition_mask(condition, sizes, dict(zip(variables, grids)))
     # flatten to (query, key) positions: mixed-radix over each side's variables, outer first
@@ -393,7 +399,9 @@ def _tiles_by_brute_force(condition, variables, extents, sizes, query_variables,
     rows = np.minimum(q_tile, mask.shape[0] - np.arange(q_tiles) * q_tile)
     area = rows[:, None] * kv_tile  # padding keys of a ragged KV tile are masked too
     dense = q_tiles * kv_tiles
-    return float((counts > 0).sum()) / dense, float(((counts > 0) & (counts < area)).sum()) / dense
+    return (float((counts > 0).sum()) / dense,
+            float(((counts > 0) & (counts < area)).sum()) / dense,
+            float((counts > 0).sum(axis=1).max()) / kv_tiles)
 
 
 def mask_operations(condition: ir.Condition) -> int:
