@@ -313,10 +313,40 @@ def test_partial_tiles_pay_element_masking(tmp_path):
     assert (masked - clean) / clean == pytest.approx(added / base, rel=0.02)
 
 
-def test_gpu_runtime_refuses_masks_the_kernel_cannot_tile():
+def test_masks_on_partition_digits_are_priced_with_the_analysis_counts():
+    """A document mask (md == pd) cannot be written over the kernel's own KV tiles, so the
+    kernel carries a stand-in of the same structure and the sparse analysis supplies the
+    counts.  On a mask both ways can price (a causal sliding window), the two agree: the
+    engine's own counts and the analysis' are two independent counters."""
+    from einsim.kernels.tree_runs import run_tree
+    from einsim.sparsity.kernel import masked_attention
+
+    document = sparse_bounds(str(EXAMPLES / "document.einsum"), q_tile=128, kv_tile=128,
+                             seq_len="16K", hw="h100")
+    assert 1 < document.predicted_speedup < document.tile_speedup_bound
     with pytest.raises(SparseMaskError, match="uses md apart from the index"):
-        sparse_bounds(str(EXAMPLES / "document.einsum"), q_tile=128, kv_tile=128,
-                      seq_len="16K", hw="h100")
+        masked_attention(einsim.library.load(str(EXAMPLES / "document.einsum")))
+    window = einsim.library.load(str(EXAMPLES / "causal_sliding_window.einsum"))
+    sizes = resolve_sizes(window, 16384, 16384, 128, 128, {})
+    counts = tile_counts(cascade_mask(window, sizes), 16384, 16384, 128, 128)
+    attended = sparse_bounds(window, q_tile=128, kv_tile=128, seq_len="16K").attended_pairs
+    supplied = {"S": (attended / 16384 ** 2, counts.visited.sum() / 128 ** 2,
+                      counts.partial.sum() / 128 ** 2, counts.visited.max() / 128)}
+    shape = dict(sizes={"M": 16384, "P": 16384, "E": 64, "F": 64}, copies=768,
+                 parameters={"TQ": 128, "M0": 128}, cascade_params={"W": sizes["W"]})
+    h100 = load_gpu("h100")
+    own = run_tree(h100, "flash-attention-3", cascade=masked_attention(window), **shape)
+    given = run_tree(h100, "flash-attention-3", cascade=masked_attention(window, stand_in=True),
+                     mask_counts=supplied, **shape)
+    assert given["latency_s"] == pytest.approx(own["latency_s"], rel=1e-9)
+    # a stand-in costs what its mask costs per score
+    from einsim.cost.masks import mask_operations
+    from einsim.sparsity.kernel import _stand_in
+
+    for path in sorted(EXAMPLES.glob("*.einsum")):
+        condition = next(e.condition for e in einsim.library.load(str(path)).einsums
+                         if e.condition is not None)
+        assert mask_operations(_stand_in(condition)) == mask_operations(condition), path.name
 
 
 # ------------------------------------------------------------------------------ API and errors

@@ -211,7 +211,8 @@ class CompiledMapping:
         """Numbers (or arrays) for every symbol: hardware, sizes, parameters, densities.
         ``overrides`` sets hardware fields or the cascade's own params (a GNA window) by name:
         a workload's sizes never set a cascade param (its model width ``D`` is not a
-        dilation)."""
+        dilation).  It may also give a mask's counts (``density_E``, ``visited_S``, ...: see
+        :meth:`mask_symbols`) that another analysis made."""
         values: dict[str, object] = dict(self.hardware.values)
         values.update(overrides or {})
         own = {param.name for param in self.cascade.params}  # a workload's D (model width)
@@ -237,17 +238,28 @@ class CompiledMapping:
         if lacking:
             raise MappingError(f"mapping {self.mapping.name}: no value for {', '.join(lacking)} "
                                "(a rank size the workload lacks)")
-        for source in self.counts.densities:
-            values[str(density_symbol(source))] = _density(self.cascade, source, values)
+        for source in self.counts.densities:  # unless counted by the caller (overrides)
+            if str(density_symbol(source)) not in values:
+                values[str(density_symbol(source))] = _density(self.cascade, source, values)
         for stem, key in self.counts.tile_masks.items():
-            values[f"visited_{stem}"], values[f"partial_{stem}"], values[f"worst_{stem}"] = \
-                _tile_fractions(self.cascade, key, values)
+            if f"visited_{stem}" not in values:
+                values[f"visited_{stem}"], values[f"partial_{stem}"], \
+                    values[f"worst_{stem}"] = _tile_fractions(self.cascade, key, values)
         missing = [n for n in self.symbol_names if n not in values]
         if missing:
             raise MappingError(f"mapping {self.mapping.name}: no value for {', '.join(missing)} "
                                "(a rank size the workload lacks, or a tile parameter the "
                                "mapping does not declare)")
         return values
+
+    def mask_symbols(self, source: str) -> list[str]:
+        """The names of the counts of Einsum ``source``'s mask the engine takes as values: its
+        density, and per (Q tile, KV tile) shape its visited, partial and worst fractions."""
+        names = [str(density_symbol(source))] if source in self.counts.densities else []
+        for stem, key in self.counts.tile_masks.items():
+            if key[0] == source:
+                names += [f"visited_{stem}", f"partial_{stem}", f"worst_{stem}"]
+        return names
 
     def raw(self, values: Mapping[str, object], copies=1) -> dict[tuple, object]:
         """Every derived quantity (per batch-head, except a GPU grid's, which schedules all

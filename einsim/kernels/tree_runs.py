@@ -24,11 +24,12 @@ def check_gpu(gpu, dtype: str) -> None:
 def run_tree(gpu: GPU, mapping, sizes: Mapping[str, int], copies: int,
              parameters: Mapping[str, int] | None = None,
              cascade_params: Mapping[str, int] | None = None, dtype: str = "fp16",
-             cascade=None) -> dict:
+             cascade=None, mask_counts: Mapping[str, tuple] | None = None) -> dict:
     """The engine's metrics (``latency_s``, ``raw`` with per-kernel records, ...) of the
     mapping ``mapping`` (a name, a file or a MappingTree) on ``gpu`` for rank ``sizes`` and
     ``copies`` (batch x heads); the tree runs ``cascade`` (a parsed Cascade) instead of its
-    own when given."""
+    own when given.  ``mask_counts`` gives, per masked Einsum, counts another analysis made
+    for the tree's tiles: ``(density, visited, partial, worst)``."""
     from einsim import library
     from einsim.cost.engine import Problem, compiled
     from einsim.cost.gpu_hierarchy import gpu_hierarchy
@@ -38,7 +39,12 @@ def run_tree(gpu: GPU, mapping, sizes: Mapping[str, int], copies: int,
     engine = compiled(cascade or library.load(tree.cascade), tree, gpu_hierarchy(gpu, dtype),
                       gpu.model_dump_json() + dtype)
     problem = Problem(tree.name, dict(sizes), copies, max(sizes.values()))
-    values = engine.values(problem, dict(parameters or {}), dict(cascade_params or {}))
+    given = dict(cascade_params or {})
+    for source, (density, visited, partial, worst) in (mask_counts or {}).items():
+        by_kind = {"density": density, "visited": visited, "partial": partial, "worst": worst}
+        for name in engine.mask_symbols(source):  # density_S, visited_S_0, ...
+            given[name] = by_kind[name.split("_", 1)[0]]
+    values = engine.values(problem, dict(parameters or {}), given)
     return engine.metrics(values, copies)
 
 

@@ -152,7 +152,8 @@ def _analyze(cascade, q_tile, kv_tile, workload, seq_len, kv_len, hw, sizes,
         params = {p.name: resolved[p.name] for p in cascade.params}
         sparse_s, dense_s = gpu_runtimes(gpu, cascade, params, q_tile=q_tile, kv_tile=kv_tile,
                                          seq_len=P, kv_len=M, head_dim=work.E,
-                                         sequences=work.B * work.H, dtype=_dtype(work))
+                                         sequences=work.B * work.H, dtype=_dtype(work),
+                                         counts=counts, attended=attended)
         bounds.update(hw=gpu.name, predicted_runtime_s=sparse_s, dense_runtime_s=dense_s,
                       predicted_speedup=dense_s / sparse_s)
     return SparseBounds(**bounds), counts

@@ -17,9 +17,14 @@ _TEMPLATE_NAMES = {"Q", "K", "V", "S", "LM", "RM", "PS", "C", "LD", "RD", "PV", 
 _SCORES = "S[m1, m0, p] = Q[e, p] * K[e, m1*M0 + m0]"
 
 
-def masked_attention(cascade: ir.Cascade) -> ir.Cascade:
+def masked_attention(cascade: ir.Cascade, stand_in: bool = False) -> ir.Cascade:
     """``attention-1pass`` with ``cascade``'s mask on its scores S (the key ``m`` becomes the
-    tiled ``m1*M0 + m0``), and ``cascade``'s params.  The mask must be over ``m`` and ``p``."""
+    tiled ``m1*M0 + m0``), and ``cascade``'s params.  The mask must be over ``m`` and ``p``.
+
+    A mask on a partition's digits (``md == pd``) cannot be written over the kernel's own KV
+    tiles; with ``stand_in`` it gets a stand-in of the same structure (the same operations per
+    score) whose counts the caller must supply (:func:`gpu_runtimes` takes them from the
+    sparse analysis, which counts any mask over (m, p))."""
     from einsim.language.parser import parse
 
     masked = [e for e in cascade.einsums if e.condition is not None]
@@ -30,7 +35,9 @@ def masked_attention(cascade: ir.Cascade) -> ir.Cascade:
                 for p in cascade.partitions)  # the kernel's own KV tiles: m1, m0 stay
     allowed = {"m", "p"} | ({"m1", "m0"} if tiles else set())
     others = [v for v in ir.condition_variables(condition) if v not in allowed]
-    if others:
+    if others and stand_in:
+        condition = _stand_in(condition)
+    elif others:
         raise SparseMaskError(f"mask '{masked[0].condition}' of {masked[0].name} uses "
                               f"{others[0]} apart from the index it is a part of: a GPU "
                               "runtime needs a mask over the key m and the query p (the "
@@ -43,6 +50,20 @@ def masked_attention(cascade: ir.Cascade) -> ir.Cascade:
     params = "".join(f"param {p.name} = {p.value}\n" for p in cascade.params)
     text = params + template.replace(_SCORES, f"{_SCORES} where {_tiled(condition)}")
     return replace(parse(text), name=f"attention-1pass masked as {cascade.name or 'given'}")
+
+
+def _stand_in(condition):
+    """The condition's structure over (m, p): each comparison a comparison, each window a
+    window, so masking a score costs the same operations."""
+    if isinstance(condition, ir.BoolOp):
+        return replace(condition, left=_stand_in(condition.left),
+                       right=_stand_in(condition.right))
+    if isinstance(condition, ir.Not):
+        return replace(condition, operand=_stand_in(condition.operand))
+    key, query = Affine.variable("m"), Affine.variable("p")
+    if isinstance(condition, ir.IndexComparison):
+        return ir.IndexComparison("<=", key, query)
+    return ir.Predicate("within", (query, key, Affine.constant(0)))
 
 
 def _whole(condition, cascade: ir.Cascade):
@@ -100,11 +121,12 @@ def _key(index: Affine) -> Affine:
 
 def gpu_runtimes(gpu, cascade: ir.Cascade, params: Mapping[str, int], *, q_tile: int,
                  kv_tile: int, seq_len: int, kv_len: int, head_dim: int, sequences: int,
-                 dtype: str) -> tuple[float, float]:
+                 dtype: str, counts=None, attended: int | None = None) -> tuple[float, float]:
     """(sparse, dense) seconds of the GPU's own FlashAttention tree (FlashAttention-3, or -2
     where the preset's kernel does not overlap softmax with the GEMMs) with ``q_tile`` queries
     per CTA and ``kv_tile`` keys per tile, with and without the mask (a cascade without one
-    runs dense)."""
+    runs dense).  ``counts`` (the analysis' :class:`~einsim.sparsity.tiles.TileCounts` at these
+    tiles) and ``attended`` (pairs) price a mask the kernel cannot write over its own tiles."""
     from einsim.kernels.tree_runs import run_tree
 
     mapping = "flash-attention-3" if gpu.fmha_pipelined else "flash-attention-2"
@@ -113,6 +135,15 @@ def gpu_runtimes(gpu, cascade: ir.Cascade, params: Mapping[str, int], *, q_tile:
     dense = float(run_tree(gpu, mapping, sizes, sequences, tiles, dtype=dtype)["latency_s"])
     if not any(e.condition is not None for e in cascade.einsums):
         return dense, dense
-    sparse = run_tree(gpu, mapping, sizes, sequences, tiles, params, dtype,
-                      masked_attention(cascade))
+    try:
+        kernel, supplied = masked_attention(cascade), None
+    except SparseMaskError:
+        if counts is None or attended is None:
+            raise
+        kernel = masked_attention(cascade, stand_in=True)
+        dense_tiles = counts.q_tiles * counts.kv_tiles
+        partial = counts.partial.sum() + (counts.last_full.sum() if kv_len % kv_tile else 0)
+        supplied = {"S": (attended / (seq_len * kv_len), counts.visited.sum() / dense_tiles,
+                          partial / dense_tiles, counts.visited.max() / counts.kv_tiles)}
+    sparse = run_tree(gpu, mapping, sizes, sequences, tiles, params, dtype, kernel, supplied)
     return float(sparse["latency_s"]), dense
