@@ -103,7 +103,9 @@ class GridSemantics:
             visited = sympy.Symbol(f"visited_{stem}", positive=True)
             worst = sympy.Symbol(f"worst_{stem}", positive=True)
             partial = sympy.Symbol(f"partial_{stem}", nonnegative=True)
-            swap[visited], swap[partial] = worst, partial * worst / visited
+            # (no visited tile: no partial one either, and no 0/0)
+            swap[visited] = worst
+            swap[partial] = partial * worst / _max(visited, sympy.Float(1e-300))
         return work.xreplace(swap) if swap else work
 
     def _busiest_unit_cycles(self, node: Spatial) -> sympy.Expr:
