@@ -8,12 +8,11 @@ Run ``python benchmarks/seqpar.py [--json]`` from the repository root.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
-from timing import median_of  # benchmarks/timing.py
+from timing import median_of, report_rows  # benchmarks/timing.py
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,10 +50,4 @@ def run() -> list[dict]:
 
 
 if __name__ == "__main__":
-    results = run()
-    if "--json" in sys.argv:
-        print(json.dumps(results, indent=1))
-    else:
-        for row in results:
-            print(row["what"].ljust(44), "  ".join(f"{k} {v:.3g}" for k, v in row.items()
-                                                   if k != "what"))
+    report_rows(run(), "--json" in sys.argv)

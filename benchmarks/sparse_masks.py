@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -22,10 +21,9 @@ import numpy as np
 
 import einsim
 from einsim.language import ir
-from einsim.language.functions import condition_mask
 from einsim.sparsity import sparse_bounds
 from einsim.sparsity.bounds import _attended
-from einsim.sparsity.mask import cascade_mask, resolve_sizes
+from einsim.sparsity.mask import cascade_mask, materialized_mask, resolve_sizes
 from einsim.sparsity.tiles import tile_counts
 from einsim.workloads import parse_seq_len
 from timing import best_of  # noqa: E402  (benchmarks/timing.py)
@@ -47,16 +45,7 @@ CASES = [
 def oracle(cascade: ir.Cascade, sizes: dict, q_tile: int, kv_tile: int) -> dict:
     """Materialize the mask and count tile pairs (the test oracle, timed here)."""
     P, M = sizes["P"], sizes["M"]
-    grids = {"p": np.arange(P)[:, None], "m": np.arange(M)[None, :]}
-    for partition in cascade.partitions:
-        whole = grids[partition.rank.lower()]
-        for position, part in enumerate(partition.parts):
-            inner = math.prod(sizes[p] for p in partition.parts[position + 1:])
-            value = whole // inner
-            grids[part.lower()] = value if position == 0 else value % sizes[part]
-    einsum = next((e for e in cascade.einsums if e.condition is not None), None)
-    mask = np.ones((P, M), dtype=bool) if einsum is None else \
-        np.broadcast_to(condition_mask(einsum.condition, sizes, grids), (P, M))
+    mask = materialized_mask(cascade, sizes)
     rows, columns = -(-P // q_tile), -(-M // kv_tile)
     true = np.zeros((rows * q_tile, columns * kv_tile), dtype=np.int64)
     true[:P, :M] = mask

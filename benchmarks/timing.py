@@ -1,7 +1,9 @@
-"""Timing helpers shared by the benchmarks: the best and the median of repeated runs."""
+"""Helpers shared by the benchmarks: the best and the median of repeated runs, and printing a
+list of result rows."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 
@@ -24,3 +26,13 @@ def median_of(function, rounds: int = 5) -> float:
         function()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def report_rows(rows: list[dict], as_json: bool) -> None:
+    """Rows of ``{"what": label, measure: value, ...}`` as JSON or one aligned line each."""
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    for row in rows:
+        print(row["what"].ljust(44), "  ".join(f"{k} {v:.3g}" for k, v in row.items()
+                                               if k != "what"))

@@ -9,7 +9,6 @@ and ragged tiles.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
@@ -23,9 +22,9 @@ import einsim
 from einsim.cli import main
 from einsim.gna import gna
 from einsim.language import ir
-from einsim.language.functions import condition_mask
 from einsim.sparsity import SparseMaskError, sparse_bounds, sparse_tile_map
-from einsim.sparsity.mask import Feature, atom, cascade_mask, resolve_sizes
+from einsim.sparsity.mask import (Feature, atom, cascade_mask, materialized_mask,
+                                  resolve_sizes)
 from einsim.sparsity.tiles import tile_counts
 from hw_models.gpu_sm import load_gpu
 
@@ -42,20 +41,6 @@ FAST = settings(max_examples=120, deadline=None,
 
 
 # ------------------------------------------------------------------------------------ oracle
-
-
-def oracle_mask(cascade: ir.Cascade, sizes: dict) -> np.ndarray:
-    """The (P, M) boolean mask, materialized."""
-    P, M = sizes["P"], sizes["M"]
-    einsum = next(e for e in cascade.einsums if e.condition is not None)
-    grids = {"p": np.arange(P)[:, None], "m": np.arange(M)[None, :]}
-    for partition in cascade.partitions:
-        whole = grids[partition.rank.lower()]
-        for position, part in enumerate(partition.parts):
-            inner = math.prod(sizes[p] for p in partition.parts[position + 1:])
-            value = whole // inner
-            grids[part.lower()] = value if position == 0 else value % sizes[part]
-    return np.broadcast_to(condition_mask(einsum.condition, sizes, grids), (P, M)).astype(bool)
 
 
 def oracle_counts(mask: np.ndarray, q_tile: int, kv_tile: int) -> dict:
@@ -79,7 +64,7 @@ def check_against_oracle(cascade: ir.Cascade, P: int, M: int, q_tile: int, kv_ti
     result = sparse_tile_map(cascade, q_tile=q_tile, kv_tile=kv_tile, seq_len=P, kv_len=M,
                              sizes=params)
     sizes = resolve_sizes(cascade, M, P, q_tile, kv_tile, params)
-    expected = oracle_counts(oracle_mask(cascade, sizes), q_tile, kv_tile)
+    expected = oracle_counts(materialized_mask(cascade, sizes), q_tile, kv_tile)
     bounds = result.bounds
     for key in ("visited_tiles", "partial_tiles", "worst_q_tile_kv_tiles", "attended_pairs",
                 "dense_tiles"):
@@ -185,7 +170,7 @@ def test_example_cascades_compute_masked_attention(name):
     rng = np.random.default_rng(0)
     q, k, v = rng.normal(size=(4, P)), rng.normal(size=(4, M)), rng.normal(size=(3, M))
     out = einsim.execute(cascade, {"Q": q, "K": k, "V": v}, sizes={"M": M, "P": P, **params})
-    mask = oracle_mask(cascade, resolve_sizes(cascade, M, P, 1, 1, params))
+    mask = materialized_mask(cascade, resolve_sizes(cascade, M, P, 1, 1, params))
     scores = np.where(mask, q.T @ k, -np.inf)
     weights = np.exp(scores - scores.max(axis=1, keepdims=True))
     expected = ((weights / weights.sum(axis=1, keepdims=True)) @ v.T).T

@@ -102,6 +102,14 @@ def emit(data: Any) -> None:
     sys.stdout.write(dumps(data) + "\n")
 
 
+# Options several commands share (one declaration each).
+CASCADE_NAME = typer.Argument(None, help="Library cascade name.")
+CASCADE_FILE = typer.Option(None, "--file", "-f", help="Cascade text or YAML.")
+WORKLOAD = typer.Option("bert", "--workload", "-w",
+                        help="A workload preset (bert, trxl, t5, xlm, flux-4k, hunyuan-video, "
+                             "cosmos-7b) or a YAML file.")
+
+
 def _load(name: Optional[str], file: Optional[Path]) -> "ir.Cascade":
     from einsim import library
 
@@ -200,8 +208,7 @@ def cascades(as_json: bool = typer.Option(False, "--json", help="Machine-readabl
 
 
 @app.command()
-def show(name: Optional[str] = typer.Argument(None, help="Library cascade name."),
-         file: Optional[Path] = typer.Option(None, "--file", "-f", help="Cascade text or YAML."),
+def show(name: Optional[str] = CASCADE_NAME, file: Optional[Path] = CASCADE_FILE,
          as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Print a cascade, its Einsums with op counts, and its passes per rank."""
     from einsim.language import ir
@@ -235,8 +242,7 @@ def show(name: Optional[str] = typer.Argument(None, help="Library cascade name."
 
 
 @app.command()
-def passes(name: Optional[str] = typer.Argument(None, help="Library cascade name."),
-           file: Optional[Path] = typer.Option(None, "--file", "-f", help="Cascade text or YAML."),
+def passes(name: Optional[str] = CASCADE_NAME, file: Optional[Path] = CASCADE_FILE,
            rank: str = typer.Option("m", "--rank", "-r", help="Rank, e.g. m (with its "
                                     "partitions) or m0 (only that part)."),
            word_bytes: int = typer.Option(2, "--word-bytes", help="Bytes per word."),
@@ -289,7 +295,7 @@ def _reference_option(reference: Optional[str]):
 
 
 @app.command()
-def validate(name: Optional[str] = typer.Argument(None, help="Library cascade name."),
+def validate(name: Optional[str] = CASCADE_NAME,
              all_: bool = typer.Option(False, "--all", help="Validate every library cascade."),
              file: Optional[Path] = typer.Option(None, "--file", "-f", help="Cascade text/YAML."),
              seq_len: Optional[str] = typer.Option(None, "--seq-len", help="Set M = P = N, "

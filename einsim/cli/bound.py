@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from einsim.cli import UsageFailure, app, console, emit, load_cascade_file, size_assignments
+from einsim.cli import CASCADE_FILE, CASCADE_NAME, WORKLOAD, UsageFailure, app, console, emit, load_cascade_file, size_assignments
 
 _BYTES = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMGT]?)(i?B)?\s*",
                     re.IGNORECASE)
@@ -39,11 +39,8 @@ def _human(value: float) -> str:
 
 
 @app.command()
-def bound(name: Optional[str] = typer.Argument(None, help="Library cascade name."),
-          file: Optional[Path] = typer.Option(None, "--file", "-f",
-                                              help="Cascade text or YAML."),
-          workload: str = typer.Option("bert", "--workload", "-w",
-                                       help="bert, trxl, t5, xlm or a YAML file."),
+def bound(name: Optional[str] = CASCADE_NAME, file: Optional[Path] = CASCADE_FILE,
+          workload: str = WORKLOAD,
           seq_len: Optional[str] = typer.Option(None, "--seq-len", "-n",
                                                 help="e.g. 4096, 64K, 1M (default: the "
                                                      "workload's own)."),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from einsim.cli import UsageFailure, app, console, emit
+from einsim.cli import WORKLOAD, UsageFailure, app, console, emit
 from einsim.errors import MappingError
 from einsim.workloads import parse_seq_len, parse_seq_lens
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # pragma: no cover
 # compiled tree is cached (einsim.cost.compiled_cache) runs without sympy
 
 _HW = typer.Option(None, "--hw", help="Hardware preset or YAML (default: the mapping's).")
-_WORKLOAD = typer.Option("bert", "--workload", "-w", help="bert, trxl, t5, xlm or a YAML file.")
 _PARAM = typer.Option([], "--param", "-p", help="name=value (repeatable): a hardware field "
                       "(pe_dim, global_buffer_bytes, dram_bandwidth, clock_hz) or a mapping "
                       "parameter (P1, rows).")
@@ -87,7 +86,7 @@ def _report_table(reports: list[Report], title: str) -> Table:
 @app.command()
 def evaluate(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="Mapping name "
                                                    "or YAML; omit to compare FuseMax with FLAT."),
-             hw: Optional[str] = _HW, workload: str = _WORKLOAD,
+             hw: Optional[str] = _HW, workload: str = WORKLOAD,
              seq_len: Optional[str] = typer.Option(None, "--seq-len", "-n", help="e.g. 4096, "
                                                    "64K, 1M (default: the workload's own)."),
              param: list[str] = _PARAM,
@@ -218,7 +217,7 @@ def _write_figures(reports: list[Report], path: Path, schedules: list) -> None:
 
 @app.command()
 def sweep(mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mapping name or YAML."),
-          hw: Optional[str] = _HW, workload: str = _WORKLOAD,
+          hw: Optional[str] = _HW, workload: str = WORKLOAD,
           seq_len: str = typer.Option("64K", "--seq-len", "-n", help="N1,N2,... e.g. 1K,64K,1M."),
           param: list[str] = typer.Option([], "--param", "-p", help="name=v1,v2,... "
                                           "(repeatable); the Cartesian product is evaluated."),
@@ -362,7 +361,7 @@ def map_(mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="A 
                                                "mapping (name or YAML) whose free parameters "
                                                "to search; omit to search trees for --cascade."),
          cascade: Optional[str] = _CASCADE, hw: Optional[str] = _HW,
-         workload: str = _WORKLOAD,
+         workload: str = WORKLOAD,
          seq_len: Optional[str] = typer.Option(None, "--seq-len", "-n", help="e.g. 64K "
                                                "(default: the workload's own)."),
          objective: str = typer.Option("latency", "--objective",

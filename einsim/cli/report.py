@@ -22,7 +22,7 @@ from einsim.cli import cost as cli_cost
 from einsim.cli import gpu as cli_gpu
 from einsim.cli import offload as cli_offload
 from einsim.plots import html_report as report
-from einsim.cli import UsageFailure, app, console
+from einsim.cli import WORKLOAD, UsageFailure, app, console
 from einsim.errors import EinsimError
 
 report_app = typer.Typer(no_args_is_help=True, help="Write a self-contained HTML report "
@@ -95,7 +95,7 @@ def _write(out: Path, text: str) -> None:
 def evaluate(ctx: typer.Context,
              mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="Mapping name "
                                                    "or YAML; omit to compare FuseMax with FLAT."),
-             hw: Optional[str] = cli_cost._HW, workload: str = cli_cost._WORKLOAD,
+             hw: Optional[str] = cli_cost._HW, workload: str = WORKLOAD,
              seq_len: str = typer.Option("64K", "--seq-len", "-n", help="e.g. 4096, 64K, 1M."),
              param: list[str] = cli_cost._PARAM,
              objective: str = typer.Option("latency", "--objective", help="latency, energy "
@@ -115,7 +115,7 @@ def evaluate(ctx: typer.Context,
 @report_app.command()
 def sweep(ctx: typer.Context,
           mapping: str = typer.Option("fusemax", "--mapping", "-m", help="Mapping name or YAML."),
-          hw: Optional[str] = cli_cost._HW, workload: str = cli_cost._WORKLOAD,
+          hw: Optional[str] = cli_cost._HW, workload: str = WORKLOAD,
           seq_len: str = typer.Option("64K", "--seq-len", "-n", help="N1,N2,... e.g. 1K,64K,1M."),
           param: list[str] = typer.Option([], "--param", "-p", help="name=v1,v2,... "
                                           "(repeatable); the Cartesian product is evaluated."),

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from einsim.cli import UsageFailure, app, console, emit, load_cascade_file
+from einsim.cli import CASCADE_FILE, CASCADE_NAME, UsageFailure, app, console, emit, load_cascade_file
 
 
 def _cascade(name: Optional[str], file: Optional[Path]):
@@ -21,9 +21,7 @@ def _cascade(name: Optional[str], file: Optional[Path]):
 
 
 @app.command()
-def rewrite(name: Optional[str] = typer.Argument(None, help="Library cascade name."),
-            file: Optional[Path] = typer.Option(None, "--file", "-f",
-                                                help="Cascade text or YAML."),
+def rewrite(name: Optional[str] = CASCADE_NAME, file: Optional[Path] = CASCADE_FILE,
             passes: int = typer.Option(..., "--passes", "-n", help="2 (deferred division) or 1 "
                                        "(running max with correction factors)."),
             rank: str = typer.Option("m", "--rank", "-r", help="The rank to save passes over."),

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from einsim.cli import UsageFailure, _load, app, console, emit, size_assignments
+from einsim.cli import CASCADE_FILE, CASCADE_NAME, WORKLOAD, UsageFailure, _load, app, console, emit, size_assignments
 
 _QUANTITIES = ("mask", "seq_len", "kv_len", "batch", "heads", "q_tile", "kv_tile", "q_tiles",
                "kv_tiles", "dense_tiles", "visited_tiles", "partial_tiles",
@@ -38,11 +38,8 @@ def _tile(text: str, option: str) -> int:
 
 
 @app.command()
-def sparse(name: Optional[str] = typer.Argument(None, help="Library cascade name."),
-           file: Optional[Path] = typer.Option(None, "--file", "-f",
-                                               help="Cascade text or YAML."),
-           workload: str = typer.Option("bert", "--workload", "-w",
-                                        help="bert, trxl, t5, xlm or a YAML file."),
+def sparse(name: Optional[str] = CASCADE_NAME, file: Optional[Path] = CASCADE_FILE,
+           workload: str = WORKLOAD,
            seq_len: Optional[str] = typer.Option(None, "--seq-len", "-n",
                                                  help="Query length P (and M for self "
                                                       "attention), e.g. 4096, 64K, 1M."),

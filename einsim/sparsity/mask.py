@@ -21,10 +21,12 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Union
 
+import numpy as np
+
 from einsim.errors import EinsimError
 from einsim.language import ir
 from einsim.language.affine import Affine
-from einsim.language.functions import PREDICATES, check_predicate_args
+from einsim.language.functions import PREDICATES, check_predicate_args, condition_mask
 
 KEY, QUERY = "m", "p"
 
@@ -295,6 +297,24 @@ def cascade_mask(cascade: ir.Cascade, sizes: Mapping[str, int]) -> Mask | None:
                                   f"masks ('{found[0].text}', '{text}'); the analysis takes one")
         found.append(mask)
     return found[0] if found else None
+
+
+def materialized_mask(cascade: ir.Cascade, sizes: Mapping[str, int]) -> np.ndarray:
+    """The (P, M) boolean mask of ``cascade``'s ``where``, point by point (all True without
+    one): the brute-force oracle of the counts above, for small shapes only.  A partition's
+    part is the digit of its rank's index (``m1 = m // M0``, ``m0 = m % M0``)."""
+    P, M = int(sizes["P"]), int(sizes["M"])
+    einsum = next((e for e in cascade.einsums if e.condition is not None), None)
+    if einsum is None:
+        return np.ones((P, M), dtype=bool)
+    grids = {"p": np.arange(P)[:, None], "m": np.arange(M)[None, :]}
+    for partition in cascade.partitions:
+        whole = grids[partition.rank.lower()]
+        for position, part in enumerate(partition.parts):
+            inner = math.prod(sizes[p] for p in partition.parts[position + 1:])
+            value = whole // inner
+            grids[part.lower()] = value if position == 0 else value % sizes[part]
+    return np.broadcast_to(condition_mask(einsum.condition, sizes, grids), (P, M)).astype(bool)
 
 
 def _axis(cascade: ir.Cascade, einsum: ir.Einsum, rank: str,
