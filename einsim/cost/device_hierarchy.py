@@ -93,6 +93,20 @@ def pair_hierarchy(pair, dtype: str = "fp16") -> Hierarchy:
                       MEMORY_AXIS: memory.count}, None, power, "hbm", None, multicast=False)
 
 
+def network_time(hierarchy: Hierarchy, raw, level: str, copies: float = 1) -> tuple[float, float]:
+    """(seconds, bytes) of a network level of an evaluated tree: the bytes its accesses move
+    (over every copy) at the level's bandwidth, plus a message latency per move."""
+    found = hierarchy.levels[level]
+    words = sum(float(v) for k, v in raw.items() if k[0] in ("reads", "writes")
+                and k[1] == level)
+    moved = words * copies * hierarchy.word_bytes
+    bandwidth = sympy.sympify(found.bandwidth_bytes_per_s)
+    bandwidth = float(bandwidth.subs({s: hierarchy.values[str(s)]
+                                      for s in bandwidth.free_symbols}))
+    latency = float(raw.get(("messages", level), 0.0)) * found.message_latency_s
+    return moved / bandwidth + latency, moved
+
+
 def _word_bytes(dtype: str) -> int:
     """Bytes per operand: one for FP8, else two (FP16/BF16)."""
     return 1 if dtype == "fp8" else WORD_BYTES
@@ -231,12 +245,7 @@ def group_step(strategy: str, gpu: str = "h100", devices: int = 8, seq_len: int 
     fixed = {k: v for k, v in report.parameters.items() if k in concrete.parameters}
     engine, _ = compile_for(concrete, cascade, group.name)
     raw = engine.raw(engine.values(problem, fixed), problem.copies)
-    words = sum(float(v) for k, v in raw.items() if k[0] in ("reads", "writes")
-                and k[1] == "link")
-    link_bytes = words * problem.copies * WORD_BYTES
-    messages = float(raw.get(("messages", "link"), 0.0))
-    communication = link_bytes / (chosen.bandwidth_bytes_per_s * count) \
-        + messages * chosen.round_trip_s
+    communication, link_bytes = network_time(engine.hardware, raw, "link", problem.copies)
     overlap = None
     if communication > 0:
         free = LinkedGroup(device, count, device_link(device, IDEAL))

@@ -24,7 +24,7 @@ from einsim.cost.expressions import parse_size
 from einsim.cost.hierarchy import Hierarchy
 from einsim.cost.masks import density, tile_fractions
 from einsim.cost.report import EinsumCost, Report
-from einsim.cost.summary import capacity_reasons, summary_table
+from einsim.cost.summary import capacity_reasons, cascade_copies, summary_table
 from einsim.cost.tree import Loop, MappingTree, nodes
 from einsim.errors import MappingError
 from einsim.analysis.passes import passes as count_passes
@@ -139,13 +139,8 @@ class CompiledMapping:
         return keys, expressions
 
     def copies(self, values: Mapping[str, object], copies):
-        """Independent copies of the cascade: the workload's batch × heads, less what the
-        cascade iterates itself — its rank ``B`` (the batch), ``N`` (key/value heads) and
-        ``G`` (query heads sharing one: grouped-query attention)."""
-        for rank in ("B", "N", "G"):
-            if rank in self.symbol_names:
-                copies = copies / values[rank]
-        return copies
+        """Independent copies of the cascade (:func:`~einsim.cost.summary.cascade_copies`)."""
+        return cascade_copies(copies, values, self.symbol_names)
 
     def summary(self, values: Mapping[str, object], copies, specialize: bool = False
                 ) -> dict[str, object]:

@@ -9,6 +9,20 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 
+ITERATED_COPIES = ("B", "N", "G")
+"""Ranks that, when a cascade iterates them, are its own and not the workload's copies: the
+batch, key/value heads and query heads sharing one (grouped-query attention)."""
+
+
+def cascade_copies(copies, values: Mapping[str, object], symbols) -> object:
+    """Independent copies of a cascade: the workload's batch × heads, less what the cascade
+    iterates itself (its ranks in :data:`ITERATED_COPIES` among ``symbols``)."""
+    for rank in ITERATED_COPIES:
+        if rank in symbols:
+            copies = copies / values[rank]
+    return copies
+
+
 def summary_table(keys: Sequence[str], results) -> dict[str, object]:
     """The summary's columns by key; ``feasible`` where every ``slack:<level>`` is at least 0,
     ``utilization`` per unit from the ``utilization:<unit>`` columns, ``area_mm2`` or None."""

@@ -12,7 +12,7 @@ import numpy as np
 from einsim.cost.expression_program import (InvalidProgram, Program, fields, list_of,
                                             mapping_of, number, pairs, small_program, text,
                                             texts)
-from einsim.cost.summary import capacity_reasons, summary_table
+from einsim.cost.summary import capacity_reasons, cascade_copies, summary_table
 from einsim.errors import MappingError
 
 MAX_VARIANTS = 64
@@ -132,10 +132,7 @@ class PlanEngine:
 
     def copies(self, values, copies):
         """As :meth:`einsim.cost.engine.CompiledMapping.copies`."""
-        for rank in ("B", "N", "G"):
-            if rank in self.symbols:
-                copies = copies / values[rank]
-        return copies
+        return cascade_copies(copies, values, self.symbols)
 
     def summary(self, values, copies, specialize: bool = False) -> dict:
         """As :meth:`einsim.cost.engine.CompiledMapping.summary`."""

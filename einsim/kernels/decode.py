@@ -19,7 +19,7 @@ import numpy as np
 
 from einsim.errors import EinsimError
 from hw_models.gpu_sm import GPU, size_argument
-from einsim.kernels.tree_runs import BYTES
+from einsim.kernels.tree_runs import check_gpu, run_tree
 
 SCHEDULES = ("fa2", "flash-decoding", "lean")
 
@@ -102,15 +102,7 @@ def estimate(gpu: GPU, schedule: str, *, batch: int, heads: int, head_dim: int, 
 
     Time and memory are O(1) in the batch: the grid is counted, never listed.
     """
-    from einsim.cost.engine import Problem, compiled
-    from einsim.cost.gpu_hierarchy import gpu_hierarchy
-    from einsim.cost.tree import load_mapping_tree
-    from einsim import library
-
-    if not isinstance(gpu, GPU):
-        raise EinsimError(f"gpu {gpu!r:.60}: expected a GPU (see hw_models.gpu_sm.load_gpu)")
-    if not isinstance(dtype, str) or dtype not in BYTES:
-        raise EinsimError(f"dtype {dtype!r}: expected one of {', '.join(BYTES)}")
+    check_gpu(gpu, dtype)
     if not isinstance(schedule, str) or schedule not in SCHEDULES:
         raise EinsimError(f"schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
     batch, heads, head_dim, context = (size_argument(name, value) for name, value in (
@@ -131,13 +123,8 @@ def estimate(gpu: GPU, schedule: str, *, batch: int, heads: int, head_dim: int, 
             mapping, parameters = MAPPINGS["fa2"], {"M0": block}
     elif schedule == "lean":
         parameters["M1"] = 1
-    tree = load_mapping_tree(mapping)
-    engine = compiled(library.load(tree.cascade), tree, gpu_hierarchy(gpu, dtype),
-                      gpu.model_dump_json() + dtype)
-    problem = Problem("decode", {"P": heads // kv_heads, "M": context, "E": head_dim,
-                                 "F": head_dim}, work, context)
-    values = engine.values(problem, parameters)
-    metrics = engine.metrics(values, problem.copies)
+    metrics = run_tree(gpu, mapping, {"P": heads // kv_heads, "M": context, "E": head_dim,
+                                      "F": head_dim}, work, parameters, dtype=dtype)
     raw = metrics["raw"]
     kernels = sorted({k[1] for k in raw if k[0] == "kernel"})
     first = {k[2]: float(v) for k, v in raw.items() if k[0] == "kernel" and k[1] == kernels[0]}

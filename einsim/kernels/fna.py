@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 
-from einsim.errors import EinsimError
 from einsim.gna import GNAError, GNAProblem
 from einsim.kernels.tree_runs import check_gpu, run_tree
 from hw_models.gpu_sm import GPU, size_argument
@@ -56,17 +55,22 @@ def fna_tree(dims: int, kv_tiling: str = "static"):
     """The FNA tree of ``dims`` axes; with ``dynamic`` KV tiling, the same tree with its loops
     over KV tiles starting at each Q tile's first attended key (``start: mask``): a tree edit,
     not another model."""
+    from einsim import library
     from einsim.cost.tree import load_mapping_tree, mapping_from_document
     from einsim.cost.tree_yaml import mapping_document
+    from einsim.execution.validate import input_axis_ranks
 
     tree = load_mapping_tree(MAPPINGS[dims])
     if kv_tiling == "static":
         return tree
     document = mapping_document(tree)
+    cascade = library.get(tree.cascade)
+    keys = set(input_axis_ranks(cascade, "K"))  # the KV tile loops: the keys' outer parts
+    walks = {p.parts[0].lower() for p in cascade.partitions if p.rank in keys}
 
     def edit(chain):
         for item in chain:
-            if isinstance(item, dict) and item.get("loop") in ("m1", "mx1", "my1", "mz1"):
+            if isinstance(item, dict) and item.get("loop") in walks:
                 item["start"] = "mask"
             for kind in ("sequence", "pipeline"):
                 for child in (item.get(kind, []) if isinstance(item, dict) else []):
@@ -109,10 +113,7 @@ def predict(gpu: GPU, spec: GNAProblem, *, heads: int, head_dim: int, batch: int
     _gpu(gpu)
     if not isinstance(spec, GNAProblem):
         raise GNAError(f"spec {spec!r:.60}: expected a GNAProblem (see einsim.gna.problem)")
-    try:
-        check_gpu(gpu, dtype)
-    except EinsimError as error:
-        raise GNAError(str(error)) from None
+    check_gpu(gpu, dtype, GNAError)
     heads, head_dim, batch = (size_argument(name, value, error=GNAError) for name, value in (
         ("heads", heads), ("head_dim", head_dim), ("batch", batch)))
     sequences = batch * heads

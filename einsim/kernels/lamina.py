@@ -139,10 +139,8 @@ MAPPINGS = {"homogeneous": "decode-tensor-parallel", "lamina": "attention-offloa
 
 def _layer(deployment: Deployment, batch: int, context: int) -> dict:
     """One layer's step on the engine: its time, the split, and the bytes over the link."""
-    from einsim import library
-    from einsim.cost.device_hierarchy import device_hierarchy
-    from einsim.cost.engine import Problem, compiled
-    from einsim.cost.tree import load_mapping_tree
+    from einsim.cost.device_hierarchy import network_time
+    from einsim.kernels.tree_runs import compile_tree, metrics_of
     from hw_models.offload import DevicePair, LinkedGroup, device_link, load_link
 
     model, compute = deployment.model, deployment.compute
@@ -151,10 +149,8 @@ def _layer(deployment: Deployment, batch: int, context: int) -> dict:
         hardware = LinkedGroup(compute.gpu, compute.count, device_link(compute.gpu))
     else:
         hardware = DevicePair(compute, deployment.memory, deployment.link or load_link())
-    tree = load_mapping_tree(deployment.mapping or MAPPINGS[deployment.name])
-    cascade = library.load(tree.cascade)
-    engine = compiled(cascade, tree, device_hierarchy(hardware, dtype),
-                      hardware.model_dump_json() + dtype)
+    engine, tree = compile_tree(hardware, deployment.mapping or MAPPINGS[deployment.name],
+                                dtype)
     sizes = {"D": model.hidden, "N": model.kv_heads, "G": model.heads // model.kv_heads,
              "E": model.head_dim, "F": model.head_dim, "I": model.ffn, "B": batch,
              "M": context, "P": 1}
@@ -162,24 +158,16 @@ def _layer(deployment: Deployment, batch: int, context: int) -> dict:
     if "BM" in tree.parameters:
         pipelined = deployment.pipelined and batch >= 2
         parameters["BM"] = math.ceil(batch / 2) if pipelined else batch
-    copies = batch * model.heads
-    metrics = engine.metrics(engine.values(Problem("decode-layer", sizes, copies, context),
-                                           parameters), copies)
+    metrics = metrics_of(engine, sizes, batch * model.heads, parameters)
     if not metrics["feasible"]:
         raise EinsimError(f"{deployment.name} deployment, batch {batch}: {metrics['reason']}")
     raw = metrics["raw"]
     latency = float(metrics["latency_s"])
-    memory_s, compute_s = _sides(tree, cascade, raw, latency)
+    memory_s, compute_s = _sides(tree, engine.cascade, raw, latency)
     link_s, link_bytes = 0.0, 0.0
     if deployment.memory is not None:
-        level = engine.hardware.levels["offload"]
-        words = sum(float(v) for k, v in raw.items() if k[0] in ("reads", "writes")
-                    and k[1] == "offload")
-        crossing = words * engine.hardware.word_bytes  # each crossing is counted twice
-        link_s = crossing / float(level.bandwidth_bytes_per_s.subs(
-            {s: engine.hardware.values[str(s)] for s in level.bandwidth_bytes_per_s.free_symbols}))
-        link_s += float(raw.get(("messages", "offload"), 0.0)) * level.message_latency_s
-        link_bytes = crossing / 2
+        link_s, counted = network_time(engine.hardware, raw, "offload")
+        link_bytes = counted / 2  # each crossing is counted on both sides
     return {"latency_s": latency, "compute_s": compute_s, "memory_s": memory_s,
             "link_s": link_s, "link_bytes": link_bytes}
 
