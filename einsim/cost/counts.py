@@ -108,3 +108,12 @@ def size(variable: str) -> sympy.Symbol:
 def density_symbol(einsum: str) -> sympy.Symbol:
     """The unmasked fraction of an Einsum's iteration space (counted, not symbolic)."""
     return sympy.Symbol(f"density_{einsum}", positive=True)
+
+
+def tile_mask_symbols(stem: str) -> tuple[sympy.Symbol, sympy.Symbol, sympy.Symbol]:
+    """(visited, partial, worst) of a GPU kernel's tile mask ``stem`` (counted, not symbolic):
+    the fractions of (Q tile, KV tile) pairs visited and masked element-wise, and the busiest
+    Q tile's share of the KV tiles."""
+    return (sympy.Symbol(f"visited_{stem}", positive=True),
+            sympy.Symbol(f"partial_{stem}", nonnegative=True),
+            sympy.Symbol(f"worst_{stem}", positive=True))

@@ -19,6 +19,7 @@ import numpy as np
 import sympy
 
 from einsim.language import ir
+from einsim.cost.counts import tile_mask_symbols
 from einsim.cost.derivation import COPIES, Derivation, density_symbol
 from einsim.cost.expressions import parse_size
 from einsim.cost.hierarchy import Hierarchy
@@ -237,9 +238,9 @@ class CompiledMapping:
             if str(density_symbol(source)) not in values:
                 values[str(density_symbol(source))] = _density(self.cascade, source, values)
         for stem, key in self.counts.tile_masks.items():
-            if f"visited_{stem}" not in values:
-                values[f"visited_{stem}"], values[f"partial_{stem}"], \
-                    values[f"worst_{stem}"] = _tile_fractions(self.cascade, key, values)
+            names = [str(symbol) for symbol in tile_mask_symbols(stem)]
+            if names[0] not in values:
+                values.update(zip(names, _tile_fractions(self.cascade, key, values)))
         missing = [n for n in self.symbol_names if n not in values]
         if missing:
             raise MappingError(f"mapping {self.mapping.name}: no value for {', '.join(missing)} "
@@ -253,7 +254,7 @@ class CompiledMapping:
         names = [str(density_symbol(source))] if source in self.counts.densities else []
         for stem, key in self.counts.tile_masks.items():
             if key[0] == source:
-                names += [f"visited_{stem}", f"partial_{stem}", f"worst_{stem}"]
+                names += [str(symbol) for symbol in tile_mask_symbols(stem)]
         return names
 
     def raw(self, values: Mapping[str, object], copies=1) -> dict[tuple, object]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sympy
 
 from einsim.cost.masks import mask_operations
-from einsim.cost.counts import COPIES, KeepInfo, LoopInfo, _max, _min, size
+from einsim.cost.counts import (COPIES, KeepInfo, LoopInfo, _max, _min, size,
+                                 tile_mask_symbols)
 from einsim.cost.tree import Chain, Spatial, nodes
 from einsim.errors import MappingError
 from einsim.language import ir
@@ -67,8 +68,7 @@ class GridSemantics:
         if stem is None:
             stem = f"{source}_{len(self.counts.tile_masks)}"
             self.counts.tile_masks[stem] = key
-        return (sympy.Symbol(f"visited_{stem}", positive=True),
-                sympy.Symbol(f"partial_{stem}", nonnegative=True))
+        return tile_mask_symbols(stem)[:2]
 
     def _skipped_fills(self, info: KeepInfo) -> sympy.Expr:
         """On a GPU, the fraction of a keep's fills a block-sparse kernel makes: tiles loaded
@@ -100,9 +100,7 @@ class GridSemantics:
         mean chunk plus this excess once is the list-scheduling bound on unequal CTAs."""
         swap = {}
         for stem in self.counts.tile_masks:
-            visited = sympy.Symbol(f"visited_{stem}", positive=True)
-            worst = sympy.Symbol(f"worst_{stem}", positive=True)
-            partial = sympy.Symbol(f"partial_{stem}", nonnegative=True)
+            visited, partial, worst = tile_mask_symbols(stem)
             # (no visited tile: no partial one either, and no 0/0)
             swap[visited] = worst
             swap[partial] = partial * worst / _max(visited, sympy.Float(1e-300))
