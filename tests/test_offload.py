@@ -20,8 +20,9 @@ from einsim.kernels.lamina import Deployment, best_batch, iteration, max_batch
 
 H100_HBM, H20_HBM = 80e9, 96e9
 H100_BW = 3.35e12
-H100_FLOPS = 132 * 1.83e9 * 4096 * 0.75
-NVLINK = 900e9
+# the published dense peak at the preset's calibrated attention efficiency (not a published
+# figure: the fact it was fitted on is in reference/gpus.md)
+H100_FLOPS = 132 * 1.83e9 * 4096 * load_gpu("h100").calibration.tensor_efficiency
 LINK_BW, LINK_RTT = 400e9 / 8, 33e-6
 PRICE = {"h100": 11.06, "h20": 4.63}
 USABLE = 0.9
