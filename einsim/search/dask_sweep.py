@@ -128,12 +128,3 @@ class DaskSession:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def run_on_dask(scheduler: str, mapping: str, workload: str, hardware: str | None,
-                objective: str, items: list[tuple[int, int, dict]],
-                on_chunk: Callable[[Iterable[tuple[int, dict]]], None],
-                chunk_size: int = 256) -> None:
-    """Evaluate ``(index, seq_len, swept)`` items on ``scheduler`` (one :class:`DaskSession`)."""
-    with DaskSession(scheduler, mapping, workload, hardware, objective, chunk_size) as session:
-        session.run(items, on_chunk)

@@ -28,11 +28,6 @@ def _columns(feasible: list[dict], metrics: tuple[str, ...]) -> dict[str, np.nda
     return columns
 
 
-def usable_metrics(points: list[dict], metrics: tuple[str, ...] = METRICS) -> tuple[str, ...]:
-    """The ``metrics`` every feasible point has as a number."""
-    return tuple(_columns([p for p in points if p.get("feasible")], metrics))
-
-
 def pareto(points: list[dict], metrics: tuple[str, ...] = METRICS) -> list[dict]:
     """Feasible points no other point beats or ties in every metric (lower is better)."""
     feasible = [p for p in points if p.get("feasible")]
