@@ -174,13 +174,17 @@ def _layer(deployment: Deployment, batch: int, context: int) -> dict:
 
 def _sides(tree, cascade, raw, latency: float) -> tuple[float, float]:
     """(attention, the rest) of a layer's time.  The attention side is the pipeline branch
-    holding every leaf that reads the KV cache, the rest its other branches; without a
-    pipeline, the innermost branch holding them, the rest the remainder of the step."""
+    holding every leaf that reads the KV cache (the inputs over the context rank M), the rest
+    its other branches; without a pipeline, the innermost branch holding them, the rest the
+    remainder of the step."""
     from einsim.cost.tree import Branch, leaves, nodes
+    from einsim.execution.validate import input_axis_ranks
 
     times = {key[1]: float(value) for key, value in raw.items() if key[0] == "branch_s"}
+    cache = {name for name in cascade.input_names  # inputs over the context: the KV cache
+             if "M" in input_axis_ranks(cascade, name)}
     reading = [leaf.nodes[-1] for leaf in leaves(tree.root)
-               if {"KC", "VC"} & {a.tensor for a in cascade.producers[leaf.einsum].inputs}]
+               if cache & {a.tensor for a in cascade.producers[leaf.einsum].inputs}]
     holding = []  # (branch node, child index), outer to inner
     for node in nodes(tree.root):
         if isinstance(node, Branch):

@@ -12,8 +12,6 @@ from einsim.language import ir
 from einsim.language.affine import Affine, Term
 from einsim.sparsity.mask import SparseMaskError
 
-_TEMPLATE_NAMES = {"Q", "K", "V", "S", "LM", "RM", "PS", "C", "LD", "RD", "PV", "RNV", "AV",
-                   "M0", "M1", "M", "P", "E", "F"}
 _SCORES = "S[m1, m0, p] = Q[e, p] * K[e, m1*M0 + m0]"
 
 
@@ -42,11 +40,15 @@ def masked_attention(cascade: ir.Cascade, stand_in: bool = False) -> ir.Cascade:
                               f"{others[0]} apart from the index it is a part of: a GPU "
                               "runtime needs a mask over the key m and the query p (the "
                               "kernel tiles the keys itself)")
-    clashing = sorted(_TEMPLATE_NAMES & {p.name for p in cascade.params})
+    template = resources.files("einsim.library").joinpath("attention-1pass.einsum").read_text()
+    kernel = parse(template)  # its tensor, rank and size names are taken
+    taken = set(kernel.input_names) | set(kernel.producers) \
+        | {ir.rank_of(v) for e in kernel.einsums for v in e.variables} \
+        | {part for p in kernel.partitions for part in (p.rank, *p.parts)}
+    clashing = sorted(taken & {p.name for p in cascade.params})
     if clashing:
         raise SparseMaskError(f"param {clashing[0]}: the kernel's cascade uses that name; "
                               "rename the param for a GPU runtime")
-    template = resources.files("einsim.library").joinpath("attention-1pass.einsum").read_text()
     params = "".join(f"param {p.name} = {p.value}\n" for p in cascade.params)
     text = params + template.replace(_SCORES, f"{_SCORES} where {_tiled(condition)}")
     return replace(parse(text), name=f"attention-1pass masked as {cascade.name or 'given'}")
