@@ -24,7 +24,7 @@ from einsim.gna import gna
 from einsim.language import ir
 from einsim.sparsity import SparseMaskError, sparse_bounds, sparse_tile_map
 from einsim.sparsity.mask import (Feature, atom, cascade_mask, materialized_mask,
-                                  resolve_sizes)
+                                  materialized_tile_counts, resolve_sizes)
 from einsim.sparsity.tiles import tile_counts
 from hw_models.gpu_sm import load_gpu
 
@@ -43,28 +43,12 @@ FAST = settings(max_examples=120, deadline=None,
 # ------------------------------------------------------------------------------------ oracle
 
 
-def oracle_counts(mask: np.ndarray, q_tile: int, kv_tile: int) -> dict:
-    P, M = mask.shape
-    rows, columns = -(-P // q_tile), -(-M // kv_tile)
-    true = np.zeros((rows * q_tile, columns * kv_tile), dtype=np.int64)
-    true[:P, :M] = mask
-    points = np.zeros_like(true)
-    points[:P, :M] = 1
-    true = true.reshape(rows, q_tile, columns, kv_tile).sum(axis=(1, 3))
-    points = points.reshape(rows, q_tile, columns, kv_tile).sum(axis=(1, 3))
-    visited, partial = true > 0, (true > 0) & (true < points)
-    return {"visited_tiles": int(visited.sum()), "partial_tiles": int(partial.sum()),
-            "worst_q_tile_kv_tiles": int(visited.sum(axis=1).max()),
-            "attended_pairs": int(mask.sum()), "dense_tiles": rows * columns,
-            "grid": np.where(~visited, 0, np.where(partial, 1, 2))}
-
-
 def check_against_oracle(cascade: ir.Cascade, P: int, M: int, q_tile: int, kv_tile: int,
                          params: dict | None = None) -> None:
     result = sparse_tile_map(cascade, q_tile=q_tile, kv_tile=kv_tile, seq_len=P, kv_len=M,
                              sizes=params)
     sizes = resolve_sizes(cascade, M, P, q_tile, kv_tile, params)
-    expected = oracle_counts(materialized_mask(cascade, sizes), q_tile, kv_tile)
+    expected = materialized_tile_counts(materialized_mask(cascade, sizes), q_tile, kv_tile)
     bounds = result.bounds
     for key in ("visited_tiles", "partial_tiles", "worst_q_tile_kv_tiles", "attended_pairs",
                 "dense_tiles"):

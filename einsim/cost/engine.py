@@ -25,7 +25,8 @@ from einsim.cost.expressions import parse_size
 from einsim.cost.hierarchy import Hierarchy
 from einsim.cost.masks import density, tile_fractions
 from einsim.cost.report import EinsumCost, Report
-from einsim.cost.summary import capacity_reasons, cascade_copies, summary_table
+from einsim.cost.summary import (capacity_reasons, cascade_copies, check_complete,
+                                 summary_table)
 from einsim.cost.tree import Loop, MappingTree, nodes
 from einsim.errors import MappingError
 from einsim.analysis.passes import passes as count_passes
@@ -241,11 +242,7 @@ class CompiledMapping:
             names = [str(symbol) for symbol in tile_mask_symbols(stem)]
             if names[0] not in values:
                 values.update(zip(names, _tile_fractions(self.cascade, key, values)))
-        missing = [n for n in self.symbol_names if n not in values]
-        if missing:
-            raise MappingError(f"mapping {self.mapping.name}: no value for {', '.join(missing)} "
-                               "(a rank size the workload lacks, or a tile parameter the "
-                               "mapping does not declare)")
+        check_complete(self.mapping.name, self.symbol_names, values)
         return values
 
     def mask_symbols(self, source: str) -> list[str]:

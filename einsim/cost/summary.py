@@ -8,6 +8,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from einsim.errors import MappingError
+
 
 ITERATED_COPIES = ("B", "N", "G")
 """Ranks that, when a cascade iterates them, are its own and not the workload's copies: the
@@ -21,6 +23,15 @@ def cascade_copies(copies, values: Mapping[str, object], symbols) -> object:
         if rank in symbols:
             copies = copies / values[rank]
     return copies
+
+
+def check_complete(mapping: str, symbols: Sequence[str], values: Mapping[str, object]) -> None:
+    """Every symbol of a compiled mapping has a value, else an error naming the missing."""
+    missing = [n for n in symbols if n not in values]
+    if missing:
+        raise MappingError(f"mapping {mapping}: no value for {', '.join(missing)} (a rank "
+                           "size the workload lacks, or a tile parameter the mapping does not "
+                           "declare)")
 
 
 def summary_table(keys: Sequence[str], results) -> dict[str, object]:

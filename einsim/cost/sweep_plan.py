@@ -12,7 +12,8 @@ import numpy as np
 from einsim.cost.expression_program import (InvalidProgram, Program, fields, list_of,
                                             mapping_of, number, pairs, small_program, text,
                                             texts)
-from einsim.cost.summary import capacity_reasons, cascade_copies, summary_table
+from einsim.cost.summary import (capacity_reasons, cascade_copies, check_complete,
+                                 summary_table)
 from einsim.errors import MappingError
 
 MAX_VARIANTS = 64
@@ -101,11 +102,7 @@ class PlanEngine:
         self._fill_partitions(values)
         for where, shown, program in self.tiles:
             check_size(where, _numeric(program, shown, values, where))
-        missing = [n for n in self.symbols if n not in values]
-        if missing:
-            raise MappingError(f"mapping {self.name}: no value for {', '.join(missing)} "
-                               "(a rank size the workload lacks, or a tile parameter the "
-                               "mapping does not declare)")
+        check_complete(self.name, self.symbols, values)
         return values
 
     def _fill_partitions(self, values: dict) -> None:

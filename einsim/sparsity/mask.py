@@ -317,6 +317,25 @@ def materialized_mask(cascade: ir.Cascade, sizes: Mapping[str, int]) -> np.ndarr
     return np.broadcast_to(condition_mask(einsum.condition, sizes, grids), (P, M)).astype(bool)
 
 
+def materialized_tile_counts(mask: np.ndarray, q_tile: int, kv_tile: int) -> dict:
+    """Tile counts of a materialized (P, M) mask, block by block: visited (an attended pair),
+    partial (also a masked pair), the busiest Q tile, attended pairs, dense tiles and the
+    tile map (0 skipped, 1 partial, 2 full) — the brute-force oracle of :mod:`tiles`."""
+    P, M = mask.shape
+    rows, columns = -(-P // q_tile), -(-M // kv_tile)
+    true = np.zeros((rows * q_tile, columns * kv_tile), dtype=np.int64)
+    true[:P, :M] = mask
+    points = np.zeros_like(true)
+    points[:P, :M] = 1
+    true = true.reshape(rows, q_tile, columns, kv_tile).sum(axis=(1, 3))
+    points = points.reshape(rows, q_tile, columns, kv_tile).sum(axis=(1, 3))
+    visited, partial = true > 0, (true > 0) & (true < points)
+    return {"visited_tiles": int(visited.sum()), "partial_tiles": int(partial.sum()),
+            "worst_q_tile_kv_tiles": int(visited.sum(axis=1).max()),
+            "attended_pairs": int(mask.sum()), "dense_tiles": rows * columns,
+            "grid": np.where(~visited, 0, np.where(partial, 1, 2))}
+
+
 def _axis(cascade: ir.Cascade, einsum: ir.Einsum, rank: str,
           sizes: Mapping[str, int]) -> dict[str, Feature]:
     """Variables of ``einsum`` that walk ``rank`` (M or P) and the feature each one is."""
