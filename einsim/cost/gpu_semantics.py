@@ -104,7 +104,10 @@ class GridSemantics:
             # (no visited tile: no partial one either, and no 0/0)
             swap[visited] = worst
             swap[partial] = partial * worst / _max(visited, sympy.Float(1e-300))
-        return work.xreplace(swap) if swap else work
+        if not swap:
+            return work
+        with sympy.evaluate(False):  # a substitution: re-simplifying every Max costs seconds
+            return work.xreplace(swap)
 
     def _busiest_unit_cycles(self, node: Spatial) -> sympy.Expr:
         """Cycles of the busiest unit over the leaves below ``node``, per position."""
